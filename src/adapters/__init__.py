@@ -1,0 +1,1 @@
+"""Implementations of the core's ports: stores, transports, signer, clock, ids."""

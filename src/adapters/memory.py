@@ -1,0 +1,274 @@
+"""The in-memory store: every storage port in plain dicts, for tests, the simulator and demos.
+
+It is the reference for the SQL store: both pass the same contract suite. Appends are atomic
+because nothing in them awaits; read models are updated in the same step as the events.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from attrs import define, field
+from attrs import evolve as _replace
+
+from ..core import delivery as dlv
+from ..core import endpoint as ep
+from ..core.delivery import DeliveryStatus
+from ..core.errors import ConcurrencyConflict
+from ..core.events import (
+    AttemptFailed,
+    AttemptSucceeded,
+    DeliveryEvent,
+    DeliveryScheduled,
+    DomainEvent,
+    EndpointEvent,
+    EndpointRegistered,
+    EventPublished,
+    time_of,
+)
+from ..core.ports import RecordedEvent, StreamAppend
+from ..core.views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
+
+__all__ = ["MemoryStore"]
+
+_ENDPOINT_EVENTS = EndpointEvent.__args__  # a union's member classes
+_DELIVERY_EVENTS = DeliveryEvent.__args__
+
+
+@define
+class _DeliveryRow:
+    view: DeliveryView
+    due_at: datetime | None = None
+    lease: str | None = None
+    queue_key: int = 0
+
+
+@define
+class MemoryStore:
+    """Implements ``attribution_webhooks.core.ports.Storage`` in memory."""
+
+    _streams: dict[str, list[RecordedEvent]] = field(factory=dict, init=False)
+    _log: list[RecordedEvent] = field(factory=list, init=False)
+    _endpoints: dict[str, EndpointView] = field(factory=dict, init=False)
+    _account_endpoints: dict[str, list[str]] = field(factory=dict, init=False)
+    _events: dict[tuple[str, str], EventView] = field(factory=dict, init=False)
+    _deliveries: dict[str, _DeliveryRow] = field(factory=dict, init=False)
+    _account_deliveries: dict[str, list[str]] = field(factory=dict, init=False)
+    _attempts: dict[str, list[AttemptView]] = field(factory=dict, init=False)
+    _queue: list[tuple[datetime, int, str]] = field(factory=list, init=False)
+    _counter: int = field(default=0, init=False)
+
+    # --- EventStore -------------------------------------------------------------------------
+
+    async def append(self, *appends: StreamAppend) -> int:
+        versions: dict[str, int] = {}
+        conflicts: list[str] = []
+        for append in appends:
+            current = versions.get(append.stream_id, len(self._streams.get(append.stream_id, ())))
+            if current != append.expected_version:
+                conflicts.append(append.stream_id)
+            versions[append.stream_id] = current + len(append.events)
+        if conflicts:
+            raise ConcurrencyConflict(tuple(conflicts))
+        for append in appends:
+            stream = self._streams.setdefault(append.stream_id, [])
+            for event in append.events:
+                recorded = RecordedEvent(len(self._log) + 1, append.stream_id, len(stream) + 1, event)
+                stream.append(recorded)
+                self._log.append(recorded)
+                self._project(recorded)
+        return len(self._log)
+
+    async def read(self, stream_id: str) -> Sequence[RecordedEvent]:
+        return list(self._streams.get(stream_id, ()))
+
+    async def read_all(self, after: int = 0, limit: int = 1000) -> Sequence[RecordedEvent]:
+        return self._log[after : after + limit]
+
+    # --- projections ------------------------------------------------------------------------
+
+    def _project(self, recorded: RecordedEvent) -> None:
+        event = recorded.event
+        if isinstance(event, _ENDPOINT_EVENTS):
+            self._project_endpoint(recorded.version, event)
+        elif isinstance(event, EventPublished):
+            self._events[(event.account_id, event.event_id)] = EventView(
+                event.event_id,
+                event.account_id,
+                event.event_type,
+                event.body,
+                event.occurred_at,
+                event.published_at,
+                event.test,
+            )
+        elif isinstance(event, _DELIVERY_EVENTS):
+            self._project_delivery(recorded.version, event)
+
+    def _project_endpoint(self, version: int, event: EndpointEvent) -> None:
+        if isinstance(event, EndpointRegistered):
+            self._account_endpoints.setdefault(event.account_id, []).append(event.endpoint_id)
+            previous = EndpointView(ep.initial_state(), 0)
+        else:
+            previous = self._endpoints[event.endpoint_id]
+        self._endpoints[event.endpoint_id] = _replace(
+            previous, endpoint=ep.evolve(previous.endpoint, event), version=version
+        )
+
+    def _project_delivery(self, version: int, event: DeliveryEvent) -> None:
+        at = time_of(event)
+        if isinstance(event, DeliveryScheduled):
+            view = DeliveryView(dlv.initial_state(), 0, created_at=at, updated_at=at)
+            row = self._deliveries[event.delivery_id] = _DeliveryRow(view)
+            self._account_deliveries.setdefault(event.account_id, []).append(event.delivery_id)
+        else:
+            row = self._deliveries[event.delivery_id]
+        state = dlv.evolve(row.view.delivery, event)
+        view = _replace(row.view, delivery=state, version=version, updated_at=at)
+        if isinstance(event, AttemptSucceeded | AttemptFailed):
+            view = _replace(
+                view,
+                last_attempt_at=event.started_at,
+                last_status_code=event.status_code,
+                last_error=event.error if isinstance(event, AttemptFailed) else None,
+            )
+            self._attempts.setdefault(event.delivery_id, []).append(
+                AttemptView(
+                    attempt=event.attempt,
+                    started_at=event.started_at,
+                    elapsed_ms=event.elapsed_ms,
+                    succeeded=isinstance(event, AttemptSucceeded),
+                    status_code=event.status_code,
+                    error=event.error if isinstance(event, AttemptFailed) else None,
+                    detail=event.detail if isinstance(event, AttemptFailed) else "",
+                    response_body=event.response_body,
+                )
+            )
+            self._note_endpoint_health(event)
+        row.view = view
+        row.lease = None  # any recorded change ends the lease
+        self._schedule(event.delivery_id, row, state.due_at if state.status.pending else None)
+
+    def _note_endpoint_health(self, event: AttemptSucceeded | AttemptFailed) -> None:
+        view = self._endpoints.get(event.endpoint_id)
+        if view is None:
+            return
+        if isinstance(event, AttemptSucceeded):
+            failing_since = None
+        else:
+            failing_since = view.failing_since or event.started_at
+        if failing_since != view.failing_since:
+            self._endpoints[event.endpoint_id] = _replace(view, failing_since=failing_since)
+
+    def _schedule(self, delivery_id: str, row: _DeliveryRow, due_at: datetime | None) -> None:
+        self._counter += 1
+        row.due_at = due_at
+        row.queue_key = self._counter
+        if due_at is not None:
+            heapq.heappush(self._queue, (due_at, self._counter, delivery_id))
+
+    # --- EndpointDirectory ------------------------------------------------------------------
+
+    async def endpoint(self, endpoint_id: str) -> EndpointView | None:
+        return self._endpoints.get(endpoint_id)
+
+    async def endpoints(self, endpoint_ids: Collection[str]) -> Mapping[str, EndpointView]:
+        return {i: self._endpoints[i] for i in endpoint_ids if i in self._endpoints}
+
+    async def subscribers(self, account_id: str, event_type: str) -> Sequence[EndpointView]:
+        views = (self._endpoints[i] for i in self._account_endpoints.get(account_id, ()))
+        return [
+            view
+            for view in views
+            if view.endpoint.status in (ep.EndpointStatus.ENABLED, ep.EndpointStatus.DISABLED)
+            and event_type in view.endpoint.event_types
+        ]
+
+    async def list_endpoints(
+        self, account_id: str, after: str | None = None, limit: int = 100
+    ) -> Sequence[EndpointView]:
+        ids = sorted(i for i in self._account_endpoints.get(account_id, ()) if after is None or i > after)
+        live = (self._endpoints[i] for i in ids)
+        return [v for v in live if v.endpoint.status is not ep.EndpointStatus.DELETED][:limit]
+
+    # --- DeliveryQueue ----------------------------------------------------------------------
+
+    async def claim(self, now: datetime, limit: int, lease_for: timedelta) -> Sequence[DueDelivery]:
+        claimed: list[DueDelivery] = []
+        while self._queue and len(claimed) < limit:
+            due_at, key, delivery_id = self._queue[0]
+            if due_at > now:
+                break
+            heapq.heappop(self._queue)
+            row = self._deliveries[delivery_id]
+            if row.queue_key != key:
+                continue  # superseded entry
+            leased_until = now + lease_for
+            self._schedule(delivery_id, row, leased_until)
+            row.lease = f"lease-{row.queue_key}"
+            state = row.view.delivery
+            body = self._events[(state.account_id, state.event_id)].body
+            claimed.append(DueDelivery(state, row.view.version, row.lease, leased_until, body))
+        return claimed
+
+    async def release(self, leases: Sequence[DueDelivery], due_at: datetime) -> None:
+        for due in leases:
+            row = self._deliveries.get(due.delivery.delivery_id)
+            if row is not None and row.lease == due.lease:
+                row.lease = None
+                self._schedule(due.delivery.delivery_id, row, due_at)
+
+    async def next_due(self) -> datetime | None:
+        while self._queue:
+            due_at, key, delivery_id = self._queue[0]
+            if self._deliveries[delivery_id].queue_key == key:
+                return due_at
+            heapq.heappop(self._queue)
+        return None
+
+    # --- DeliveryLog ------------------------------------------------------------------------
+
+    async def delivery(self, delivery_id: str) -> DeliveryView | None:
+        row = self._deliveries.get(delivery_id)
+        return row.view if row is not None else None
+
+    async def attempts(self, delivery_id: str) -> Sequence[AttemptView]:
+        return list(self._attempts.get(delivery_id, ()))
+
+    async def deliveries(
+        self,
+        account_id: str,
+        *,
+        endpoint_id: str | None = None,
+        event_id: str | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
+        since: datetime | None = None,
+        before: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[DeliveryView]:
+        found: list[DeliveryView] = []
+        for delivery_id in sorted(self._account_deliveries.get(account_id, ()), reverse=True):
+            if before is not None and delivery_id >= before:
+                continue
+            view = self._deliveries[delivery_id].view
+            state = view.delivery
+            if (
+                (endpoint_id is None or state.endpoint_id == endpoint_id)
+                and (event_id is None or state.event_id == event_id)
+                and (statuses is None or state.status in statuses)
+                and (since is None or view.updated_at >= since)
+            ):
+                found.append(view)
+                if len(found) >= limit:
+                    break
+        return found
+
+    async def event(self, account_id: str, event_id: str) -> EventView | None:
+        return self._events.get((account_id, event_id))
+
+    # --- for tests --------------------------------------------------------------------------
+
+    def all_events(self) -> list[DomainEvent]:
+        """Every event in global order."""
+        return [recorded.event for recorded in self._log]

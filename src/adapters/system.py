@@ -1,0 +1,67 @@
+"""The real clock, ids and randomness: the only places that read the wall clock or the OS's entropy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+
+__all__ = ["SystemClock", "SystemRandom", "UlidGenerator"]
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+class SystemClock:
+    """Implements ``Clock`` with the wall clock and asyncio's timers."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class UlidGenerator:
+    """Implements ``IdGenerator``: ``prefix_`` + a ULID in lowercase Crockford base32.
+
+    48 bits of milliseconds then 80 random bits; within one millisecond the random part is
+    incremented, so ids from one process are strictly increasing (cursor pagination relies on it).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_random = 0
+
+    def new_id(self, prefix: str) -> str:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms = self._last_ms
+                self._last_random += 1
+            else:
+                self._last_random = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
+            self._last_ms = ms
+            value = (ms << 80) | (self._last_random & ((1 << 80) - 1))
+        chars = []
+        for _ in range(26):
+            chars.append(_CROCKFORD[value & 31])
+            value >>= 5
+        return f"{prefix}_{''.join(reversed(chars))}"
+
+
+class SystemRandom:
+    """Implements ``RandomSource``: jitter from ``random``, secrets from the OS."""
+
+    def __init__(self) -> None:
+        self._random = random.Random()
+
+    def random(self) -> float:
+        return self._random.random()
+
+    def token_bytes(self, size: int) -> bytes:
+        return secrets.token_bytes(size)

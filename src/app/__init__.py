@@ -1,0 +1,1 @@
+"""The runnable service: HTTP API, delivery worker and command line."""

@@ -1,0 +1,1 @@
+"""The pure delivery core: domain events, aggregates, the retry policy, ports and services."""

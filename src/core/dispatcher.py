@@ -1,0 +1,394 @@
+"""The delivery loop: claim due deliveries, send them, record outcomes, schedule retries.
+
+One dispatcher runs per worker process. It leases due deliveries from the queue in batches,
+sends them concurrently (a global limit, and a per-endpoint limit so that one slow endpoint
+cannot take every slot), and records outcomes in batches: whatever finished while the previous
+batch was being written goes into the next transaction (group commit), so an idle system writes
+each outcome at once and a busy one amortises its transactions. It sleeps until the next
+delivery is due, a publish wakes it, or ``poll_interval`` passes (for work published by other
+processes). Every wait goes through the clock port, so the simulator can run it in virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from attrs import define, field, frozen
+
+from . import delivery as dlv
+from .endpoint import EndpointStatus
+from .errors import ConcurrencyConflict, InvalidTransition
+from .events import AttemptFailed, AttemptSucceeded
+from .outcomes import ErrorKind, TransportFailure
+from .ports import OutboundRequest, Signer, StreamAppend, Transport
+from .services import WebhookService
+from .signing import delivery_headers
+from .views import DueDelivery, EndpointView
+
+__all__ = ["DispatchSettings", "DispatchStats", "Dispatcher"]
+
+log = logging.getLogger(__name__)
+
+_MIN_WAIT = 0.001  # never spin: a wait is at least a millisecond
+
+
+@frozen
+class DispatchSettings:
+    """How hard one worker pushes. ``lease`` must comfortably exceed ``request_timeout``."""
+
+    concurrency: int = 64
+    per_endpoint_concurrency: int = 8
+    claim_batch: int = 128
+    lease: timedelta = timedelta(seconds=60)
+    request_timeout: timedelta = timedelta(seconds=15)
+    poll_interval: timedelta = timedelta(seconds=1)
+    saturated_delay: timedelta = timedelta(seconds=1)
+    shutdown_grace: timedelta = timedelta(seconds=10)
+    user_agent: str = "attribution-webhooks/0.1 (+https://github.com/attribution/webhooks)"
+
+    def __attrs_post_init__(self) -> None:
+        if self.lease < 2 * self.request_timeout:
+            raise ValueError("the lease must be at least twice the request timeout")
+        if self.concurrency < 1 or self.per_endpoint_concurrency < 1 or self.claim_batch < 1:
+            raise ValueError("concurrency, per-endpoint concurrency and claim batch must be positive")
+
+
+@define
+class DispatchStats:
+    """Counters for tests, logs and benchmarks."""
+
+    claimed: int = 0
+    attempts: int = 0
+    succeeded: int = 0
+    failed_attempts: int = 0
+    held: int = 0
+    cancelled: int = 0
+    released: int = 0
+    conflicts: int = 0
+    transactions: int = 0
+
+
+@frozen
+class _Job:
+    due: DueDelivery
+    endpoint: EndpointView | None
+
+
+@frozen
+class _Decision:
+    job: _Job
+    command: dlv.DeliveryCommand
+
+
+@define
+class Dispatcher:
+    """Delivers what the queue says is due. ``wake()`` after publishing makes it look at once."""
+
+    service: WebhookService
+    transport: Transport
+    signer: Signer
+    settings: DispatchSettings = field(factory=DispatchSettings)
+    stats: DispatchStats = field(factory=DispatchStats)
+    _signal: asyncio.Event = field(factory=asyncio.Event, init=False)
+    _stopping: bool = field(default=False, init=False)
+    _in_flight: dict[str, tuple[asyncio.Task[None], _Job]] = field(factory=dict, init=False)
+    _background: set[asyncio.Task[None]] = field(factory=set, init=False)
+    _per_endpoint: dict[str, int] = field(factory=dict, init=False)
+    _waiting: dict[str, deque[_Job]] = field(factory=dict, init=False)
+    _n_waiting: int = field(default=0, init=False)
+    _decisions: list[_Decision] = field(factory=list, init=False)
+    _decided: asyncio.Event = field(factory=asyncio.Event, init=False)
+    _flushed: asyncio.Event = field(factory=asyncio.Event, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._flushed.set()
+
+    def wake(self) -> None:
+        """New work may be due: stop sleeping."""
+        self._signal.set()
+
+    @property
+    def busy(self) -> int:
+        """Deliveries leased by this dispatcher and not yet recorded."""
+        return len(self._in_flight) + self._n_waiting + len(self._decisions)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Deliver until ``stop`` is set, then shut down gracefully: claim nothing more, give
+        attempts in flight ``shutdown_grace`` to finish, record every outcome and hand back
+        every lease not used. Cancelling this coroutine instead is a crash: nothing more is
+        written, and leases expire on their own."""
+        stop = stop or asyncio.Event()
+        stop_waiter = asyncio.ensure_future(self._forward(stop))
+        recorder = asyncio.ensure_future(self._record_forever())
+        try:
+            while not stop.is_set():
+                full = await self._claim()
+                if full and self._budget() > 0:
+                    continue
+                await self._wait(await self._idle_seconds())
+            await self._shutdown()
+        finally:
+            stop_waiter.cancel()
+            recorder.cancel()
+            for task, _ in list(self._in_flight.values()):
+                task.cancel()
+            for task in list(self._background):
+                task.cancel()
+
+    async def _forward(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping = True
+        self._signal.set()
+
+    # --- claiming ---------------------------------------------------------------------------
+
+    def _budget(self) -> int:
+        return self.settings.concurrency - len(self._in_flight) - self._n_waiting
+
+    async def _claim(self) -> bool:
+        """Lease a batch and start what can start; True if the batch came back full."""
+        limit = min(self._budget(), self.settings.claim_batch)
+        if limit <= 0 or self._stopping:
+            return False
+        clock = self.service.clock
+        batch = await self.service.store.claim(clock.now(), limit, self.settings.lease)
+        if not batch:
+            return False
+        self.stats.claimed += len(batch)
+        endpoint_ids = list(dict.fromkeys(due.delivery.endpoint_id for due in batch))
+        endpoints = await self.service.store.endpoints(endpoint_ids)
+        now = clock.now()
+        saturated: list[DueDelivery] = []
+        for due in batch:
+            view = endpoints.get(due.delivery.endpoint_id)
+            job = _Job(due, view)
+            if view is None or view.endpoint.status is EndpointStatus.DELETED:
+                self._decide(job, dlv.Cancel("endpoint deleted", now))
+            elif view.endpoint.status is not EndpointStatus.ENABLED:
+                self._decide(job, dlv.Hold(now))
+            elif not self._offer(job):
+                saturated.append(due)
+        if saturated:
+            # The endpoint already has a full round waiting: let other endpoints go first.
+            await self._release(saturated, now + self.settings.saturated_delay)
+        return len(batch) == limit
+
+    def _offer(self, job: _Job) -> bool:
+        endpoint_id = job.due.delivery.endpoint_id
+        if self._per_endpoint.get(endpoint_id, 0) < self.settings.per_endpoint_concurrency:
+            self._start(job)
+            return True
+        waiting = self._waiting.setdefault(endpoint_id, deque())
+        if len(waiting) >= self.settings.per_endpoint_concurrency:
+            return False
+        waiting.append(job)
+        self._n_waiting += 1
+        return True
+
+    def _start(self, job: _Job) -> None:
+        delivery_id = job.due.delivery.delivery_id
+        endpoint_id = job.due.delivery.endpoint_id
+        self._per_endpoint[endpoint_id] = self._per_endpoint.get(endpoint_id, 0) + 1
+        task = asyncio.ensure_future(self._attempt(job))
+        self._in_flight[delivery_id] = (task, job)
+        task.add_done_callback(lambda _: self._finished(delivery_id, endpoint_id))
+
+    def _finished(self, delivery_id: str, endpoint_id: str) -> None:
+        self._in_flight.pop(delivery_id, None)
+        remaining = self._per_endpoint[endpoint_id] - 1
+        if remaining:
+            self._per_endpoint[endpoint_id] = remaining
+        else:
+            del self._per_endpoint[endpoint_id]
+        waiting = self._waiting.get(endpoint_id)
+        if waiting and not self._stopping:
+            job = waiting.popleft()
+            self._n_waiting -= 1
+            if not waiting:
+                del self._waiting[endpoint_id]
+            if self._lease_left(job) >= self.settings.request_timeout:
+                self._start(job)
+            else:
+                self._track(self._release([job.due], self.service.clock.now()))
+        self._signal.set()
+
+    def _lease_left(self, job: _Job) -> timedelta:
+        return job.due.leased_until - self.service.clock.now()
+
+    async def _release(self, leases: Sequence[DueDelivery], due_at: datetime) -> None:
+        await self.service.store.release(leases, due_at)
+        self.stats.released += len(leases)
+
+    def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- attempting -------------------------------------------------------------------------
+
+    async def _attempt(self, job: _Job) -> None:
+        due = job.due
+        delivery = due.delivery
+        assert job.endpoint is not None
+        endpoint = job.endpoint.endpoint
+        clock = self.service.clock
+        attempt = delivery.attempts + 1
+        started_at = clock.now()
+        body = due.body.encode("utf-8")
+        headers = delivery_headers(
+            self.signer,
+            endpoint,
+            body=body,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            delivery_id=delivery.delivery_id,
+            attempt=attempt,
+            now=started_at,
+            user_agent=self.settings.user_agent,
+            test=delivery.test,
+        )
+        request = OutboundRequest(endpoint.url, headers, body, self.settings.request_timeout)
+        try:
+            outcome = await self.transport.send(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a transport bug must not strand the delivery
+            log.exception("transport raised for %s", delivery.delivery_id)
+            outcome = TransportFailure(
+                ErrorKind.OTHER, clock.now() - started_at, f"{type(error).__name__}: {error}"
+            )
+        self.stats.attempts += 1
+        sample = self.service.random.random() if self.service.settings.retry.jitter else 0.5
+        self._decide(job, dlv.RecordOutcome(attempt, started_at, outcome, clock.now(), sample))
+
+    # --- recording --------------------------------------------------------------------------
+
+    def _decide(self, job: _Job, command: dlv.DeliveryCommand) -> None:
+        self._decisions.append(_Decision(job, command))
+        self._flushed.clear()
+        self._decided.set()
+
+    async def _record_forever(self) -> None:
+        while True:
+            await self._decided.wait()
+            self._decided.clear()
+            while self._decisions:
+                batch, self._decisions = self._decisions, []
+                try:
+                    await self._record(batch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("recording %d outcomes failed; retrying", len(batch))
+                    self._decisions[:0] = batch
+                    await self.service.clock.sleep(1.0)
+            self._flushed.set()
+
+    async def _record(self, batch: list[_Decision]) -> None:
+        policy = self.service.settings.retry
+        appends: list[StreamAppend] = []
+        decided: list[tuple[_Decision, tuple[Any, ...]]] = []
+        for decision in batch:
+            due = decision.job.due
+            try:
+                events = tuple(dlv.decide(decision.command, due.delivery, policy))
+            except InvalidTransition as error:
+                log.warning(
+                    "dropping %s for %s: %s", type(decision.command).__name__, due.delivery.delivery_id, error
+                )
+                continue
+            if events:
+                appends.append(StreamAppend(due.delivery.delivery_id, due.version, events))
+                decided.append((decision, events))
+        if not appends:
+            return
+        try:
+            await self.service.store.append(*appends)
+            self.stats.transactions += 1
+            written = decided
+        except ConcurrencyConflict:
+            # Another worker got there first for some (its lease outlived ours): keep the rest.
+            written = []
+            for append, item in zip(appends, decided, strict=True):
+                try:
+                    await self.service.store.append(append)
+                    self.stats.transactions += 1
+                    written.append(item)
+                except ConcurrencyConflict:
+                    self.stats.conflicts += 1
+        await self._after_recording(written)
+
+    async def _after_recording(self, written: list[tuple[_Decision, tuple[Any, ...]]]) -> None:
+        to_disable: dict[str, datetime] = {}
+        rules = self.service.settings.endpoint_rules
+        for decision, events in written:
+            command = decision.command
+            if isinstance(command, dlv.Hold):
+                self.stats.held += 1
+            elif isinstance(command, dlv.Cancel):
+                self.stats.cancelled += 1
+            for event in events:
+                if isinstance(event, AttemptSucceeded):
+                    self.stats.succeeded += 1
+                elif isinstance(event, AttemptFailed):
+                    self.stats.failed_attempts += 1
+                    view = decision.job.endpoint
+                    since = view.failing_since if view is not None else None
+                    if since is not None and event.started_at - since >= rules.auto_disable_after:
+                        to_disable[event.endpoint_id] = since
+        for endpoint_id, since in to_disable.items():
+            if await self.service.auto_disable(endpoint_id, since):
+                log.warning("endpoint %s disabled: every delivery has failed since %s", endpoint_id, since)
+
+    # --- waiting and stopping ---------------------------------------------------------------
+
+    async def _idle_seconds(self) -> float:
+        poll = self.settings.poll_interval.total_seconds()
+        if self._budget() <= 0:
+            return poll  # a finishing attempt signals
+        next_due = await self.service.store.next_due()
+        if next_due is None:
+            return poll
+        until = (next_due - self.service.clock.now()).total_seconds()
+        return min(poll, max(until, _MIN_WAIT))
+
+    async def _wait(self, seconds: float) -> None:
+        if not self._signal.is_set():
+            await _first(self.service.clock.sleep(seconds), self._signal.wait())
+        self._signal.clear()
+
+    async def _shutdown(self) -> None:
+        clock = self.service.clock
+        grace = self.settings.shutdown_grace.total_seconds()
+        unstarted = [job.due for jobs in self._waiting.values() for job in jobs]
+        self._waiting.clear()
+        self._n_waiting = 0
+        if unstarted:
+            await self._release(unstarted, clock.now())
+        if self._in_flight:
+            attempts = [task for task, _ in self._in_flight.values()]
+            await _first(clock.sleep(grace), asyncio.wait(attempts))
+        cut_short = [job.due for task, job in self._in_flight.values() if not task.done()]
+        for task, _ in list(self._in_flight.values()):
+            task.cancel()
+        if cut_short:
+            await self._release(cut_short, clock.now())
+        if self._background:
+            await asyncio.wait(list(self._background))
+        if not self._flushed.is_set():
+            await _first(clock.sleep(grace), self._flushed.wait())
+
+
+async def _first(*awaitables: Coroutine[Any, Any, Any] | asyncio.Future[Any]) -> None:
+    """Wait until the first of ``awaitables`` finishes, then cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,379 @@
+"""The endpoint aggregate (a webhook subscription): commands, state, decide and evolve."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import reduce
+from urllib.parse import urlsplit
+
+from attrs import evolve as _replace
+from attrs import frozen
+
+from .catalog import check_event_type
+from .errors import InvalidTransition, ValidationError
+from .events import (
+    DisableReason,
+    EndpointDeleted,
+    EndpointDisabled,
+    EndpointEnabled,
+    EndpointEvent,
+    EndpointRegistered,
+    EndpointUpdated,
+    SecretRotated,
+)
+
+__all__ = [
+    "AutoDisable",
+    "Delete",
+    "Disable",
+    "Enable",
+    "Endpoint",
+    "EndpointCommand",
+    "EndpointRules",
+    "EndpointStatus",
+    "Register",
+    "RotateSecret",
+    "Update",
+    "decide",
+    "evolve",
+    "fold",
+    "initial_state",
+    "validate_event_types",
+    "validate_secret",
+    "validate_url",
+]
+
+MAX_URL_LENGTH = 2048
+MAX_DESCRIPTION_LENGTH = 512
+MAX_SECRET_LENGTH = 256
+MAX_ROTATION_GRACE = timedelta(days=7)
+
+
+@frozen
+class EndpointRules:
+    """The service's settings that endpoint commands are checked against."""
+
+    require_https: bool = True
+    min_secret_length: int = 16
+    min_distinct_secret_chars: int = 8
+    auto_disable_after: timedelta = timedelta(days=3)
+
+
+class EndpointStatus(StrEnum):
+    NEW = "new"
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
+@frozen
+class Endpoint:
+    """An endpoint's state, folded from its events."""
+
+    status: EndpointStatus = EndpointStatus.NEW
+    endpoint_id: str = ""
+    account_id: str = ""
+    url: str = ""
+    event_types: tuple[str, ...] = ()
+    description: str = ""
+    secret: str = ""
+    previous_secret: str | None = None
+    previous_secret_expires_at: datetime | None = None
+    standard_webhooks: bool = False
+    disabled_reason: DisableReason | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets that sign a request sent at ``now``: the current one first."""
+        expires = self.previous_secret_expires_at
+        if self.previous_secret is not None and expires is not None and now < expires:
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+@frozen
+class Register:
+    endpoint_id: str
+    account_id: str
+    url: str
+    event_types: Sequence[str]
+    secret: str
+    now: datetime
+    description: str = ""
+    standard_webhooks: bool = False
+
+
+@frozen
+class Update:
+    """Change any of the given fields; None leaves a field as it is."""
+
+    now: datetime
+    url: str | None = None
+    event_types: Sequence[str] | None = None
+    description: str | None = None
+    standard_webhooks: bool | None = None
+
+
+@frozen
+class RotateSecret:
+    secret: str
+    grace: timedelta
+    now: datetime
+
+
+@frozen
+class Disable:
+    now: datetime
+
+
+@frozen
+class AutoDisable:
+    """Disable because every delivery has failed since ``failing_since``."""
+
+    failing_since: datetime
+    now: datetime
+
+
+@frozen
+class Enable:
+    now: datetime
+
+
+@frozen
+class Delete:
+    now: datetime
+
+
+EndpointCommand = Register | Update | RotateSecret | Disable | AutoDisable | Enable | Delete
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def validate_url(url: object, require_https: bool, field: str = "url") -> str:
+    """Check the shape of a webhook URL. Whether its host is reachable and public is the transport's check."""
+    if not isinstance(url, str) or not url:
+        raise ValidationError(field, "give the endpoint's URL as a non-empty string")
+    if len(url) > MAX_URL_LENGTH:
+        raise ValidationError(field, f"longer than {MAX_URL_LENGTH} characters")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise ValidationError(field, "contains white space or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise ValidationError(field, f"not a valid URL ({error})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValidationError(field, f"must be an http(s) URL, got scheme {parts.scheme!r}")
+    if require_https and scheme != "https":
+        raise ValidationError(field, "must use https:// (plain http:// is allowed only in development mode)")
+    if not parts.hostname:
+        raise ValidationError(field, "has no host name")
+    if port == 0:
+        raise ValidationError(field, "port 0 is not a valid destination")
+    if parts.fragment or url.endswith("#"):
+        raise ValidationError(field, "must not contain a #fragment, which is never sent")
+    return url
+
+
+def validate_event_types(event_types: object, field: str = "events") -> tuple[str, ...]:
+    """A non-empty list of known event types, duplicates removed, order kept."""
+    if isinstance(event_types, str) or not isinstance(event_types, Iterable):
+        raise ValidationError(field, 'give a list of event types, e.g. ["deal.attributed"]')
+    checked: dict[str, None] = {}
+    for index, event_type in enumerate(event_types):
+        checked[check_event_type(event_type, f"{field}[{index}]").value] = None
+    if not checked:
+        raise ValidationError(field, "subscribe to at least one event type")
+    return tuple(checked)
+
+
+def validate_secret(secret: object, rules: EndpointRules, field: str = "secret") -> str:
+    """A signing secret: printable ASCII without spaces, long and varied enough to resist guessing."""
+    if not isinstance(secret, str):
+        raise ValidationError(field, "must be a string")
+    if not rules.min_secret_length <= len(secret) <= MAX_SECRET_LENGTH:
+        raise ValidationError(
+            field,
+            f"must be {rules.min_secret_length} to {MAX_SECRET_LENGTH} characters long, got {len(secret)}",
+        )
+    if not all(0x21 <= ord(ch) <= 0x7E for ch in secret):
+        raise ValidationError(field, "use printable ASCII characters without spaces")
+    if len(set(secret)) < rules.min_distinct_secret_chars:
+        raise ValidationError(
+            field, f"too easy to guess: use at least {rules.min_distinct_secret_chars} different characters"
+        )
+    return secret
+
+
+def _validate_description(description: object) -> str:
+    if not isinstance(description, str):
+        raise ValidationError("description", "must be a string")
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise ValidationError("description", f"longer than {MAX_DESCRIPTION_LENGTH} characters")
+    return description
+
+
+# --- decide / evolve ------------------------------------------------------------------------------
+
+
+def initial_state() -> Endpoint:
+    return Endpoint()
+
+
+def _require_live(state: Endpoint) -> None:
+    if state.status is EndpointStatus.NEW:
+        raise InvalidTransition("the endpoint does not exist")
+    if state.status is EndpointStatus.DELETED:
+        raise InvalidTransition("the endpoint has been deleted")
+
+
+def decide(command: EndpointCommand, state: Endpoint, rules: EndpointRules) -> list[EndpointEvent]:
+    """The events that ``command`` causes in ``state``; raises a DomainError if it is not allowed."""
+    match command:
+        case Register():
+            if state.status is not EndpointStatus.NEW:
+                raise InvalidTransition(f"endpoint {command.endpoint_id} already exists")
+            return [
+                EndpointRegistered(
+                    endpoint_id=command.endpoint_id,
+                    account_id=command.account_id,
+                    url=validate_url(command.url, rules.require_https),
+                    event_types=validate_event_types(command.event_types),
+                    secret=validate_secret(command.secret, rules),
+                    description=_validate_description(command.description),
+                    standard_webhooks=command.standard_webhooks,
+                    registered_at=command.now,
+                )
+            ]
+        case Update():
+            _require_live(state)
+            return _decide_update(command, state, rules)
+        case RotateSecret():
+            _require_live(state)
+            if not timedelta(0) <= command.grace <= MAX_ROTATION_GRACE:
+                raise ValidationError("gracePeriod", f"must be between 0 and {MAX_ROTATION_GRACE.days} days")
+            return [
+                SecretRotated(
+                    endpoint_id=state.endpoint_id,
+                    secret=validate_secret(command.secret, rules),
+                    previous_expires_at=command.now + command.grace,
+                    rotated_at=command.now,
+                )
+            ]
+        case Disable():
+            _require_live(state)
+            if state.status is EndpointStatus.DISABLED:
+                return []  # idempotent
+            return [EndpointDisabled(state.endpoint_id, DisableReason.MANUAL, command.now)]
+        case AutoDisable():
+            _require_live(state)
+            if state.status is EndpointStatus.DISABLED:
+                return []
+            failing_for = command.now - command.failing_since
+            if failing_for < rules.auto_disable_after:
+                raise InvalidTransition(
+                    f"failing for {failing_for}, less than the {rules.auto_disable_after} that disables it"
+                )
+            return [
+                EndpointDisabled(state.endpoint_id, DisableReason.FAILING, command.now, command.failing_since)
+            ]
+        case Enable():
+            _require_live(state)
+            if state.status is EndpointStatus.ENABLED:
+                return []  # idempotent
+            return [EndpointEnabled(state.endpoint_id, command.now)]
+        case Delete():
+            _require_live(state)
+            return [EndpointDeleted(state.endpoint_id, command.now)]
+    raise TypeError(f"not an endpoint command: {command!r}")
+
+
+def _decide_update(command: Update, state: Endpoint, rules: EndpointRules) -> list[EndpointEvent]:
+    if (
+        command.url is None
+        and command.event_types is None
+        and command.description is None
+        and command.standard_webhooks is None
+    ):
+        raise ValidationError("", "nothing to update: give at least one of url, events, description")
+    url = None if command.url is None else validate_url(command.url, rules.require_https)
+    event_types = None if command.event_types is None else validate_event_types(command.event_types)
+    description = None if command.description is None else _validate_description(command.description)
+    changed = EndpointUpdated(
+        endpoint_id=state.endpoint_id,
+        updated_at=command.now,
+        url=url if url != state.url else None,
+        event_types=event_types if event_types != state.event_types else None,
+        description=description if description != state.description else None,
+        standard_webhooks=(
+            command.standard_webhooks if command.standard_webhooks != state.standard_webhooks else None
+        ),
+    )
+    if changed == EndpointUpdated(endpoint_id=state.endpoint_id, updated_at=command.now):
+        return []  # the same values again: idempotent
+    return [changed]
+
+
+def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
+    """The state after ``event``."""
+    match event:
+        case EndpointRegistered():
+            return Endpoint(
+                status=EndpointStatus.ENABLED,
+                endpoint_id=event.endpoint_id,
+                account_id=event.account_id,
+                url=event.url,
+                event_types=event.event_types,
+                description=event.description,
+                secret=event.secret,
+                standard_webhooks=event.standard_webhooks,
+                created_at=event.registered_at,
+                updated_at=event.registered_at,
+            )
+        case EndpointUpdated():
+            return _replace(
+                state,
+                url=state.url if event.url is None else event.url,
+                event_types=state.event_types if event.event_types is None else event.event_types,
+                description=state.description if event.description is None else event.description,
+                standard_webhooks=(
+                    state.standard_webhooks if event.standard_webhooks is None else event.standard_webhooks
+                ),
+                updated_at=event.updated_at,
+            )
+        case SecretRotated():
+            keep_previous = event.previous_expires_at > event.rotated_at
+            return _replace(
+                state,
+                secret=event.secret,
+                previous_secret=state.secret if keep_previous else None,
+                previous_secret_expires_at=event.previous_expires_at if keep_previous else None,
+                updated_at=event.rotated_at,
+            )
+        case EndpointDisabled():
+            return _replace(
+                state,
+                status=EndpointStatus.DISABLED,
+                disabled_reason=event.reason,
+                updated_at=event.disabled_at,
+            )
+        case EndpointEnabled():
+            return _replace(
+                state, status=EndpointStatus.ENABLED, disabled_reason=None, updated_at=event.enabled_at
+            )
+        case EndpointDeleted():
+            return _replace(state, status=EndpointStatus.DELETED, updated_at=event.deleted_at)
+    raise TypeError(f"not an endpoint event: {event!r}")
+
+
+def fold(events: Iterable[EndpointEvent], state: Endpoint | None = None) -> Endpoint:
+    """Replay ``events`` onto ``state`` (the initial state by default)."""
+    return reduce(evolve, events, state if state is not None else initial_state())

@@ -1,0 +1,200 @@
+"""The ports: everything the core needs from the outside world, as typing.Protocol classes.
+
+Adapters implement them (``attribution_webhooks.adapters``); the fakes used by the deterministic
+simulation live in ``attribution_webhooks.testing``. Storage methods are async so a store may do
+its I/O off the event loop; none of them may be called with naive datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from attrs import frozen
+
+from .delivery import DeliveryStatus
+from .events import DomainEvent
+from .outcomes import Outcome
+from .views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
+
+__all__ = [
+    "Clock",
+    "DeliveryLog",
+    "DeliveryQueue",
+    "EndpointDirectory",
+    "EventStore",
+    "IdGenerator",
+    "OutboundRequest",
+    "RandomSource",
+    "RecordedEvent",
+    "Signer",
+    "Storage",
+    "StreamAppend",
+    "Transport",
+]
+
+
+@frozen
+class StreamAppend:
+    """Append ``events`` to ``stream_id``, which must be at ``expected_version`` (0: a new stream)."""
+
+    stream_id: str
+    expected_version: int
+    events: tuple[DomainEvent, ...]
+
+
+@frozen
+class RecordedEvent:
+    """An event as stored: ``version`` within its stream, ``position`` in the global order."""
+
+    position: int
+    stream_id: str
+    version: int
+    event: DomainEvent
+
+
+class EventStore(Protocol):
+    async def append(self, *appends: StreamAppend) -> int:
+        """Append to one or more streams atomically and return the last global position written.
+
+        Either every stream is at its expected version and everything is written (and every read
+        model updated in the same transaction), or ConcurrencyConflict is raised naming the
+        streams that were not, and nothing is written.
+        """
+        ...
+
+    async def read(self, stream_id: str) -> Sequence[RecordedEvent]:
+        """All events of one stream in version order (empty if the stream does not exist)."""
+        ...
+
+    async def read_all(self, after: int = 0, limit: int = 1000) -> Sequence[RecordedEvent]:
+        """Up to ``limit`` events with a global position greater than ``after``, in order."""
+        ...
+
+
+class EndpointDirectory(Protocol):
+    async def endpoint(self, endpoint_id: str) -> EndpointView | None:
+        """One endpoint, deleted ones included; None if it never existed."""
+        ...
+
+    async def endpoints(self, endpoint_ids: Collection[str]) -> Mapping[str, EndpointView]:
+        """The endpoints among ``endpoint_ids`` that exist, keyed by id."""
+        ...
+
+    async def subscribers(self, account_id: str, event_type: str) -> Sequence[EndpointView]:
+        """Every endpoint of the account subscribed to ``event_type`` that is not deleted
+        (disabled ones included: they get held deliveries), in registration order."""
+        ...
+
+    async def list_endpoints(
+        self, account_id: str, after: str | None = None, limit: int = 100
+    ) -> Sequence[EndpointView]:
+        """The account's endpoints that are not deleted, by id ascending, with id > ``after``."""
+        ...
+
+
+class DeliveryQueue(Protocol):
+    async def claim(self, now: datetime, limit: int, lease_for: timedelta) -> Sequence[DueDelivery]:
+        """Lease up to ``limit`` pending deliveries due at or before ``now``, earliest first.
+
+        A leased delivery is not handed out again until ``now + lease_for``; if its outcome is
+        not recorded by then (the worker died), it becomes due again. Two callers never hold the
+        same delivery at once. Its cost must not grow with the number of finished deliveries.
+        """
+        ...
+
+    async def release(self, leases: Sequence[DueDelivery], due_at: datetime) -> None:
+        """Hand back leased deliveries unattempted, due again at ``due_at``. A lease that has
+        since passed to another worker is left alone."""
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending delivery is (or becomes again) claimable; None if none is pending."""
+        ...
+
+
+class DeliveryLog(Protocol):
+    async def delivery(self, delivery_id: str) -> DeliveryView | None:
+        """One delivery; None if it does not exist."""
+        ...
+
+    async def attempts(self, delivery_id: str) -> Sequence[AttemptView]:
+        """The delivery's attempts, oldest first, across every attempt sequence."""
+        ...
+
+    async def deliveries(
+        self,
+        account_id: str,
+        *,
+        endpoint_id: str | None = None,
+        event_id: str | None = None,
+        statuses: Collection[DeliveryStatus] | None = None,
+        since: datetime | None = None,
+        before: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[DeliveryView]:
+        """The account's deliveries, newest first (by id), filtered by the given criteria;
+        ``since`` compares with the last update, ``before`` is an exclusive id cursor."""
+        ...
+
+    async def event(self, account_id: str, event_id: str) -> EventView | None:
+        """One published event of the account; None if it does not exist."""
+        ...
+
+
+class Storage(EventStore, EndpointDirectory, DeliveryQueue, DeliveryLog, Protocol):
+    """The event store together with the read models derived from it."""
+
+
+@frozen
+class OutboundRequest:
+    """A signed POST, ready to send. ``timeout`` bounds the whole exchange."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    timeout: timedelta
+
+
+class Transport(Protocol):
+    async def send(self, request: OutboundRequest) -> Outcome:
+        """POST the request; return the response or a classified failure. Never raises for
+        network trouble, and never follows redirects."""
+        ...
+
+
+class Signer(Protocol):
+    def sign(self, body: bytes, secret: str) -> str:
+        """The spec's signature: lowercase hex HMAC-SHA256 of ``body`` keyed by the secret's UTF-8 bytes."""
+        ...
+
+    def sign_standard(self, message_id: str, timestamp: int, body: bytes, secret: str) -> str:
+        """A Standard Webhooks ``v1`` signature (base64, without the ``v1,`` prefix)."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC. Never goes backwards in a fake."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self, prefix: str) -> str:
+        """A new unique id such as ``wh_…``; ids made later sort after ids made earlier."""
+        ...
+
+
+class RandomSource(Protocol):
+    def random(self) -> float:
+        """A number in [0, 1)."""
+        ...
+
+    def token_bytes(self, size: int) -> bytes:
+        """``size`` unpredictable bytes (a real adapter uses the OS's secure source)."""
+        ...

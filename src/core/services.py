@@ -1,0 +1,388 @@
+"""Use cases over the ports: manage endpoints, publish events, redeliver.
+
+Each use case loads state from a read model (which carries its stream version), decides with the
+pure aggregate functions, and appends with that version as the expected one, so that a
+concurrent change makes the append fail instead of being overwritten; it is then retried once
+from fresh state.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from attrs import field, frozen
+
+from . import delivery as dlv
+from . import endpoint as ep
+from .catalog import check_event_type
+from .delivery import DeliveryStatus
+from .errors import ConcurrencyConflict, DomainError, NotFound, ValidationError
+from .events import DomainEvent, EventPublished, event_stream
+from .ports import Clock, IdGenerator, RandomSource, Storage, StreamAppend
+from .retry import RetryPolicy
+from .samples import SAMPLE_DATA
+from .views import DeliveryView, EndpointView, EventView
+from .wire import JsonValue, encode_json, format_timestamp
+
+__all__ = [
+    "DuplicateEventConflict",
+    "NewEvent",
+    "PublishResult",
+    "ServiceSettings",
+    "WebhookService",
+    "generate_secret",
+]
+
+_EVENT_ID = re.compile(r"evt_[A-Za-z0-9][A-Za-z0-9_.\-]{0,123}")
+_BATCH = 500
+T = TypeVar("T")
+
+
+@frozen
+class ServiceSettings:
+    """The knobs the use cases read."""
+
+    endpoint_rules: ep.EndpointRules = field(factory=ep.EndpointRules)
+    retry: RetryPolicy = field(factory=RetryPolicy)
+    rotation_grace: timedelta = timedelta(hours=24)
+
+
+@frozen
+class NewEvent:
+    """An event to publish. ``data`` is the JSON object of the spec's ``data`` field, already
+    checked against the type's schema at the edge; ``id`` makes publishing idempotent."""
+
+    type: str
+    data: Mapping[str, JsonValue]
+    id: str | None = None
+    timestamp: datetime | None = None
+
+
+@frozen
+class PublishResult:
+    event_id: str
+    delivery_ids: tuple[str, ...]
+    duplicate: bool = False
+
+
+class DuplicateEventConflict(DomainError):
+    """An event id was reused for a different event."""
+
+
+def generate_secret(random: RandomSource) -> str:
+    """A strong secret in the Standard Webhooks form: ``whsec_`` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(random.token_bytes(24)).decode("ascii")
+
+
+class WebhookService:
+    """The application service: every command of the API and CLI goes through here."""
+
+    def __init__(
+        self,
+        store: Storage,
+        clock: Clock,
+        ids: IdGenerator,
+        random: RandomSource,
+        settings: ServiceSettings | None = None,
+        on_due: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self.random = random
+        self.settings = settings or ServiceSettings()
+        self._on_due = on_due or (lambda: None)
+
+    # --- endpoints --------------------------------------------------------------------------
+
+    async def register_endpoint(
+        self,
+        account_id: str,
+        url: str,
+        event_types: Sequence[str],
+        secret: str | None = None,
+        description: str = "",
+        standard_webhooks: bool = False,
+    ) -> EndpointView:
+        """Create an endpoint; without a ``secret`` a strong one is generated."""
+        endpoint_id = self.ids.new_id("wh")
+        command = ep.Register(
+            endpoint_id=endpoint_id,
+            account_id=account_id,
+            url=url,
+            event_types=event_types,
+            secret=secret if secret is not None else generate_secret(self.random),
+            description=description,
+            standard_webhooks=standard_webhooks,
+            now=self.clock.now(),
+        )
+        events = ep.decide(command, ep.initial_state(), self.settings.endpoint_rules)
+        await self.store.append(StreamAppend(endpoint_id, 0, tuple(events)))
+        return EndpointView(ep.fold(events), version=len(events))
+
+    async def endpoint(self, account_id: str, endpoint_id: str) -> EndpointView:
+        """An endpoint of the account; NotFound for unknown, deleted or other accounts' ids."""
+        view = await self.store.endpoint(endpoint_id)
+        if (
+            view is None
+            or view.endpoint.account_id != account_id
+            or view.endpoint.status is ep.EndpointStatus.DELETED
+        ):
+            raise NotFound("webhook", endpoint_id)
+        return view
+
+    async def update_endpoint(
+        self,
+        account_id: str,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        event_types: Sequence[str] | None = None,
+        description: str | None = None,
+        standard_webhooks: bool | None = None,
+    ) -> EndpointView:
+        return await self._endpoint_command(
+            account_id,
+            endpoint_id,
+            lambda now: ep.Update(now, url, event_types, description, standard_webhooks),
+        )
+
+    async def rotate_secret(
+        self, account_id: str, endpoint_id: str, secret: str | None = None, grace: timedelta | None = None
+    ) -> EndpointView:
+        """Replace the signing secret; the old one keeps signing alongside for ``grace``."""
+        new_secret = secret if secret is not None else generate_secret(self.random)
+        grace = self.settings.rotation_grace if grace is None else grace
+        return await self._endpoint_command(
+            account_id, endpoint_id, lambda now: ep.RotateSecret(new_secret, grace, now)
+        )
+
+    async def disable_endpoint(self, account_id: str, endpoint_id: str) -> EndpointView:
+        """Stop attempting deliveries; new and pending ones are held until it is enabled."""
+        return await self._endpoint_command(account_id, endpoint_id, ep.Disable)
+
+    async def enable_endpoint(self, account_id: str, endpoint_id: str) -> EndpointView:
+        """Resume deliveries; every held delivery becomes due now."""
+        view = await self._endpoint_command(account_id, endpoint_id, ep.Enable)
+        await self._for_each_delivery(account_id, endpoint_id, (DeliveryStatus.HELD,), dlv.Release)
+        self._on_due()
+        return view
+
+    async def delete_endpoint(self, account_id: str, endpoint_id: str) -> None:
+        """Delete the endpoint; deliveries not yet finished are cancelled."""
+        await self._endpoint_command(account_id, endpoint_id, ep.Delete)
+        unfinished = (DeliveryStatus.SCHEDULED, DeliveryStatus.RETRYING, DeliveryStatus.HELD)
+        await self._for_each_delivery(
+            account_id, endpoint_id, unfinished, lambda now: dlv.Cancel("endpoint deleted", now)
+        )
+
+    async def auto_disable(self, endpoint_id: str, failing_since: datetime) -> bool:
+        """Disable an endpoint whose deliveries have all failed since ``failing_since`` for
+        longer than the rules allow. Returns whether it was disabled by this call."""
+        view = await self.store.endpoint(endpoint_id)
+        if view is None or view.endpoint.status is not ep.EndpointStatus.ENABLED:
+            return False
+        command = ep.AutoDisable(failing_since, self.clock.now())
+        try:
+            events = ep.decide(command, view.endpoint, self.settings.endpoint_rules)
+            await self.store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
+        except (ConcurrencyConflict, DomainError):
+            return False  # it changed meanwhile, or has not failed long enough: next failure retries
+        return bool(events)
+
+    async def _endpoint_command(
+        self, account_id: str, endpoint_id: str, make: Callable[[datetime], ep.EndpointCommand]
+    ) -> EndpointView:
+        async def attempt() -> EndpointView:
+            view = await self.endpoint(account_id, endpoint_id)
+            events = ep.decide(make(self.clock.now()), view.endpoint, self.settings.endpoint_rules)
+            if events:
+                await self.store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
+            return EndpointView(
+                ep.fold(events, view.endpoint), view.version + len(events), view.failing_since
+            )
+
+        return await _retry_on_conflict(attempt)
+
+    # --- publishing -------------------------------------------------------------------------
+
+    async def publish(self, account_id: str, new: NewEvent, *, test: bool = False) -> PublishResult:
+        """Store the event and schedule a delivery to every endpoint subscribed to its type,
+        in one atomic append. Publishing the same ``id`` twice stores and delivers it once."""
+        event_type = check_event_type(new.type).value
+        subscribers = await self.store.subscribers(account_id, event_type)
+        return await self._publish(account_id, new, event_type, subscribers, test)
+
+    async def send_test(self, account_id: str, endpoint_id: str, event_type: str) -> PublishResult:
+        """Send a sample event of ``event_type`` to one endpoint, marked as a test."""
+        view = await self.endpoint(account_id, endpoint_id)
+        checked = check_event_type(event_type).value
+        sample = NewEvent(type=checked, data=SAMPLE_DATA[checked], id=self.ids.new_id("evt_test"))
+        return await self._publish(account_id, sample, checked, [view], test=True)
+
+    async def _publish(
+        self,
+        account_id: str,
+        new: NewEvent,
+        event_type: str,
+        subscribers: Sequence[EndpointView],
+        test: bool,
+    ) -> PublishResult:
+        now = self.clock.now()
+        event_id = _check_event_id(new.id) if new.id is not None else self.ids.new_id("evt")
+        occurred_at = new.timestamp or now
+        envelope: dict[str, JsonValue] = {
+            "id": event_id,
+            "type": event_type,
+            "timestamp": format_timestamp(occurred_at),
+            "data": new.data,
+        }
+        body = encode_json(envelope, path="$")
+        appends = [
+            StreamAppend(
+                event_stream(account_id, event_id),
+                0,
+                (EventPublished(event_id, account_id, event_type, body, occurred_at, now, test),),
+            )
+        ]
+        delivery_ids: list[str] = []
+        for view in subscribers:
+            delivery_id = self.ids.new_id("dlv")
+            held = view.endpoint.status is not ep.EndpointStatus.ENABLED
+            command = dlv.Schedule(
+                delivery_id, account_id, view.endpoint.endpoint_id, event_id, event_type, now, held, test
+            )
+            events: list[DomainEvent] = list(dlv.decide(command, dlv.initial_state(), self.settings.retry))
+            appends.append(StreamAppend(delivery_id, 0, tuple(events)))
+            delivery_ids.append(delivery_id)
+        try:
+            await self.store.append(*appends)
+        except ConcurrencyConflict as conflict:
+            if event_stream(account_id, event_id) not in conflict.streams:
+                raise
+            return await self._existing(account_id, event_id, event_type, new)
+        if delivery_ids:
+            self._on_due()
+        return PublishResult(event_id, tuple(delivery_ids))
+
+    async def _existing(
+        self, account_id: str, event_id: str, event_type: str, new: NewEvent
+    ) -> PublishResult:
+        existing = await self.store.event(account_id, event_id)
+        assert existing is not None, "a conflicting stream must exist"
+        if existing.event_type != event_type or _data_of(existing) != encode_json(new.data):
+            raise DuplicateEventConflict(
+                f"event {event_id} was already published with a different type or data; use a new id"
+            )
+        deliveries = await self.store.deliveries(account_id, event_id=event_id, limit=10_000)
+        return PublishResult(
+            event_id, tuple(sorted(d.delivery.delivery_id for d in deliveries)), duplicate=True
+        )
+
+    async def event(self, account_id: str, event_id: str) -> EventView:
+        view = await self.store.event(account_id, event_id)
+        if view is None:
+            raise NotFound("event", event_id)
+        return view
+
+    # --- deliveries -------------------------------------------------------------------------
+
+    async def delivery(self, account_id: str, delivery_id: str) -> DeliveryView:
+        view = await self.store.delivery(delivery_id)
+        if view is None or view.delivery.account_id != account_id:
+            raise NotFound("delivery", delivery_id)
+        return view
+
+    async def redeliver(self, account_id: str, delivery_id: str) -> DeliveryView:
+        """Send a finished delivery again, as a fresh attempt sequence starting now."""
+
+        async def attempt() -> DeliveryView:
+            view = await self.delivery(account_id, delivery_id)
+            endpoint = await self.store.endpoint(view.delivery.endpoint_id)
+            if endpoint is None or endpoint.endpoint.status is ep.EndpointStatus.DELETED:
+                raise NotFound("webhook", view.delivery.endpoint_id)
+            events = dlv.decide(dlv.Redeliver(self.clock.now()), view.delivery, self.settings.retry)
+            await self.store.append(StreamAppend(delivery_id, view.version, tuple(events)))
+            return view
+
+        await _retry_on_conflict(attempt)
+        self._on_due()
+        return await self.delivery(account_id, delivery_id)
+
+    async def recover(self, account_id: str, endpoint_id: str, since: datetime) -> int:
+        """Redeliver every delivery to the endpoint that failed since ``since``; returns how many."""
+        await self.endpoint(account_id, endpoint_id)
+        count = await self._for_each_delivery(
+            account_id, endpoint_id, (DeliveryStatus.FAILED,), dlv.Redeliver, since=since
+        )
+        self._on_due()
+        return count
+
+    async def _for_each_delivery(
+        self,
+        account_id: str,
+        endpoint_id: str,
+        statuses: tuple[DeliveryStatus, ...],
+        make: Callable[[datetime], dlv.DeliveryCommand],
+        since: datetime | None = None,
+    ) -> int:
+        """Apply a command to every delivery of an endpoint in ``statuses``, a batch at a time.
+        The command moves each delivery out of ``statuses``, so the next query finds the rest."""
+        done = 0
+        skipped: set[str] = set()
+        while True:
+            views = await self.store.deliveries(
+                account_id,
+                endpoint_id=endpoint_id,
+                statuses=statuses,
+                since=since,
+                limit=_BATCH + len(skipped),
+            )
+            views = [v for v in views if v.delivery.delivery_id not in skipped]
+            if not views:
+                return done
+            now = self.clock.now()
+            appends = []
+            for view in views:
+                events = dlv.decide(make(now), view.delivery, self.settings.retry)
+                if events:
+                    appends.append(StreamAppend(view.delivery.delivery_id, view.version, tuple(events)))
+                else:
+                    skipped.add(view.delivery.delivery_id)
+            try:
+                await self.store.append(*appends)
+                done += len(appends)
+            except ConcurrencyConflict:
+                # A worker recorded an attempt meanwhile: apply one by one; the next query
+                # returns the ones that moved, at their new version, if they still qualify.
+                for append in appends:
+                    try:
+                        await self.store.append(append)
+                        done += 1
+                    except ConcurrencyConflict:
+                        continue
+
+
+def _check_event_id(event_id: str) -> str:
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise ValidationError(
+            "id", "an event id starts with evt_ and has up to 128 letters, digits, '_', '.' or '-'"
+        )
+    return event_id
+
+
+def _data_of(event: EventView) -> str:
+    """The canonical text of the stored event's ``data``."""
+    return encode_json(json.loads(event.body)["data"])
+
+
+async def _retry_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await attempt()
+    except ConcurrencyConflict:
+        return await attempt()

@@ -1,0 +1,74 @@
+"""Read-model rows: what the storage adapters keep up to date, in the same transaction as the
+events they derive from, so the API and the worker query instead of replaying streams."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from attrs import frozen
+
+from .delivery import Delivery
+from .endpoint import Endpoint
+from .outcomes import ErrorKind
+
+__all__ = ["AttemptView", "DeliveryView", "DueDelivery", "EndpointView", "EventView"]
+
+
+@frozen
+class EndpointView:
+    """An endpoint's state at stream ``version``, plus when its current run of failures began."""
+
+    endpoint: Endpoint
+    version: int
+    failing_since: datetime | None = None
+
+
+@frozen
+class EventView:
+    """A published webhook event."""
+
+    event_id: str
+    account_id: str
+    event_type: str
+    body: str
+    occurred_at: datetime
+    published_at: datetime
+    test: bool = False
+
+
+@frozen
+class DeliveryView:
+    """A delivery's state at stream ``version`` and a summary of its latest attempt."""
+
+    delivery: Delivery
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    last_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: ErrorKind | None = None
+
+
+@frozen
+class AttemptView:
+    """One line of the delivery log."""
+
+    attempt: int
+    started_at: datetime
+    elapsed_ms: float
+    succeeded: bool
+    status_code: int | None
+    error: ErrorKind | None
+    detail: str
+    response_body: str
+
+
+@frozen
+class DueDelivery:
+    """A pending delivery leased to one worker until ``leased_until``; ``lease`` identifies the lease."""
+
+    delivery: Delivery
+    version: int
+    lease: str
+    leased_until: datetime
+    body: str

@@ -1,0 +1,160 @@
+"""The bytes a receiver sees: canonical JSON bodies and timestamps.
+
+The body of every delivery must verify with both of the spec's receiver examples: the Python one
+hashes the raw bytes, the Node.js one hashes ``JSON.stringify(JSON.parse(body))``. So the body is
+exactly what ``JSON.stringify`` would print for it: no insignificant whitespace, non-ASCII text
+left as UTF-8, numbers in ECMAScript's ``Number::toString`` form, and object keys in the order a
+JavaScript engine iterates them (integer-like keys first, ascending; then insertion order).
+Values that JavaScript cannot hold exactly (integers beyond 2**53 - 1, NaN, lone surrogates) are
+refused, as I-JSON (RFC 7493) asks, rather than silently changed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from json.encoder import encode_basestring  # the C-accelerated, non-ASCII-preserving escaper
+from typing import TypeAlias
+
+from .errors import ValidationError
+
+__all__ = [
+    "MAX_SAFE_INTEGER",
+    "JsonValue",
+    "encode_json",
+    "format_timestamp",
+    "js_number",
+    "parse_timestamp",
+]
+
+JsonValue: TypeAlias = "bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
+
+MAX_SAFE_INTEGER = 2**53 - 1
+_MAX_ARRAY_INDEX = 2**32 - 2
+
+
+def encode_json(value: object, path: str = "$") -> str:
+    """Encode ``value`` as the exact text ``JSON.stringify`` gives; raise ValidationError otherwise."""
+    out: list[str] = []
+    _encode(value, out, path)
+    return "".join(out)
+
+
+def _encode(value: object, out: list[str], path: str) -> None:
+    if isinstance(value, str):
+        out.append(_string(value, path))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            out.append(int.__repr__(value))
+        else:
+            raise ValidationError(
+                path,
+                f"integer {value} is outside ±(2^53-1) and would change in JavaScript; send it as a string",
+            )
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(path, "NaN and Infinity are not JSON")
+        out.append(js_number(value))
+    elif isinstance(value, Mapping):
+        out.append("{")
+        first = True
+        for key in _js_key_order(value, path):
+            if not first:
+                out.append(",")
+            first = False
+            out.append(_string(key, path))
+            out.append(":")
+            _encode(value[key], out, f"{path}.{key}")
+        out.append("}")
+    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _encode(item, out, f"{path}[{index}]")
+        out.append("]")
+    else:
+        raise ValidationError(path, f"{type(value).__name__} is not a JSON value")
+
+
+def _string(text: str, path: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(path, "text contains a lone surrogate, which is not valid Unicode") from None
+    return encode_basestring(text)
+
+
+def _is_array_index(key: str) -> bool:
+    # JavaScript iterates "canonical numeric" keys below 2**32 - 1 first, in numeric order.
+    if not key.isdigit() or not key.isascii() or (len(key) > 1 and key[0] == "0"):
+        return False
+    return int(key) <= _MAX_ARRAY_INDEX
+
+
+def _js_key_order(mapping: Mapping[object, object], path: str) -> list[str]:
+    keys: list[str] = []
+    for key in mapping:
+        if not isinstance(key, str):
+            raise ValidationError(path, f"object key {key!r} is not a string")
+        keys.append(key)
+    index_keys = [key for key in keys if _is_array_index(key)]
+    if not index_keys:
+        return keys
+    index_keys.sort(key=int)
+    return index_keys + [key for key in keys if not _is_array_index(key)]
+
+
+def js_number(value: float) -> str:
+    """ECMAScript ``Number::toString`` of a finite float (shortest round-trip digits)."""
+    if value == 0:
+        return "0"  # also for -0.0, as JavaScript prints it
+    if value < 0:
+        return "-" + js_number(-value)
+    _, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)  # finite, so never "n"/"N"/"F"
+    all_digits = "".join(map(str, digit_tuple))
+    digits = all_digits.rstrip("0")
+    k = len(digits)
+    n = exponent + len(all_digits)  # value == 0.digits * 10**n
+    if k <= n <= 21:
+        return digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return f"{digits[:n]}.{digits[n:]}"
+    if -6 < n <= 0:
+        return "0." + "0" * -n + digits
+    e = n - 1
+    mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+    return f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z``, as in the spec; milliseconds only when there are any."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: the core only handles aware UTC times")
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+def parse_timestamp(text: str, field: str = "timestamp") -> datetime:
+    """Parse an ISO-8601 time that carries an offset; return it in UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            field, f"{text!r} is not an ISO-8601 time such as 2024-01-20T15:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValidationError(field, f"{text!r} has no time zone; add Z for UTC")
+    return moment.astimezone(UTC)
