@@ -23,6 +23,7 @@ from ..core.events import (
     DeliveryEvent,
     DeliveryScheduled,
     DomainEvent,
+    EndpointEnabled,
     EndpointEvent,
     EndpointRegistered,
     EventPublished,
@@ -112,8 +113,13 @@ class MemoryStore:
             previous = EndpointView(ep.initial_state(), 0)
         else:
             previous = self._endpoints[event.endpoint_id]
+        # Enabling gives the endpoint a fresh start: its earlier failures no longer count.
+        failing_since = None if isinstance(event, EndpointEnabled) else previous.failing_since
         self._endpoints[event.endpoint_id] = _replace(
-            previous, endpoint=ep.evolve(previous.endpoint, event), version=version
+            previous,
+            endpoint=ep.evolve(previous.endpoint, event),
+            version=version,
+            failing_since=failing_since,
         )
 
     def _project_delivery(self, version: int, event: DeliveryEvent) -> None:

@@ -10,6 +10,7 @@
 
 "Attempting" is not a recorded fact: it is the worker's lease on a due delivery (see ADR 0003).
 An attempt becomes a fact when its outcome is recorded; a crash in between repeats the attempt.
+An attempt that was in flight when its delivery was held or cancelled is still recorded.
 """
 
 from __future__ import annotations
@@ -194,8 +195,13 @@ def decide(command: DeliveryCommand, state: Delivery, policy: RetryPolicy) -> li
     raise TypeError(f"not a delivery command: {command!r}")
 
 
+_STARTED_BEFORE_STOP = (DeliveryStatus.HELD, DeliveryStatus.CANCELLED)
+
+
 def _decide_outcome(command: RecordOutcome, state: Delivery, policy: RetryPolicy) -> list[DeliveryEvent]:
-    if not state.status.pending:
+    # An attempt already in flight when its delivery was held or cancelled still happened: its
+    # outcome is recorded (a success means the receiver has it), but no retry is scheduled.
+    if not state.status.pending and state.status not in _STARTED_BEFORE_STOP:
         raise InvalidTransition(f"a {state.status} delivery takes no attempts")
     if command.attempt != state.attempts + 1:
         raise InvalidTransition(
@@ -227,6 +233,8 @@ def _decide_outcome(command: RecordOutcome, state: Delivery, policy: RetryPolicy
         detail=outcome.detail if isinstance(outcome, TransportFailure) else f"HTTP {outcome.status}",
         response_body=outcome.body if isinstance(outcome, HttpResponse) else "",
     )
+    if not state.status.pending:
+        return [failed]
     due_at = next_attempt_at(policy, command.attempt, outcome, command.now, command.jitter_sample)
     if due_at is None:
         return [failed, DeliveryFailed(state.delivery_id, state.endpoint_id, command.attempt, command.now)]

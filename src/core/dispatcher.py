@@ -112,6 +112,15 @@ class Dispatcher:
         """New work may be due: stop sleeping."""
         self._signal.set()
 
+    def endpoint_changed(self, endpoint_id: str) -> None:
+        """Hand back the endpoint's deliveries that wait for a slot: they hold a stale copy of it
+        (it may be disabled now, or have a new URL or secret). They are claimed again at once."""
+        jobs = self._waiting.pop(endpoint_id, None)
+        if jobs:
+            self._n_waiting -= len(jobs)
+            self._track(self._release([job.due for job in jobs], self.service.clock.now()))
+            self._signal.set()
+
     @property
     def busy(self) -> int:
         """Deliveries leased by this dispatcher and not yet recorded."""
@@ -125,14 +134,18 @@ class Dispatcher:
         stop = stop or asyncio.Event()
         stop_waiter = asyncio.ensure_future(self._forward(stop))
         recorder = asyncio.ensure_future(self._record_forever())
+        self.service.add_listener(self)
         try:
             while not stop.is_set():
+                if self._waiting:
+                    await self._start_waiting()
                 full = await self._claim()
                 if full and self._budget() > 0:
                     continue
                 await self._wait(await self._idle_seconds())
             await self._shutdown()
         finally:
+            self.service.remove_listener(self)
             stop_waiter.cancel()
             recorder.cancel()
             for task, _ in list(self._in_flight.values()):
@@ -205,17 +218,43 @@ class Dispatcher:
             self._per_endpoint[endpoint_id] = remaining
         else:
             del self._per_endpoint[endpoint_id]
-        waiting = self._waiting.get(endpoint_id)
-        if waiting and not self._stopping:
-            job = waiting.popleft()
-            self._n_waiting -= 1
-            if not waiting:
-                del self._waiting[endpoint_id]
-            if self._lease_left(job) >= self.settings.request_timeout:
-                self._start(job)
-            else:
-                self._track(self._release([job.due], self.service.clock.now()))
         self._signal.set()
+
+    async def _start_waiting(self) -> None:
+        """Start deliveries that waited for a slot of their endpoint, now that slots are free.
+
+        Their endpoint is looked up again first: it may have been disabled, deleted or changed
+        meanwhile, by this process or another; then they are handed back to the queue, and the
+        next claim sees them with the endpoint as it is now.
+        """
+        ready = [
+            e for e in self._waiting if self._per_endpoint.get(e, 0) < self.settings.per_endpoint_concurrency
+        ]
+        if not ready:
+            return
+        fresh = await self.service.store.endpoints(ready)
+        stale: list[DueDelivery] = []
+        for endpoint_id in ready:
+            jobs = self._waiting.get(endpoint_id)
+            if not jobs:
+                continue  # handed back meanwhile
+            view = fresh.get(endpoint_id)
+            if view is None or jobs[0].endpoint is None or view.version != jobs[0].endpoint.version:
+                stale += [job.due for job in jobs]
+                self._n_waiting -= len(jobs)
+                del self._waiting[endpoint_id]
+                continue
+            while jobs and self._per_endpoint.get(endpoint_id, 0) < self.settings.per_endpoint_concurrency:
+                job = jobs.popleft()
+                self._n_waiting -= 1
+                if self._lease_left(job) >= self.settings.request_timeout:
+                    self._start(job)
+                else:
+                    stale.append(job.due)
+            if not jobs:
+                del self._waiting[endpoint_id]
+        if stale:
+            await self._release(stale, self.service.clock.now())
 
     def _lease_left(self, job: _Job) -> timedelta:
         return job.due.leased_until - self.service.clock.now()
@@ -311,20 +350,49 @@ class Dispatcher:
             await self.service.store.append(*appends)
             self.stats.transactions += 1
             written = decided
-        except ConcurrencyConflict:
-            # Another worker got there first for some (its lease outlived ours): keep the rest.
+        except ConcurrencyConflict as conflict:
+            # The delivery changed while we worked on it (cancelled, or recorded by a worker whose
+            # lease outlived ours): decide those again against their state as it is now.
             written = []
             for append, item in zip(appends, decided, strict=True):
-                try:
-                    await self.service.store.append(append)
-                    self.stats.transactions += 1
-                    written.append(item)
-                except ConcurrencyConflict:
-                    self.stats.conflicts += 1
+                if append.stream_id in conflict.streams:
+                    redecided = await self._redecide(item[0])
+                    if redecided is not None:
+                        written.append(redecided)
+                    continue
+                await self.service.store.append(append)
+                self.stats.transactions += 1
+                written.append(item)
         await self._after_recording(written)
 
+    async def _redecide(self, decision: _Decision) -> tuple[_Decision, tuple[Any, ...]] | None:
+        delivery_id = decision.job.due.delivery.delivery_id
+        for _ in range(3):
+            self.stats.conflicts += 1
+            view = await self.service.store.delivery(delivery_id)
+            if view is None:
+                return None
+            try:
+                events = tuple(dlv.decide(decision.command, view.delivery, self.service.settings.retry))
+            except InvalidTransition as error:
+                log.info("not recording %s for %s: %s", type(decision.command).__name__, delivery_id, error)
+                return None
+            try:
+                if events:
+                    await self.service.store.append(StreamAppend(delivery_id, view.version, events))
+                    self.stats.transactions += 1
+                return decision, events
+            except ConcurrencyConflict:
+                continue
+        log.warning(
+            "gave up recording %s for %s after repeated conflicts",
+            type(decision.command).__name__,
+            delivery_id,
+        )
+        return None
+
     async def _after_recording(self, written: list[tuple[_Decision, tuple[Any, ...]]]) -> None:
-        to_disable: dict[str, datetime] = {}
+        to_disable: dict[str, datetime] = {}  # endpoints that may have failed long enough
         rules = self.service.settings.endpoint_rules
         for decision, events in written:
             command = decision.command
@@ -341,9 +409,9 @@ class Dispatcher:
                     since = view.failing_since if view is not None else None
                     if since is not None and event.started_at - since >= rules.auto_disable_after:
                         to_disable[event.endpoint_id] = since
-        for endpoint_id, since in to_disable.items():
-            if await self.service.auto_disable(endpoint_id, since):
-                log.warning("endpoint %s disabled: every delivery has failed since %s", endpoint_id, since)
+        for endpoint_id in to_disable:
+            if await self.service.auto_disable(endpoint_id):
+                log.warning("endpoint %s disabled: every delivery to it has failed for too long", endpoint_id)
 
     # --- waiting and stopping ---------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from attrs import field, frozen
 
@@ -33,6 +33,7 @@ __all__ = [
     "DuplicateEventConflict",
     "NewEvent",
     "PublishResult",
+    "ServiceListener",
     "ServiceSettings",
     "WebhookService",
     "generate_secret",
@@ -70,6 +71,16 @@ class PublishResult:
     duplicate: bool = False
 
 
+class ServiceListener(Protocol):
+    """Something in this process that acts on new work: a dispatcher."""
+
+    def wake(self) -> None:
+        """Deliveries may have become due."""
+
+    def endpoint_changed(self, endpoint_id: str) -> None:
+        """An endpoint changed (disabled, deleted, new URL or secret): stop using a stale copy."""
+
+
 class DuplicateEventConflict(DomainError):
     """An event id was reused for a different event."""
 
@@ -89,14 +100,28 @@ class WebhookService:
         ids: IdGenerator,
         random: RandomSource,
         settings: ServiceSettings | None = None,
-        on_due: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
         self.random = random
         self.settings = settings or ServiceSettings()
-        self._on_due = on_due or (lambda: None)
+        self._listeners: list[ServiceListener] = []
+
+    def add_listener(self, listener: ServiceListener) -> None:
+        """Tell ``listener`` (a dispatcher in this process) about new work and endpoint changes."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: ServiceListener) -> None:
+        self._listeners.remove(listener)
+
+    def _on_due(self) -> None:
+        for listener in self._listeners:
+            listener.wake()
+
+    def _on_endpoint_changed(self, endpoint_id: str) -> None:
+        for listener in self._listeners:
+            listener.endpoint_changed(endpoint_id)
 
     # --- endpoints --------------------------------------------------------------------------
 
@@ -181,18 +206,23 @@ class WebhookService:
             account_id, endpoint_id, unfinished, lambda now: dlv.Cancel("endpoint deleted", now)
         )
 
-    async def auto_disable(self, endpoint_id: str, failing_since: datetime) -> bool:
-        """Disable an endpoint whose deliveries have all failed since ``failing_since`` for
-        longer than the rules allow. Returns whether it was disabled by this call."""
+    async def auto_disable(self, endpoint_id: str) -> bool:
+        """Disable the endpoint if every delivery to it has failed for longer than the rules
+        allow (judged on the read model as it is now). Returns whether this call disabled it."""
         view = await self.store.endpoint(endpoint_id)
-        if view is None or view.endpoint.status is not ep.EndpointStatus.ENABLED:
+        if (
+            view is None
+            or view.endpoint.status is not ep.EndpointStatus.ENABLED
+            or view.failing_since is None
+        ):
             return False
-        command = ep.AutoDisable(failing_since, self.clock.now())
+        command = ep.AutoDisable(view.failing_since, self.clock.now())
         try:
             events = ep.decide(command, view.endpoint, self.settings.endpoint_rules)
             await self.store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
         except (ConcurrencyConflict, DomainError):
             return False  # it changed meanwhile, or has not failed long enough: next failure retries
+        self._on_endpoint_changed(endpoint_id)
         return bool(events)
 
     async def _endpoint_command(
@@ -207,7 +237,9 @@ class WebhookService:
                 ep.fold(events, view.endpoint), view.version + len(events), view.failing_since
             )
 
-        return await _retry_on_conflict(attempt)
+        view = await _retry_on_conflict(attempt)
+        self._on_endpoint_changed(endpoint_id)
+        return view
 
     # --- publishing -------------------------------------------------------------------------
 

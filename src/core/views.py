@@ -16,7 +16,8 @@ __all__ = ["AttemptView", "DeliveryView", "DueDelivery", "EndpointView", "EventV
 
 @frozen
 class EndpointView:
-    """An endpoint's state at stream ``version``, plus when its current run of failures began."""
+    """An endpoint's state at stream ``version``, plus when its current run of failures began:
+    the start of the first failed attempt recorded after its last success or its last enabling."""
 
     endpoint: Endpoint
     version: int

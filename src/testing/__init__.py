@@ -8,7 +8,7 @@
 """
 
 from .fakes import FakeClock, FakeNetwork, LoopClock, Route, SeededRandom, SentRequest, SequentialIds
-from .loop import SimulationDeadlock, VirtualTimeLoop, run_virtual
+from .loop import SimulationDeadlock, SimulationLivelock, VirtualTimeLoop, run_virtual
 
 __all__ = [
     "FakeClock",
@@ -19,6 +19,7 @@ __all__ = [
     "SentRequest",
     "SequentialIds",
     "SimulationDeadlock",
+    "SimulationLivelock",
     "VirtualTimeLoop",
     "run_virtual",
 ]

@@ -12,13 +12,23 @@ import selectors
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["SimulationDeadlock", "VirtualTimeLoop", "run_virtual"]
+__all__ = ["SimulationDeadlock", "SimulationLivelock", "VirtualTimeLoop", "run_virtual"]
 
 T = TypeVar("T")
 
 
 class SimulationDeadlock(RuntimeError):
     """Every task waits and no timer is set: nothing can ever happen again."""
+
+
+class SimulationLivelock(RuntimeError):
+    """Tasks keep running without ever letting virtual time pass: a busy loop."""
+
+
+#: Loop iterations allowed at one instant of virtual time before it counts as a livelock.
+MAX_STEPS_PER_INSTANT = 200_000
+#: Loop iterations allowed in one run: a simulation that needs more is spinning.
+MAX_STEPS = 5_000_000
 
 
 class _SelectorMap(Mapping[Any, selectors.SelectorKey]):
@@ -41,6 +51,8 @@ class _VirtualSelector(selectors.BaseSelector):
     def __init__(self, advance: Callable[[float], None]) -> None:
         self._keys: dict[int, selectors.SelectorKey] = {}
         self._advance = advance
+        self._steps_at_this_instant = 0
+        self._steps = 0
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
@@ -52,10 +64,18 @@ class _VirtualSelector(selectors.BaseSelector):
         return self._keys.pop(fileobj if isinstance(fileobj, int) else fileobj.fileno())
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self._steps += 1
+        if self._steps > MAX_STEPS:
+            raise SimulationLivelock(f"{MAX_STEPS} loop steps in one run: something is spinning")
         if timeout is None:
             raise SimulationDeadlock("every task is waiting and no timer is set")
         if timeout > 0:
             self._advance(timeout)
+            self._steps_at_this_instant = 0
+        else:
+            self._steps_at_this_instant += 1
+            if self._steps_at_this_instant > MAX_STEPS_PER_INSTANT:
+                raise SimulationLivelock(f"{MAX_STEPS_PER_INSTANT} loop steps without time passing")
         return []
 
     def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
