@@ -169,7 +169,8 @@ def _endpoint_ids(recorded: Sequence[RecordedEvent]) -> set[str]:
     """The endpoints whose rows change: their own events, and attempts (``failing_since``)."""
     events = [item.event for item in recorded]
     own = {event.endpoint_id for event in events if isinstance(event, _ENDPOINT_EVENTS)}
-    return own | {event.endpoint_id for event in events if isinstance(event, AttemptSucceeded | AttemptFailed)}
+    tried = {event.endpoint_id for event in events if isinstance(event, AttemptSucceeded | AttemptFailed)}
+    return own | tried
 
 
 def _delivery_ids(recorded: Iterable[RecordedEvent]) -> set[str]:
