@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from attrs import define, field
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
@@ -41,7 +41,7 @@ from .projection import (
 )
 from .schema import attempts, deliveries, endpoints, events, published_events
 
-__all__ = ["SqlStore", "open_store", "rebuild_read_models"]
+__all__ = ["SqlStore", "claim_query", "open_store", "rebuild_read_models"]
 
 T = TypeVar("T")
 
@@ -254,22 +254,9 @@ class SqlStore:
         # Selected in the order the port promises, then leased by primary key in the same
         # transaction. On SQLite that transaction holds the single write lock from its first
         # statement (BEGIN IMMEDIATE), so nobody can claim in between; on PostgreSQL the rows
-        # are locked as they are selected, and rows another claimer holds are skipped.
-        query = (
-            select(deliveries, published_events.c.body)
-            .join(
-                published_events,
-                and_(
-                    published_events.c.account_id == deliveries.c.account_id,
-                    published_events.c.event_id == deliveries.c.event_id,
-                ),
-            )
-            .where(deliveries.c.queue_at.isnot(None), deliveries.c.queue_at <= now)
-            .order_by(deliveries.c.queue_at, deliveries.c.delivery_id)
-            .limit(limit)
-        )
-        if not self._sqlite:
-            query = query.with_for_update(of=deliveries, skip_locked=True)
+        # are locked as they are selected, and rows another claimer holds are skipped. (SQLite's
+        # UPDATE … RETURNING cannot return the pre-update due time the order needs.)
+        query = claim_query(now, limit, skip_locked=not self._sqlite)
         with self._writing() as conn:
             rows = conn.execute(query).all()
             if not rows:
@@ -392,6 +379,27 @@ class SqlStore:
                 project(conn, page)
                 replayed += len(page)
                 after = page[-1].position
+
+
+def claim_query(now: datetime, limit: int, *, skip_locked: bool) -> Select[Any]:
+    """The pending deliveries due at ``now``, earliest first, with their bodies. It reads only the
+    partial index of pending rows (``ix_deliveries_queue``): finished ones are not in it."""
+    query = (
+        select(deliveries, published_events.c.body)
+        .join(
+            published_events,
+            and_(
+                published_events.c.account_id == deliveries.c.account_id,
+                published_events.c.event_id == deliveries.c.event_id,
+            ),
+        )
+        .where(deliveries.c.queue_at.isnot(None), deliveries.c.queue_at <= now)
+        .order_by(deliveries.c.queue_at, deliveries.c.delivery_id)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(of=deliveries, skip_locked=True)
+    return query
 
 
 def rebuild_read_models(url: str | URL, *, codec: EventCodec | None = None) -> int:
