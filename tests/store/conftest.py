@@ -11,8 +11,8 @@ import pytest
 # The backend helpers live beside the contract suite, which shares them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "contract"))
 
-from sqlalchemy.engine import URL  # noqa: E402  (after the path is set)
-from store_backends import fresh_postgres_database, migrated_postgres_database, pytest_pyfunc_call  # noqa: E402
+from sqlalchemy.engine import URL
+from store_backends import fresh_postgres_database, migrated_postgres_database, pytest_pyfunc_call
 
 __all__ = ["pytest_pyfunc_call"]
 

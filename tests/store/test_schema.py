@@ -14,7 +14,12 @@ from sqlalchemy.engine import URL
 
 from attribution_webhooks.adapters.sql import SchemaNotCurrent, open_store, upgrade
 from attribution_webhooks.adapters.sql.engine import create_engine
-from attribution_webhooks.adapters.sql.migrate import MIGRATIONS, current_revision, ensure_schema, head_revision
+from attribution_webhooks.adapters.sql.migrate import (
+    MIGRATIONS,
+    current_revision,
+    ensure_schema,
+    head_revision,
+)
 from attribution_webhooks.adapters.sql.schema import metadata
 from attribution_webhooks.adapters.sql.store import claim_query
 

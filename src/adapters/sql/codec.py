@@ -28,6 +28,7 @@ __all__ = [
     "Upcaster",
     "decode_endpoint",
     "encode_endpoint",
+    "require_aware",
 ]
 
 #: Payload (a JSON object) at version n → the same fact at version n + 1.
@@ -42,10 +43,15 @@ SCHEMA_VERSIONS: Mapping[str, int] = dict.fromkeys(EVENT_TYPES, 1)
 UPCASTERS: Mapping[tuple[str, int], Upcaster] = {}
 
 
-def _unstructure_time(value: datetime) -> str:
+def require_aware(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is refused rather than read in some local zone."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: the store takes aware UTC datetimes only")
-    return value.astimezone(UTC).isoformat()
+    return value.astimezone(UTC)
+
+
+def _unstructure_time(value: datetime) -> str:
+    return require_aware(value).isoformat()
 
 
 def _structure_time(value: Any, _type: Any) -> datetime:

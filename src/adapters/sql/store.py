@@ -28,7 +28,7 @@ from ...core.endpoint import EndpointStatus
 from ...core.errors import ConcurrencyConflict
 from ...core.ports import RecordedEvent, StreamAppend
 from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
-from .codec import EventCodec, StoredEvent
+from .codec import EventCodec, StoredEvent, require_aware
 from .engine import DEFAULT_URL, create_engine, write_options
 from .migrate import check_schema, ensure_schema
 from .projection import (
@@ -244,6 +244,7 @@ class SqlStore:
     # --- DeliveryQueue ----------------------------------------------------------------------
 
     async def claim(self, now: datetime, limit: int, lease_for: timedelta) -> Sequence[DueDelivery]:
+        require_aware(now)
         return await self._run(self._claim, now, limit, lease_for)
 
     def _claim(self, now: datetime, limit: int, lease_for: timedelta) -> list[DueDelivery]:
@@ -272,6 +273,7 @@ class SqlStore:
         ]
 
     async def release(self, leases: Sequence[DueDelivery], due_at: datetime) -> None:
+        require_aware(due_at)
         if leases:
             await self._run(self._release, list(leases), due_at)
 
@@ -336,6 +338,7 @@ class SqlStore:
         if statuses is not None:
             query = query.where(deliveries.c.status.in_([DeliveryStatus(s).value for s in statuses]))
         if since is not None:
+            require_aware(since)
             query = query.where(deliveries.c.updated_at >= since)
         if before is not None:
             query = query.where(deliveries.c.delivery_id < before)
