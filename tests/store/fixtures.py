@@ -18,9 +18,8 @@ ENDPOINT = "wh_1"
 
 
 def endpoint(at: datetime) -> StreamAppend:
-    registered = EndpointRegistered(
-        ENDPOINT, ACCOUNT, "https://example.com/hook", ("deal.attributed",), "s3cret-s3cret-XYZ", "", False, at
-    )
+    url, secret = "https://example.com/hook", "s3cret-s3cret-XYZ"
+    registered = EndpointRegistered(ENDPOINT, ACCOUNT, url, ("deal.attributed",), secret, "", False, at)
     return StreamAppend(ENDPOINT, 0, (registered,))
 
 
@@ -29,7 +28,9 @@ def published(event_id: str, delivery_ids: list[str], at: datetime, held: bool =
     event = EventPublished(event_id, ACCOUNT, "deal.attributed", f'{{"id":"{event_id}"}}', at, at)
     appends = [StreamAppend(event_stream(ACCOUNT, event_id), 0, (event,))]
     for delivery_id in delivery_ids:
-        scheduled = DeliveryScheduled(delivery_id, ACCOUNT, ENDPOINT, event_id, "deal.attributed", at, held=held)
+        scheduled = DeliveryScheduled(
+            delivery_id, ACCOUNT, ENDPOINT, event_id, "deal.attributed", at, held=held
+        )
         appends.append(StreamAppend(delivery_id, 0, (scheduled,)))
     return appends
 
@@ -37,5 +38,6 @@ def published(event_id: str, delivery_ids: list[str], at: datetime, held: bool =
 def success(due: DueDelivery, at: datetime) -> StreamAppend:
     """The outcome a worker records for a leased delivery that was delivered."""
     delivery = due.delivery
-    event = AttemptSucceeded(delivery.delivery_id, delivery.endpoint_id, delivery.attempts + 1, at, 1.0, 200, "OK")
+    attempt = delivery.attempts + 1
+    event = AttemptSucceeded(delivery.delivery_id, delivery.endpoint_id, attempt, at, 1.0, 200, "OK")
     return StreamAppend(delivery.delivery_id, due.version, (event,))
