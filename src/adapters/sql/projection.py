@@ -177,10 +177,14 @@ def _delivery_ids(recorded: Iterable[RecordedEvent]) -> set[str]:
     return {item.event.delivery_id for item in recorded if isinstance(item.event, _DELIVERY_EVENTS)}
 
 
+_LOAD_ENDPOINTS = select(endpoints).where(endpoints.c.endpoint_id.in_(bindparam("ids", expanding=True)))
+_LOAD_DELIVERIES = select(deliveries).where(deliveries.c.delivery_id.in_(bindparam("ids", expanding=True)))
+
+
 def _load_endpoints(conn: Connection, ids: Collection[str]) -> dict[str, _EndpointRow]:
     if not ids:
         return {}
-    rows = conn.execute(select(endpoints).where(endpoints.c.endpoint_id.in_(ids)))
+    rows = conn.execute(_LOAD_ENDPOINTS, {"ids": list(ids)})
     return {
         row.endpoint_id: _EndpointRow(endpoint_view(row), row.registered_position, new=False) for row in rows
     }
@@ -189,7 +193,7 @@ def _load_endpoints(conn: Connection, ids: Collection[str]) -> dict[str, _Endpoi
 def _load_deliveries(conn: Connection, ids: Collection[str]) -> dict[str, _DeliveryRow]:
     if not ids:
         return {}
-    rows = conn.execute(select(deliveries).where(deliveries.c.delivery_id.in_(ids)))
+    rows = conn.execute(_LOAD_DELIVERIES, {"ids": list(ids)})
     return {row.delivery_id: _DeliveryRow(delivery_view(row), new=False) for row in rows}
 
 

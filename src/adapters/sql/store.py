@@ -150,7 +150,7 @@ class SqlStore:
             versions[append.stream_id] = at + len(append.events)
         if conflicts:
             raise ConcurrencyConflict(tuple(dict.fromkeys(conflicts)))
-        position: int = conn.execute(select(func.coalesce(func.max(events.c.position), 0))).scalar_one()
+        position: int = conn.execute(_LAST_POSITION).scalar_one()
         recorded: list[RecordedEvent] = []
         rows: list[dict[str, Any]] = []
         for append in appends:
@@ -418,13 +418,17 @@ def _param(name: str, column: Any) -> Any:
     return bindparam(name, type_=column.type)
 
 
+# Built once: the hot path pays for executing statements, not for constructing them.
+_LAST_POSITION = select(func.coalesce(func.max(events.c.position), 0))
+_STREAM_VERSIONS = (
+    select(events.c.stream_id, func.max(events.c.version))
+    .where(events.c.stream_id.in_(bindparam("stream_ids", expanding=True)))
+    .group_by(events.c.stream_id)
+)
+
+
 def _stream_versions(conn: Connection, stream_ids: Collection[str]) -> dict[str, int]:
-    query = (
-        select(events.c.stream_id, func.max(events.c.version))
-        .where(events.c.stream_id.in_(stream_ids))
-        .group_by(events.c.stream_id)
-    )
-    return {row[0]: row[1] for row in conn.execute(query)}
+    return {row[0]: row[1] for row in conn.execute(_STREAM_VERSIONS, {"stream_ids": list(stream_ids)})}
 
 
 def _decode_rows(codec: EventCodec, rows: Any) -> list[RecordedEvent]:
