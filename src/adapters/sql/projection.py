@@ -14,7 +14,7 @@ from typing import Any
 
 from attrs import define
 from attrs import evolve as _replace
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
 
 from ...core import delivery as dlv
 from ...core import endpoint as ep
@@ -269,50 +269,51 @@ def _note_endpoint_health(batch: _Batch, event: AttemptSucceeded | AttemptFailed
 
 
 def _write(conn: Connection, batch: _Batch) -> None:
-    new_endpoints: list[dict[str, Any]] = []
-    changed_endpoints: list[dict[str, Any]] = []
-    for endpoint_id, e_row in batch.endpoints.items():
-        if not e_row.changed:
-            continue
-        values = {
-            "account_id": e_row.view.endpoint.account_id,
-            "status": e_row.view.endpoint.status.value,
-            "version": e_row.view.version,
-            "failing_since": e_row.view.failing_since,
-            "registered_position": e_row.registered_position,
-            "state": encode_endpoint(e_row.view.endpoint),
-        }
-        if e_row.new:
-            new_endpoints.append({"endpoint_id": endpoint_id, **values})
-        else:
-            changed_endpoints.append({"b_id": endpoint_id, **values})
-    if new_endpoints:
-        conn.execute(insert(endpoints), new_endpoints)
-    if changed_endpoints:
-        conn.execute(_UPDATE_ENDPOINT, changed_endpoints)
+    _save(
+        conn,
+        endpoints,
+        (
+            (endpoint_id, row.new, _endpoint_values(row))
+            for endpoint_id, row in batch.endpoints.items()
+            if row.changed
+        ),
+    )
     if batch.published:
         conn.execute(insert(published_events), batch.published)
-    new_deliveries: list[dict[str, Any]] = []
-    changed_deliveries: list[dict[str, Any]] = []
-    for delivery_id, d_row in batch.deliveries.items():
-        if d_row.new:
-            new_deliveries.append({"delivery_id": delivery_id, **_delivery_values(d_row.view)})
-        else:
-            changed_deliveries.append({"b_id": delivery_id, **_delivery_values(d_row.view)})
-    if new_deliveries:
-        conn.execute(insert(deliveries), new_deliveries)
-    if changed_deliveries:
-        conn.execute(_UPDATE_DELIVERY, changed_deliveries)
+    _save(
+        conn,
+        deliveries,
+        ((delivery_id, row.new, _delivery_values(row.view)) for delivery_id, row in batch.deliveries.items()),
+    )
     if batch.attempts:
         conn.execute(insert(attempts), batch.attempts)
 
 
-_UPDATE_ENDPOINT = update(endpoints).where(
-    endpoints.c.endpoint_id == bindparam("b_id", type_=endpoints.c.endpoint_id.type)
-)
-_UPDATE_DELIVERY = update(deliveries).where(
-    deliveries.c.delivery_id == bindparam("b_id", type_=deliveries.c.delivery_id.type)
-)
+def _endpoint_values(row: _EndpointRow) -> dict[str, Any]:
+    return {
+        "account_id": row.view.endpoint.account_id,
+        "status": row.view.endpoint.status.value,
+        "version": row.view.version,
+        "failing_since": row.view.failing_since,
+        "registered_position": row.registered_position,
+        "state": encode_endpoint(row.view.endpoint),
+    }
+
+
+def _save(conn: Connection, table: Table, rows: Iterable[tuple[str, bool, dict[str, Any]]]) -> None:
+    """Insert the new rows and update the others, one ``executemany`` each; the key is the id."""
+    (key,) = table.primary_key.columns
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for ident, is_new, values in rows:
+        if is_new:
+            new.append({key.name: ident, **values})
+        else:
+            changed.append({"b_id": ident, **values})
+    if new:
+        conn.execute(insert(table), new)
+    if changed:
+        conn.execute(update(table).where(key == bindparam("b_id", type_=key.type)), changed)
 
 
 def clear_read_models(conn: Connection) -> None:
