@@ -7,7 +7,7 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 
-from fixtures import published
+from store_fixtures import published
 
 from attribution_webhooks.adapters.sql import open_store
 

@@ -9,8 +9,8 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fixtures import ACCOUNT, endpoint, published, success
 from sqlalchemy.engine import URL
+from store_fixtures import ACCOUNT, endpoint, published, success
 
 from attribution_webhooks.adapters.sql import open_store
 from attribution_webhooks.core.delivery import DeliveryStatus

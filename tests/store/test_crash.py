@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fixtures import ACCOUNT, endpoint, published, success
 from sqlalchemy import select
 from sqlalchemy.engine import URL
+from store_fixtures import ACCOUNT, endpoint, published, success
 
 from attribution_webhooks.adapters.sql import SqlStore, open_store
 from attribution_webhooks.adapters.sql.schema import READ_MODELS, events

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import URL
-from workload import ACCOUNT, run_workload
+from store_workload import ACCOUNT, run_workload
 
 from attribution_webhooks.adapters.memory import MemoryStore
 from attribution_webhooks.adapters.sql import SqlStore, open_store, rebuild_read_models
