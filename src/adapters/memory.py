@@ -58,7 +58,8 @@ class MemoryStore:
     _deliveries: dict[str, _DeliveryRow] = field(factory=dict, init=False)
     _account_deliveries: dict[str, list[str]] = field(factory=dict, init=False)
     _attempts: dict[str, list[AttemptView]] = field(factory=dict, init=False)
-    _queue: list[tuple[datetime, int, str]] = field(factory=list, init=False)
+    # (due_at, delivery_id, key): ties go by delivery id, as in the SQL store's index.
+    _queue: list[tuple[datetime, str, int]] = field(factory=list, init=False)
     _counter: int = field(default=0, init=False)
 
     # --- EventStore -------------------------------------------------------------------------
@@ -172,7 +173,7 @@ class MemoryStore:
         row.due_at = due_at
         row.queue_key = self._counter
         if due_at is not None:
-            heapq.heappush(self._queue, (due_at, self._counter, delivery_id))
+            heapq.heappush(self._queue, (due_at, delivery_id, self._counter))
 
     # --- EndpointDirectory ------------------------------------------------------------------
 
@@ -203,7 +204,7 @@ class MemoryStore:
     async def claim(self, now: datetime, limit: int, lease_for: timedelta) -> Sequence[DueDelivery]:
         claimed: list[DueDelivery] = []
         while self._queue and len(claimed) < limit:
-            due_at, key, delivery_id = self._queue[0]
+            due_at, delivery_id, key = self._queue[0]
             if due_at > now:
                 break
             heapq.heappop(self._queue)
@@ -227,7 +228,7 @@ class MemoryStore:
 
     async def next_due(self) -> datetime | None:
         while self._queue:
-            due_at, key, delivery_id = self._queue[0]
+            due_at, delivery_id, key = self._queue[0]
             if self._deliveries[delivery_id].queue_key == key:
                 return due_at
             heapq.heappop(self._queue)

@@ -1,0 +1,113 @@
+"""Events in the log: tagged by type and schema version, aware UTC times, old rows upcast on load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+
+from attribution_webhooks.adapters.sql import open_store
+from attribution_webhooks.adapters.sql.codec import SCHEMA_VERSIONS, EventCodec, StoredEvent
+from attribution_webhooks.adapters.sql.schema import events
+from attribution_webhooks.core.events import EndpointRegistered, EventPublished, event_stream
+from attribution_webhooks.core.ports import StreamAppend
+
+T0 = datetime(2024, 1, 20, 15, 0, tzinfo=UTC)
+
+# The v1 shape this test pretends EndpointRegistered once had: ``target`` for the URL, and no
+# ``standard_webhooks`` (everything was signed the spec's way).
+OLD_ROW = {
+    "endpoint_id": "wh_old",
+    "account_id": "acct_1",
+    "target": "https://old.example/hook",
+    "event_types": ["deal.attributed"],
+    "secret": "s3cret-s3cret-XYZ",
+    "description": "",
+    "registered_at": "2024-01-20T15:00:00+00:00",
+}
+
+
+def _v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    upgraded = {key: value for key, value in payload.items() if key != "target"}
+    return {**upgraded, "url": payload["target"], "standard_webhooks": False}
+
+
+V2_CODEC = EventCodec(
+    versions={**SCHEMA_VERSIONS, "EndpointRegistered": 2},
+    upcasters={("EndpointRegistered", 1): _v1_to_v2},
+)
+
+
+def test_rows_are_tagged_with_type_and_schema_version(sqlite_url: str) -> None:
+    """A stored event is its class name, its payload version, and JSON with UTC times."""
+    store = open_store(sqlite_url, inline=True)
+    published = EventPublished("evt_1", "acct_1", "deal.attributed", "{}", T0, T0 + timedelta(seconds=1))
+    asyncio.run(store.append(StreamAppend(event_stream("acct_1", "evt_1"), 0, (published,))))
+    with store.engine.connect() as conn:
+        row = conn.execute(select(events)).one()
+    store.close()
+    assert (row.event_type, row.schema_version, row.stream_id, row.version) == (
+        "EventPublished",
+        1,
+        "event:acct_1:evt_1",
+        1,
+    )
+    assert json.loads(row.data)["published_at"] == "2024-01-20T15:00:01+00:00"
+
+
+async def test_an_old_version_row_still_loads_through_its_upcaster(sqlite_url: str) -> None:
+    """A v1 row of an event now at v2 is upcast on read, and projects like a new one."""
+    store = open_store(sqlite_url, codec=V2_CODEC)
+    try:
+        with store.engine.begin() as conn:
+            row = {"position": 1, "stream_id": "wh_old", "version": 1, "event_type": "EndpointRegistered"}
+            conn.execute(insert(events), {**row, "schema_version": 1, "data": json.dumps(OLD_ROW)})
+        [recorded] = await store.read("wh_old")
+        url, secret = "https://old.example/hook", "s3cret-s3cret-XYZ"
+        assert recorded.event == EndpointRegistered(
+            "wh_old", "acct_1", url, ("deal.attributed",), secret, "", False, T0
+        )
+        assert store.rebuild_read_models() == 1
+        view = await store.endpoint("wh_old")
+        assert view is not None
+        assert view.endpoint.url == "https://old.example/hook"
+    finally:
+        store.close()
+
+
+def test_rows_the_code_cannot_read_fail_loudly() -> None:
+    """A row newer than the code, or an old one without an upcaster, is an error, not a guess."""
+    data = json.dumps(OLD_ROW)
+    with pytest.raises(ValueError, match="newer than this code"):
+        EventCodec().decode(StoredEvent("EndpointRegistered", 2, data))
+    with pytest.raises(ValueError, match="no upcaster"):
+        EventCodec(versions={**SCHEMA_VERSIONS, "EndpointRegistered": 3}).decode(
+            StoredEvent("EndpointRegistered", 1, data)
+        )
+    with pytest.raises(ValueError, match="unknown event type"):
+        EventCodec().decode(StoredEvent("EndpointVanished", 1, "{}"))
+
+
+async def test_naive_datetimes_are_refused_and_nothing_is_written(sqlite_url: str) -> None:
+    """A naive datetime in an event is an error; times in other zones come back as the same instant in UTC."""
+    store = open_store(sqlite_url)
+    try:
+        naive = EventPublished("evt_1", "acct_1", "deal.attributed", "{}", T0, datetime(2024, 1, 20, 15, 0))  # noqa: DTZ001
+        with pytest.raises(ValueError, match="naive"):
+            await store.append(StreamAppend(event_stream("acct_1", "evt_1"), 0, (naive,)))
+        assert list(await store.read_all()) == []
+        with pytest.raises(ValueError, match="naive"):
+            await store.claim(datetime(2024, 1, 20, 15, 0), 10, timedelta(seconds=60))  # noqa: DTZ001
+        zoned = T0.astimezone(timezone(timedelta(hours=-5)))
+        aware = EventPublished("evt_1", "acct_1", "deal.attributed", "{}", zoned, zoned)
+        await store.append(StreamAppend(event_stream("acct_1", "evt_1"), 0, (aware,)))
+        view = await store.event("acct_1", "evt_1")
+        assert view is not None
+        assert view.published_at == T0
+        assert view.published_at.tzinfo is UTC
+    finally:
+        store.close()
