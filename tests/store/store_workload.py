@@ -39,13 +39,11 @@ async def _workload(store: Storage, seed: int) -> None:
     network.routes[HOOK + "flaky"] = Route(failure_rate=0.4, failures=("500", "503", "timeout", "reset"))
     network.routes[HOOK + "down"] = Route(outages=((EPOCH, EPOCH + timedelta(days=30)),))
     network.routes[HOOK + "gone"] = Route(latency=(0.5, 1.0))
-    wake: list[Dispatcher] = []
-    service = WebhookService(store, clock, SequentialIds(), SeededRandom(seed), on_due=lambda: wake[0].wake())
+    service = WebhookService(store, clock, SequentialIds(), SeededRandom(seed))
     settings = DispatchSettings(
         claim_batch=16, per_endpoint_concurrency=2, concurrency=8, poll_interval=timedelta(seconds=60)
     )
-    dispatcher = Dispatcher(service, network, HmacSigner(), settings)
-    wake.append(dispatcher)
+    dispatcher = Dispatcher(service, network, HmacSigner(), settings)  # it listens to the service
     stop = asyncio.Event()
     running = asyncio.ensure_future(dispatcher.run(stop))
 

@@ -24,6 +24,7 @@ from ...core.events import (
     AttemptSucceeded,
     DeliveryEvent,
     DeliveryScheduled,
+    EndpointEnabled,
     EndpointEvent,
     EndpointRegistered,
     EventPublished,
@@ -203,7 +204,11 @@ def _project_endpoint(batch: _Batch, item: RecordedEvent, event: EndpointEvent) 
         fresh = EndpointView(ep.initial_state(), 0)
         row = _EndpointRow(fresh, item.position, new=row is None or row.new)
         batch.endpoints[event.endpoint_id] = row
-    row.view = _replace(row.view, endpoint=ep.evolve(row.view.endpoint, event), version=item.version)
+    # Enabling gives the endpoint a fresh start: its earlier failures no longer count.
+    failing_since = None if isinstance(event, EndpointEnabled) else row.view.failing_since
+    row.view = _replace(
+        row.view, endpoint=ep.evolve(row.view.endpoint, event), version=item.version, failing_since=failing_since
+    )
     row.changed = True
 
 
@@ -254,7 +259,8 @@ def _project_delivery(batch: _Batch, item: RecordedEvent, event: DeliveryEvent) 
 
 
 def _note_endpoint_health(batch: _Batch, event: AttemptSucceeded | AttemptFailed) -> None:
-    """``failing_since``: set by the first failed attempt after a success, cleared by a success."""
+    """``failing_since``: set by the first failed attempt after a success (or an enabling),
+    cleared by a success."""
     row = batch.endpoints.get(event.endpoint_id)
     if row is None:
         return
