@@ -219,8 +219,8 @@ class MemoryStore:
             claimed.append(DueDelivery(state, row.view.version, row.lease, leased_until, body))
         return claimed
 
-    async def release(self, leases: Sequence[DueDelivery], due_at: datetime) -> None:
-        for due in leases:
+    async def release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
+        for due, due_at in returns:
             row = self._deliveries.get(due.delivery.delivery_id)
             if row is not None and row.lease == due.lease:
                 row.lease = None

@@ -35,6 +35,7 @@ __all__ = ["DispatchSettings", "DispatchStats", "Dispatcher"]
 log = logging.getLogger(__name__)
 
 _MIN_WAIT = 0.001  # never spin: a wait is at least a millisecond
+_FIRST_LATENCY_GUESS = 0.1  # seconds, for an endpoint this worker has not sent to yet
 
 
 @frozen
@@ -47,7 +48,6 @@ class DispatchSettings:
     lease: timedelta = timedelta(seconds=60)
     request_timeout: timedelta = timedelta(seconds=15)
     poll_interval: timedelta = timedelta(seconds=1)
-    saturated_delay: timedelta = timedelta(seconds=1)
     shutdown_grace: timedelta = timedelta(seconds=10)
     user_agent: str = "attribution-webhooks/0.1 (+https://github.com/attribution/webhooks)"
 
@@ -104,6 +104,8 @@ class Dispatcher:
     _decisions: list[_Decision] = field(factory=list, init=False)
     _decided: asyncio.Event = field(factory=asyncio.Event, init=False)
     _flushed: asyncio.Event = field(factory=asyncio.Event, init=False)
+    _latency: dict[str, float] = field(factory=dict, init=False)
+    _paced_until: dict[str, datetime] = field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._flushed.set()
@@ -118,7 +120,8 @@ class Dispatcher:
         jobs = self._waiting.pop(endpoint_id, None)
         if jobs:
             self._n_waiting -= len(jobs)
-            self._track(self._release([job.due for job in jobs], self.service.clock.now()))
+            now = self.service.clock.now()
+            self._track(self._release([(job.due, now) for job in jobs]))
             self._signal.set()
 
     @property
@@ -161,7 +164,7 @@ class Dispatcher:
     # --- claiming ---------------------------------------------------------------------------
 
     def _budget(self) -> int:
-        return self.settings.concurrency - len(self._in_flight) - self._n_waiting
+        return self.settings.concurrency - len(self._in_flight)
 
     async def _claim(self) -> bool:
         """Lease a batch and start what can start; True if the batch came back full."""
@@ -176,7 +179,7 @@ class Dispatcher:
         endpoint_ids = list(dict.fromkeys(due.delivery.endpoint_id for due in batch))
         endpoints = await self.service.store.endpoints(endpoint_ids)
         now = clock.now()
-        saturated: list[DueDelivery] = []
+        saturated: list[tuple[DueDelivery, datetime]] = []
         for due in batch:
             view = endpoints.get(due.delivery.endpoint_id)
             job = _Job(due, view)
@@ -185,11 +188,21 @@ class Dispatcher:
             elif view.endpoint.status is not EndpointStatus.ENABLED:
                 self._decide(job, dlv.Hold(now))
             elif not self._offer(job):
-                saturated.append(due)
+                saturated.append((due, self._pace(due.delivery.endpoint_id, now)))
         if saturated:
-            # The endpoint already has a full round waiting: let other endpoints go first.
-            await self._release(saturated, now + self.settings.saturated_delay)
+            await self._release(saturated)
         return len(batch) == limit
+
+    def _pace(self, endpoint_id: str, now: datetime) -> datetime:
+        """When to offer again a delivery its endpoint has no room for: after the ones already
+        put off, one slot's worth of that endpoint's recent latency later. A backlog behind a
+        slow endpoint is so spread out over the time it will take, instead of being handed
+        back and claimed again and again while other endpoints wait."""
+        latency = self._latency.get(endpoint_id, _FIRST_LATENCY_GUESS)
+        slot = timedelta(seconds=max(latency, 0.01) / self.settings.per_endpoint_concurrency)
+        until = max(self._paced_until.get(endpoint_id, now), now) + slot
+        self._paced_until[endpoint_id] = until
+        return until
 
     def _offer(self, job: _Job) -> bool:
         endpoint_id = job.due.delivery.endpoint_id
@@ -233,14 +246,15 @@ class Dispatcher:
         if not ready:
             return
         fresh = await self.service.store.endpoints(ready)
-        stale: list[DueDelivery] = []
+        now = self.service.clock.now()
+        stale: list[tuple[DueDelivery, datetime]] = []
         for endpoint_id in ready:
             jobs = self._waiting.get(endpoint_id)
             if not jobs:
                 continue  # handed back meanwhile
             view = fresh.get(endpoint_id)
             if view is None or jobs[0].endpoint is None or view.version != jobs[0].endpoint.version:
-                stale += [job.due for job in jobs]
+                stale += [(job.due, now) for job in jobs]
                 self._n_waiting -= len(jobs)
                 del self._waiting[endpoint_id]
                 continue
@@ -250,18 +264,18 @@ class Dispatcher:
                 if self._lease_left(job) >= self.settings.request_timeout:
                     self._start(job)
                 else:
-                    stale.append(job.due)
+                    stale.append((job.due, now))
             if not jobs:
                 del self._waiting[endpoint_id]
         if stale:
-            await self._release(stale, self.service.clock.now())
+            await self._release(stale)
 
     def _lease_left(self, job: _Job) -> timedelta:
         return job.due.leased_until - self.service.clock.now()
 
-    async def _release(self, leases: Sequence[DueDelivery], due_at: datetime) -> None:
-        await self.service.store.release(leases, due_at)
-        self.stats.released += len(leases)
+    async def _release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
+        await self.service.store.release(returns)
+        self.stats.released += len(returns)
 
     def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -302,6 +316,9 @@ class Dispatcher:
                 ErrorKind.OTHER, clock.now() - started_at, f"{type(error).__name__}: {error}"
             )
         self.stats.attempts += 1
+        seconds = outcome.elapsed.total_seconds()
+        previous = self._latency.get(delivery.endpoint_id, seconds)
+        self._latency[delivery.endpoint_id] = 0.8 * previous + 0.2 * seconds
         sample = self.service.random.random() if self.service.settings.retry.jitter else 0.5
         self._decide(job, dlv.RecordOutcome(attempt, started_at, outcome, clock.now(), sample))
 
@@ -433,19 +450,21 @@ class Dispatcher:
     async def _shutdown(self) -> None:
         clock = self.service.clock
         grace = self.settings.shutdown_grace.total_seconds()
-        unstarted = [job.due for jobs in self._waiting.values() for job in jobs]
+        unstarted = [(job.due, clock.now()) for jobs in self._waiting.values() for job in jobs]
         self._waiting.clear()
         self._n_waiting = 0
         if unstarted:
-            await self._release(unstarted, clock.now())
+            await self._release(unstarted)
         if self._in_flight:
             attempts = [task for task, _ in self._in_flight.values()]
             await _first(clock.sleep(grace), asyncio.wait(attempts))
-        cut_short = [job.due for task, job in self._in_flight.values() if not task.done()]
-        for task, _ in list(self._in_flight.values()):
+        cut_short = [(job.due, clock.now()) for task, job in self._in_flight.values() if not task.done()]
+        tasks = [task for task, _ in self._in_flight.values()]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if cut_short:
-            await self._release(cut_short, clock.now())
+            await self._release(cut_short)
         if self._background:
             await asyncio.wait(list(self._background))
         if not self._flushed.is_set():

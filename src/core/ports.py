@@ -104,9 +104,9 @@ class DeliveryQueue(Protocol):
         """
         ...
 
-    async def release(self, leases: Sequence[DueDelivery], due_at: datetime) -> None:
-        """Hand back leased deliveries unattempted, due again at ``due_at``. A lease that has
-        since passed to another worker is left alone."""
+    async def release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
+        """Hand back leased deliveries unattempted, each due again at the time paired with it.
+        A lease that has since passed to another worker is left alone."""
         ...
 
     async def next_due(self) -> datetime | None:

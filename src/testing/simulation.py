@@ -237,7 +237,6 @@ def draw_scenario(seed: int) -> Scenario:
         per_endpoint_concurrency=1000 if strict else rng.randint(1, 3),
         claim_batch=rng.choice([1, 7, 128]),
         poll_interval=timedelta(seconds=60),
-        saturated_delay=timedelta(seconds=1),
     )
     retry = RetryPolicy(jitter=rng.choice([0.0, 0.0, 0.0, 0.1]))
     auto_disable_after = rng.choice([timedelta(days=3), timedelta(minutes=30), timedelta(hours=2)])

@@ -502,7 +502,7 @@ async def test_recording_an_outcome_ends_the_lease(store: Storage) -> None:
     assert await store.next_due() == at(10)
     retried = await store.claim(at(10), 10, LEASE)
     assert [(d.delivery.delivery_id, d.version, d.delivery.attempts) for d in retried] == [("dlv_2", 3, 1)]
-    await store.release(claimed, at(11))  # the old leases ended with the recorded outcomes
+    await store.release([(d, at(11)) for d in claimed])  # the old leases ended with the recorded outcomes
     assert await store.next_due() == at(10) + LEASE
 
 
@@ -511,16 +511,27 @@ async def test_release_hands_back_a_lease_only_while_it_is_held(store: Storage) 
     await register(store, "wh_1")
     await publish(store, "evt_1", {"dlv_1": "wh_1", "dlv_2": "wh_1"})
     claimed = await store.claim(T0, 10, LEASE)
-    await store.release([claimed[0]], at(5))
+    await store.release([(claimed[0], at(5))])
     assert await store.next_due() == at(5)
     assert [d.delivery.delivery_id for d in await store.claim(at(5), 10, LEASE)] == ["dlv_1"]
     retaken = await store.claim(T0 + LEASE, 10, LEASE)
     assert [d.delivery.delivery_id for d in retaken] == ["dlv_2"]
-    await store.release([claimed[1]], at(1))  # stale: dlv_2 belongs to the second claim now
+    await store.release([(claimed[1], at(1))])  # stale: dlv_2 belongs to the second claim now
     assert list(await store.claim(at(64), 10, LEASE)) == []
-    await store.release(retaken, at(62))
+    await store.release([(retaken[0], at(62))])
     assert [d.delivery.delivery_id for d in await store.claim(at(64), 10, LEASE)] == ["dlv_2"]
-    await store.release([], at(1))
+    await store.release([])
+
+
+async def test_release_sets_each_delivery_its_own_time(store: Storage) -> None:
+    """Deliveries handed back together can be due at different times (a paced backlog)."""
+    await register(store, "wh_1")
+    await publish(store, "evt_1", {"dlv_1": "wh_1", "dlv_2": "wh_1"})
+    claimed = await store.claim(T0, 10, LEASE)
+    await store.release([(claimed[0], at(9)), (claimed[1], at(3))])
+    assert await store.next_due() == at(3)
+    assert [d.delivery.delivery_id for d in await store.claim(at(3), 10, LEASE)] == ["dlv_2"]
+    assert [d.delivery.delivery_id for d in await store.claim(at(9), 10, LEASE)] == ["dlv_1"]
 
 
 async def test_next_due_is_the_earliest_pending_delivery(store: Storage) -> None:

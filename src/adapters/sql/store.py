@@ -272,22 +272,26 @@ class SqlStore:
             for row in rows
         ]
 
-    async def release(self, leases: Sequence[DueDelivery], due_at: datetime) -> None:
-        require_aware(due_at)
-        if leases:
-            await self._run(self._release, list(leases), due_at)
+    async def release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
+        for _, due_at in returns:
+            require_aware(due_at)
+        if returns:
+            await self._run(self._release, list(returns))
 
-    def _release(self, leases: list[DueDelivery], due_at: datetime) -> None:
+    def _release(self, returns: list[tuple[DueDelivery, datetime]]) -> None:
         statement = (
             update(deliveries)
             .where(
                 deliveries.c.delivery_id == _param("b_id", deliveries.c.delivery_id),
                 deliveries.c.lease == _param("b_lease", deliveries.c.lease),
             )
-            .values(queue_at=due_at, lease=None)
+            .values(queue_at=_param("b_due", deliveries.c.queue_at), lease=None)
         )
+        rows = [
+            {"b_id": d.delivery.delivery_id, "b_lease": d.lease, "b_due": due_at} for d, due_at in returns
+        ]
         with self._writing() as conn:
-            conn.execute(statement, [{"b_id": d.delivery.delivery_id, "b_lease": d.lease} for d in leases])
+            conn.execute(statement, rows)
 
     async def next_due(self) -> datetime | None:
         return await self._run(self._next_due)
