@@ -257,8 +257,11 @@ def draw_scenario(seed: int) -> Scenario:
 
 @frozen
 class Crash:
+    """A worker was down from ``at`` to ``back_at``: crashed, or stopping gracefully to restart."""
+
     at: datetime
     back_at: datetime
+    graceful: bool = False
 
 
 @define
@@ -415,7 +418,9 @@ async def _apply(
         elif action.kind == "restart":
             worker = workers[action.args[0]]
             if worker.task is not None:
+                stopping_at = clock.now()
                 await worker.shutdown()
+                crashes.append(Crash(stopping_at, clock.now(), graceful=True))
                 worker.start()
         else:
             await _operate(action, scenario, service, endpoint_ids)
@@ -796,7 +801,7 @@ def _check_requests(record: _Record) -> list[str]:
         violations += [f"{where} {problem}" for problem in _signature_problems(sent, sub, event.event_id)]
         if (delivery_id, attempt, sent.started_at) not in logged:
             cut_short = sent.outcome is None or any(
-                crash.at == sent.finished_at for crash in record.result.crashes
+                crash.at == sent.finished_at and not crash.graceful for crash in record.result.crashes
             )
             if not cut_short:
                 violations.append(f"{where} finished ({sent.outcome}) but is not in the delivery log")
