@@ -78,6 +78,7 @@ class _Handler(socketserver.BaseRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
     seen: list[tuple[str, str]]
     lock: threading.Lock
 

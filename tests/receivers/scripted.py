@@ -183,6 +183,7 @@ class _Handler(socketserver.BaseRequestHandler):
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
     state: _State
     tls: ssl.SSLContext | None = None
 

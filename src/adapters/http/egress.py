@@ -108,10 +108,12 @@ def blocked_reason(address: str | IPAddress, allow: Sequence[Network] = ()) -> s
         return None
     if isinstance(ip, ipaddress.IPv6Address):
         inner = _embedded_ipv4(ip)
-        if inner is not None and not any(inner in net for net in allow if net.version == 4):
-            reason = _kind(inner)
-            if reason is not None:
-                return f"{ip} embeds {inner}, {reason}"
+        if inner is not None:
+            inner_reason = blocked_reason(inner, allow)
+            if inner_reason is not None:
+                return f"{ip} embeds {inner_reason}"
+            if ip.ipv4_mapped is not None:
+                return None  # the socket connects to the IPv4 address itself, which is fine
     reason = _kind(ip)
     return f"{ip} is {reason}" if reason is not None else None
 
