@@ -258,6 +258,66 @@ async def _port(url: str, body: bytes, headers: tuple[tuple[str, str], ...], con
         yield send
 
 
+async def _worker(url: str, concurrency: int, duration: float) -> dict[str, float]:
+    """Deliveries per second through the whole worker: WebhookService + Dispatcher + MemoryStore +
+    HttpTransport. Events are published in the same process, keeping ``4 * concurrency`` pending."""
+    from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpTransport
+    from attribution_webhooks.adapters.memory import MemoryStore
+    from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
+    from attribution_webhooks.core.dispatcher import Dispatcher, DispatchSettings
+    from attribution_webhooks.core.endpoint import EndpointRules
+    from attribution_webhooks.core.services import NewEvent, ServiceSettings, WebhookService
+
+    data = json.loads(signed_request()[0])["data"]
+    service = WebhookService(
+        MemoryStore(),
+        SystemClock(),
+        UlidGenerator(),
+        SystemRandom(),
+        ServiceSettings(endpoint_rules=EndpointRules(require_https=False)),
+    )
+    settings = EgressSettings(mode=EgressMode.DEVELOPMENT, max_connections=concurrency)
+    async with HttpTransport(settings) as transport:
+        dispatcher = Dispatcher(
+            service,
+            transport,
+            HmacSigner(),
+            DispatchSettings(
+                concurrency=concurrency,
+                per_endpoint_concurrency=concurrency,
+                claim_batch=max(concurrency, 16),
+                poll_interval=timedelta(milliseconds=50),
+            ),
+        )
+        service._on_due = dispatcher.wake  # what the composition root does
+        await service.register_endpoint("acct_bench", url, ["deal.attributed"], secret=SECRET)
+        stop = asyncio.Event()
+        runner = asyncio.ensure_future(dispatcher.run(stop))
+        published = 0
+        finished = False
+
+        async def feed() -> None:
+            nonlocal published
+            while not finished:
+                stats = dispatcher.stats
+                if published - stats.succeeded - stats.failed_attempts < 4 * concurrency:
+                    await service.publish("acct_bench", NewEvent("deal.attributed", data))
+                    published += 1
+                else:
+                    await asyncio.sleep(0.001)
+
+        feeder = asyncio.ensure_future(feed())
+        await asyncio.sleep(WARMUP)
+        ok0, err0, t0 = dispatcher.stats.succeeded, dispatcher.stats.failed_attempts, time.perf_counter()
+        await asyncio.sleep(duration)
+        ok1, err1, t1 = dispatcher.stats.succeeded, dispatcher.stats.failed_attempts, time.perf_counter()
+        finished = True
+        await feeder
+        stop.set()
+        await runner
+    return {"rps": (ok1 - ok0) / (t1 - t0), "requests": ok1 - ok0, "errors": err1 - err0}
+
+
 ASYNC_CLIENTS: dict[str, Callable[..., Any]] = {
     "bare": _bare,
     "aiohttp": _aiohttp,
@@ -269,6 +329,8 @@ ASYNC_CLIENTS: dict[str, Callable[..., Any]] = {
 CLIENTS = [
     *list(ASYNC_CLIENTS),
     "httpx-sync",
+    "worker",
+    "worker+uvloop",
     *[f"{name}+uvloop" for name in ASYNC_CLIENTS],
 ]
 
@@ -311,11 +373,12 @@ def measure(client: str, url: str, concurrency: int, duration: float) -> dict[st
     if client == "httpx-sync":
         return _sync_httpx(url, concurrency, duration)
     name, _, loop = client.partition("+")
-    factory = ASYNC_CLIENTS[name]
     body, headers = signed_request()
 
     async def run() -> dict[str, float]:
-        async with factory(url, body, headers, concurrency) as send:
+        if name == "worker":
+            return await _worker(url, concurrency, duration)
+        async with ASYNC_CLIENTS[name](url, body, headers, concurrency) as send:
             return await _drive(send, concurrency, duration)
 
     loop_factory = None

@@ -17,7 +17,7 @@ from attribution_webhooks.adapters.memory import MemoryStore
 from attribution_webhooks.adapters.signing import HmacSigner
 from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
 from attribution_webhooks.core.delivery import DeliveryStatus
-from attribution_webhooks.core.dispatcher import DispatchSettings, Dispatcher
+from attribution_webhooks.core.dispatcher import Dispatcher, DispatchSettings
 from attribution_webhooks.core.endpoint import EndpointRules
 from attribution_webhooks.core.retry import RetryPolicy
 from attribution_webhooks.core.services import ServiceSettings, WebhookService

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import shutil
 import sys
@@ -19,10 +20,10 @@ from attribution_webhooks.core.delivery import DeliveryStatus
 from attribution_webhooks.core.outcomes import ErrorKind
 from attribution_webhooks.core.services import NewEvent
 from attribution_webhooks.core.wire import MAX_SAFE_INTEGER
+from receivers.scripted import ScriptedServer, free_port
 
 from .conftest import run
 from .delivering import SECRET, Worker, receiver_process, running_worker
-from receivers.scripted import ScriptedServer, free_port
 
 RECEIVERS = Path(__file__).resolve().parents[1] / "receivers"
 
@@ -128,7 +129,7 @@ def _gaps(log: Any) -> list[float]:
     """Seconds between the end of each attempt and the start of the next."""
     return [
         (after.started_at - before.started_at).total_seconds() - before.elapsed_ms / 1000
-        for before, after in zip(log, log[1:], strict=False)
+        for before, after in itertools.pairwise(log)
     ]
 
 
