@@ -61,10 +61,14 @@ def test_seeds_exercise_the_hard_cases() -> None:
     """The scenarios are not all sunny: across the default seeds there are crashes, retries to
     exhaustion, held and cancelled deliveries, automatic disabling and in-flight cancellations."""
     seen: dict[str, int] = {}
-    for seed in range(0, 100):
+    for seed in range(100):
         result = simulate(seed)
         names = {type(recorded.event).__name__ for recorded in result.log}
-        for name in names | ({"crash"} if result.crashes else set()) | ({"two workers"} if result.scenario.workers > 1 else set()):
+        for name in (
+            names
+            | ({"crash"} if result.crashes else set())
+            | ({"two workers"} if result.scenario.workers > 1 else set())
+        ):
             seen[name] = seen.get(name, 0) + 1
         if any("FAILING" in repr(recorded.event) for recorded in result.log):
             seen["auto-disabled"] = seen.get("auto-disabled", 0) + 1
@@ -108,7 +112,9 @@ def test_checker_catches_a_retry_off_schedule(baseline: SimulationResult) -> Non
     """A retry due a second late breaks 'attempt times match the retry policy to the second'."""
     violations = _tampered(
         baseline,
-        lambda e: evolve(e, due_at=e.due_at + timedelta(seconds=2)) if isinstance(e, RetryScheduled) else None,
+        lambda e: (
+            evolve(e, due_at=e.due_at + timedelta(seconds=2)) if isinstance(e, RetryScheduled) else None
+        ),
     )
     assert any("policy says" in v for v in violations), violations
 
@@ -117,9 +123,11 @@ def test_checker_catches_a_misreported_attempt(baseline: SimulationResult) -> No
     """Logging a failure as a success is caught against the network's record."""
     violations = _tampered(
         baseline,
-        lambda e: AttemptSucceeded(e.delivery_id, e.endpoint_id, e.attempt, e.started_at, e.elapsed_ms, 200, "")
-        if isinstance(e, AttemptFailed)
-        else None,
+        lambda e: (
+            AttemptSucceeded(e.delivery_id, e.endpoint_id, e.attempt, e.started_at, e.elapsed_ms, 200, "")
+            if isinstance(e, AttemptFailed)
+            else None
+        ),
     )
     assert any("the network said" in v for v in violations), violations
 

@@ -1,0 +1,81 @@
+"""The checks CI enforces, run as tests so the README's one test command covers them."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -e '.[dev]'")
+    return found
+
+
+def _run(*command: str) -> None:
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_ruff_lint() -> None:
+    """ruff finds nothing in the code, the tests or the benchmarks."""
+    _run(_tool("ruff"), "check", "src", "tests", "bench")
+
+
+def test_ruff_format() -> None:
+    """Everything is formatted as ruff formats it."""
+    _run(_tool("ruff"), "format", "--check", "src", "tests", "bench")
+
+
+def test_mypy_strict() -> None:
+    """mypy --strict passes on src/ (the core, the adapters, the app)."""
+    _run(_tool("mypy"))
+
+
+def test_import_contracts() -> None:
+    """The layers hold (app → adapters → core) and the core imports no I/O, clock or randomness."""
+    _run(_tool("lint-imports"))
+
+
+_WALL_CLOCK = {
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("date", "today"),
+    ("time", "time"),
+    ("time", "monotonic"),
+}
+
+
+def test_the_core_never_reads_the_clock_or_makes_randomness() -> None:
+    """No datetime.now(), date.today(), uuid4() or random in src/core: they come through ports."""
+    offences = []
+    for path in sorted((ROOT / "src" / "core").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
+                continue
+            if (node.value.id, node.attr) in _WALL_CLOCK or node.attr.startswith("uuid"):
+                offences.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value.id}.{node.attr}")
+    assert offences == []
+
+
+def test_the_import_contract_would_catch_a_violation(tmp_path: Path) -> None:
+    """The contract is not vacuous: a core module importing sqlalchemy breaks it."""
+    probe = ROOT / "src" / "core" / "_contract_probe.py"
+    probe.write_text("import sqlalchemy  # noqa: F401\n")
+    try:
+        result = subprocess.run(
+            [_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True
+        )
+    finally:
+        probe.unlink()
+    assert result.returncode != 0
+    assert "attribution_webhooks.core._contract_probe -> sqlalchemy" in result.stdout
