@@ -37,10 +37,12 @@ class HttpTransport:
 
     Requests go to one pooled httpx transport (keep-alive per host): ``AiohttpTransport`` unless
     another is given (``httpx.MockTransport`` in tests that cannot open a socket). No cookies
-    are kept: one receiver's cookie must never travel with another account's delivery. The
-    request's ``timeout`` bounds the whole exchange, body included; connecting may take ``settings.connect_timeout`` of it. Redirects are not followed. The response body is
-    read up to ``settings.read_body_limit`` and its first ``settings.log_body_limit`` bytes are
-    kept; beyond that the connection is dropped rather than read. Every failure becomes a
+    are kept: one receiver's cookie must never travel with another account's delivery.
+
+    The request's ``timeout`` bounds the whole exchange, body included; connecting may take
+    ``settings.connect_timeout`` of it. Redirects are not followed. The response body is read up
+    to ``settings.read_body_limit`` and its first ``settings.log_body_limit`` bytes are kept;
+    beyond that the connection is dropped rather than read. Every failure becomes a
     ``TransportFailure``: this never raises for network trouble.
 
     Use it as an async context manager, or call ``aclose()`` when done.
