@@ -1,0 +1,219 @@
+"""An httpx transport that sends through aiohttp (ADR 0005).
+
+httpx is the API the code sees; its default transport (httpcore) is several times slower than
+aiohttp under concurrency, so requests go out through one ``aiohttp.ClientSession``. aiohttp's
+exceptions come back as httpx's (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``,
+``RemoteProtocolError``, ...) with the original chained as ``__cause__``, so callers catch
+``httpx.HTTPError`` and ``classify`` still sees the operating system's error.
+
+New connections resolve their host through ``resolve_vetted``: the addresses aiohttp connects to
+are exactly the ones the egress policy has just approved (no check-then-use gap). Keep-alive
+connections in the pool were vetted when they were opened.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import certifi
+import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.tracing import Trace
+from yarl import URL
+
+from .egress import BlockedTarget, Lookup, resolve_vetted, system_lookup
+from .settings import EgressSettings
+
+__all__ = ["AiohttpTransport", "Progress", "track_progress"]
+
+
+class Progress:
+    """How far the current exchange got: set by the transport, read when the deadline strikes."""
+
+    __slots__ = ("connected",)
+
+    def __init__(self) -> None:
+        self.connected = False
+
+
+_progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("http_progress", default=None)
+
+
+def track_progress() -> Progress:
+    """Start tracking the exchange that the current task is about to make."""
+    progress = Progress()
+    _progress.set(progress)
+    return progress
+
+
+def ssl_context(settings: EgressSettings) -> ssl.SSLContext:
+    """Verify certificates against ``ca_file`` or certifi's bundle; TLS 1.2 at least."""
+    context = ssl.create_default_context(cafile=settings.ca_file or certifi.where())
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class _VettingResolver(AbstractResolver):
+    """Resolves through ``resolve_vetted``; the proxy's own host is exempt from the policy."""
+
+    def __init__(self, settings: EgressSettings, lookup: Lookup, exempt: frozenset[str]) -> None:
+        self._settings = settings
+        self._lookup = lookup
+        self._exempt = exempt
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host in self._exempt:
+            answers = await self._lookup(host, port)
+        else:
+            answers = await resolve_vetted(host, port, self._settings, self._lookup)
+        return [
+            ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0, flags=0)
+            for fam, address in answers
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+class _TrackingConnector(aiohttp.TCPConnector):
+    async def connect(self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout) -> Any:
+        connection = await super().connect(req, traces, timeout)
+        progress = _progress.get()
+        if progress is not None:
+            progress.connected = True
+        return connection
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, OSError) as error:
+            raise _to_httpx(error) from error
+
+    async def aclose(self) -> None:
+        # release() pools the connection when the body was read to its end; close() drops it.
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+def _to_httpx(error: BaseException) -> httpx.TransportError:
+    """The httpx exception that matches an aiohttp or socket error (the caller chains it)."""
+    message = str(error) or type(error).__name__
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(error, aiohttp.SocketTimeoutError):
+        return httpx.ReadTimeout(message)
+    if isinstance(error, aiohttp.ServerTimeoutError):
+        return httpx.TimeoutException(message)
+    if isinstance(error, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return httpx.ProxyError(message)
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(message)
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return httpx.ReadError(message)
+    if isinstance(error, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(message)
+    if isinstance(error, OSError):
+        return httpx.ReadError(message)
+    return httpx.TransportError(message)
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` over one ``aiohttp.ClientSession``, with the egress settings.
+
+    Pool size, keep-alive, proxy, source address and TLS verification come from ``settings``;
+    ``lookup`` replaces the system resolver (tests). Redirects are never followed, bodies are
+    neither compressed nor decompressed, and no cookies are kept.
+    """
+
+    def __init__(self, settings: EgressSettings | None = None, lookup: Lookup = system_lookup) -> None:
+        self.settings = settings or EgressSettings()
+        self._lookup = lookup
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy = URL(self.settings.proxy) if self.settings.proxy else None
+
+    def _open(self) -> aiohttp.ClientSession:
+        settings = self.settings
+        exempt = (
+            frozenset({self._proxy.host}) if self._proxy is not None and self._proxy.host else frozenset()
+        )
+        connector = _TrackingConnector(
+            limit=settings.max_connections,
+            limit_per_host=settings.max_connections_per_host,
+            keepalive_timeout=settings.keepalive_expiry.total_seconds(),
+            ssl=ssl_context(settings),
+            local_addr=(settings.source_address, 0) if settings.source_address else None,
+            resolver=_VettingResolver(settings, self._lookup, exempt),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+        )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session or self._open()
+        timeout = request.extensions.get("timeout", {})
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            body = await request.aread()
+        # httpx's Headers scan their list on every lookup: hand aiohttp plain pairs instead.
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
+        try:
+            response = await session.request(
+                request.method,
+                URL(str(request.url), encoded=True),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                compress=None,
+                proxy=self._proxy,
+                server_hostname=request.extensions.get("sni_hostname"),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=timeout.get("pool"),
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                ),
+            )
+        except BlockedTarget as blocked:
+            raise httpx.ConnectError(str(blocked), request=request) from blocked
+        except (aiohttp.ClientError, OSError) as error:
+            mapped = _to_httpx(error)
+            mapped.request = request
+            raise mapped from error
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=_ResponseStream(response),
+            request=request,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+            },
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
