@@ -207,7 +207,10 @@ def _project_endpoint(batch: _Batch, item: RecordedEvent, event: EndpointEvent) 
     # Enabling gives the endpoint a fresh start: its earlier failures no longer count.
     failing_since = None if isinstance(event, EndpointEnabled) else row.view.failing_since
     row.view = _replace(
-        row.view, endpoint=ep.evolve(row.view.endpoint, event), version=item.version, failing_since=failing_since
+        row.view,
+        endpoint=ep.evolve(row.view.endpoint, event),
+        version=item.version,
+        failing_since=failing_since,
     )
     row.changed = True
 
