@@ -14,13 +14,16 @@ import time
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from ...adapters.sql import ApiKeyStore
 from .problems import Unauthorized
 
-__all__ = ["API_KEY_HEADER", "SECURITY", "Authenticator"]
+__all__ = ["API_KEY_HEADER", "SECURITY", "Account", "Authenticator"]
 
 API_KEY_HEADER = "X-API-Key"
+#: The type of the ``account`` parameter of every authenticated handler.
+Account = NamedDependency[str]
 #: The OpenAPI security requirement of every authenticated router.
 SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 _MAX_CACHED = 10_000

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from litestar import Router, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from ...core.delivery import DeliveryStatus
 from ...core.views import DeliveryView
 from ..bootstrap import Runtime
-from .auth import SECURITY
+from .auth import SECURITY, Account
 from .resources import Delivery, DeliveryList, delivery_body
 
 __all__ = ["delivery_page", "delivery_routes", "with_attempts"]
@@ -25,7 +25,7 @@ async def with_attempts(runtime: Runtime, views: Collection[DeliveryView]) -> li
 
 async def delivery_page(
     runtime: Runtime,
-    account: str,
+    account: Account,
     size: int,
     cursor: str | None,
     *,
@@ -43,12 +43,12 @@ def delivery_routes(runtime: Runtime) -> Router:
     service = runtime.service
 
     @get("/{delivery_id:str}", summary="Get a delivery with every attempt")
-    async def read(account: str, delivery_id: str = _ID) -> Delivery:
+    async def read(account: Account, delivery_id: str = _ID) -> Delivery:
         view = await service.delivery(account, delivery_id)
         return delivery_body(view, await service.store.attempts(delivery_id))
 
     @post("/{delivery_id:str}/retry", status_code=202, summary="Send a finished delivery again")
-    async def retry(account: str, delivery_id: str = _ID) -> Delivery:
+    async def retry(account: Account, delivery_id: str = _ID) -> Delivery:
         view = await service.redeliver(account, delivery_id)
         return delivery_body(view, await service.store.attempts(delivery_id))
 

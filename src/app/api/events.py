@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from litestar import Router, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from ...adapters.payloads import check_event_data, json_schema
 from ...core.catalog import EventType as CatalogType
@@ -11,7 +11,7 @@ from ...core.catalog import check_event_type, payload_class
 from ...core.samples import SAMPLE_DATA
 from ...core.services import NewEvent
 from ..bootstrap import Runtime
-from .auth import SECURITY
+from .auth import SECURITY, Account
 from .deliveries import with_attempts
 from .resources import Event, EventType, EventTypeList, Published, PublishEvent, event_body
 
@@ -38,20 +38,22 @@ def event_routes(runtime: Runtime) -> list[Router]:
     types = catalog()
 
     @post("/", status_code=202, summary="Publish an event to every subscribed webhook")
-    async def publish(account: str, data: PublishEvent) -> Published:
+    async def publish(account: Account, data: JSONBody[PublishEvent]) -> Published:
         event_type = check_event_type(data.type).value
         check_event_data(event_type, data.data)
         result = await service.publish(account, NewEvent(event_type, data.data, data.id, data.timestamp))
         return Published(result.event_id, result.delivery_ids, result.duplicate)
 
     @get("/{event_id:str}", summary="Get a published event and its deliveries")
-    async def read(account: str, event_id: str = Parameter(description="The event's id (`evt_…`).")) -> Event:
+    async def read(
+        account: Account, event_id: str = Parameter(description="The event's id (`evt_…`).")
+    ) -> Event:
         view = await service.event(account, event_id)
         deliveries = await service.store.deliveries(account, event_id=event_id, limit=1000)
         return event_body(view, await with_attempts(runtime, deliveries))
 
     @get("/", summary="The event types a webhook can subscribe to, with schemas and examples")
-    async def list_types(account: str) -> EventTypeList:
+    async def list_types(account: Account) -> EventTypeList:
         return types
 
     return [

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from litestar import Router, delete, get, patch, post, put
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from ...core.endpoint import MAX_ROTATION_GRACE
 from ...core.errors import ValidationError
 from ..bootstrap import Runtime
-from .auth import SECURITY
+from .auth import SECURITY, Account
 from .deliveries import delivery_page
 from .params import page_size, since_time, statuses
 from .resources import (
@@ -36,7 +36,7 @@ def webhook_routes(runtime: Runtime) -> Router:
     service = runtime.service
 
     @post("/", status_code=201, summary="Register a webhook")
-    async def create(account: str, data: NewWebhook) -> Webhook:
+    async def create(account: Account, data: JSONBody[NewWebhook]) -> Webhook:
         await runtime.check_target(data.url)
         view = await service.register_endpoint(
             account, data.url, data.events, data.secret, data.description, data.standard_webhooks
@@ -45,7 +45,7 @@ def webhook_routes(runtime: Runtime) -> Router:
 
     @get("/", summary="List webhooks")
     async def list_webhooks(
-        account: str,
+        account: Account,
         limit: str | None = Parameter(default=None, description="Page size, 1 to 100 (default 50)."),
         cursor: str | None = Parameter(default=None, description="`nextCursor` of the previous page."),
     ) -> WebhookList:
@@ -55,7 +55,7 @@ def webhook_routes(runtime: Runtime) -> Router:
         return WebhookList(tuple(page), page[-1].id if len(views) > size else None)
 
     @get("/{webhook_id:str}", summary="Get a webhook")
-    async def read(account: str, webhook_id: str = _ID) -> Webhook:
+    async def read(account: Account, webhook_id: str = _ID) -> Webhook:
         return webhook_body(await service.endpoint(account, webhook_id))
 
     async def change(account: str, webhook_id: str, data: WebhookChanges) -> Webhook:
@@ -72,24 +72,26 @@ def webhook_routes(runtime: Runtime) -> Router:
         return webhook_body(view)
 
     @put("/{webhook_id:str}", summary="Update a webhook (fields left out keep their value)")
-    async def replace(account: str, data: WebhookChanges, webhook_id: str = _ID) -> Webhook:
+    async def replace(account: Account, data: JSONBody[WebhookChanges], webhook_id: str = _ID) -> Webhook:
         return await change(account, webhook_id, data)
 
     @patch("/{webhook_id:str}", summary="Update some fields of a webhook")
-    async def update(account: str, data: WebhookChanges, webhook_id: str = _ID) -> Webhook:
+    async def update(account: Account, data: JSONBody[WebhookChanges], webhook_id: str = _ID) -> Webhook:
         return await change(account, webhook_id, data)
 
     @delete("/{webhook_id:str}", status_code=204, summary="Delete a webhook; its pending deliveries stop")
-    async def remove(account: str, webhook_id: str = _ID) -> None:
+    async def remove(account: Account, webhook_id: str = _ID) -> None:
         await service.delete_endpoint(account, webhook_id)
 
     @get("/{webhook_id:str}/secret", summary="Reveal the signing secret")
-    async def reveal(account: str, webhook_id: str = _ID) -> SecretBody:
+    async def reveal(account: Account, webhook_id: str = _ID) -> SecretBody:
         view = await service.endpoint(account, webhook_id)
         return SecretBody(view.endpoint.secret)
 
     @post("/{webhook_id:str}/rotate-secret", status_code=200, summary="Rotate the signing secret")
-    async def rotate(account: str, webhook_id: str = _ID, data: RotateSecret | None = None) -> Webhook:
+    async def rotate(
+        account: Account, webhook_id: str = _ID, data: JSONBody[RotateSecret | None] = None
+    ) -> Webhook:
         body = data or RotateSecret()
         grace = None
         if body.grace_period_seconds is not None:
@@ -103,15 +105,17 @@ def webhook_routes(runtime: Runtime) -> Router:
         return webhook_body(view, with_secret=True)
 
     @post("/{webhook_id:str}/enable", status_code=200, summary="Enable; held deliveries go out")
-    async def enable(account: str, webhook_id: str = _ID) -> Webhook:
+    async def enable(account: Account, webhook_id: str = _ID) -> Webhook:
         return webhook_body(await service.enable_endpoint(account, webhook_id))
 
     @post("/{webhook_id:str}/disable", status_code=200, summary="Disable; deliveries are held")
-    async def disable(account: str, webhook_id: str = _ID) -> Webhook:
+    async def disable(account: Account, webhook_id: str = _ID) -> Webhook:
         return webhook_body(await service.disable_endpoint(account, webhook_id))
 
     @post("/{webhook_id:str}/test", status_code=202, summary="Send a sample event, marked as a test")
-    async def send_test(account: str, webhook_id: str = _ID, data: SendTest | None = None) -> SentTest:
+    async def send_test(
+        account: Account, webhook_id: str = _ID, data: JSONBody[SendTest | None] = None
+    ) -> SentTest:
         event_type = data.type if data is not None else None
         if event_type is None:
             event_type = (await service.endpoint(account, webhook_id)).endpoint.event_types[0]
@@ -120,7 +124,7 @@ def webhook_routes(runtime: Runtime) -> Router:
 
     @get("/{webhook_id:str}/deliveries", summary="The delivery log of a webhook, newest first")
     async def deliveries(
-        account: str,
+        account: Account,
         webhook_id: str = _ID,
         status: str | None = Parameter(
             default=None, description="pending, succeeded, failed (or scheduled, retrying, held, cancelled)."
@@ -137,7 +141,7 @@ def webhook_routes(runtime: Runtime) -> Router:
         "/{webhook_id:str}/recover", status_code=202, summary="Redeliver every failed delivery since a time"
     )
     async def recover(
-        account: str,
+        account: Account,
         webhook_id: str = _ID,
         since: str | None = Parameter(default=None, description="ISO-8601 time, e.g. 2024-01-20T15:00:00Z."),
     ) -> RecoverResult:
