@@ -155,7 +155,7 @@ def test_a_failing_receiver_is_retried_on_the_configured_schedule(
     assert [a["statusCode"] for a in delivery["attempts"]] == [401, 401, 401]
     gaps = [
         _seconds(b["startedAt"]) - _seconds(a["startedAt"])
-        for a, b in zip(delivery["attempts"], delivery["attempts"][1:])
+        for a, b in zip(delivery["attempts"], delivery["attempts"][1:], strict=False)
     ]
     assert all(0.9 <= gap < 3 for gap in gaps), gaps
     assert hook["id"] == delivery["webhookId"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from litestar import Router, get, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import Parameter
 
 from ...core.delivery import DeliveryStatus
 from ...core.views import DeliveryView
