@@ -16,6 +16,7 @@ cannot drift from what is validated.
 
 from __future__ import annotations
 
+import inspect
 import re
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -348,7 +349,7 @@ def _schema_of(annotation: Any, definitions: dict[str, Any]) -> dict[str, Any]:
             fields = attrs.fields(annotation)
             definitions[name] = {
                 "type": "object",
-                "description": (annotation.__doc__ or "").strip().replace("``", "`"),
+                "description": inspect.cleandoc(annotation.__doc__ or "").replace("``", "`"),
                 "properties": {camel(a.name): _schema_of(hints[a.name], definitions) for a in fields},
                 "required": [camel(a.name) for a in fields if a.default is attrs.NOTHING],
                 "additionalProperties": False,

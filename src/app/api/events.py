@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from litestar import Router, get, post
 from litestar.params import JSONBody, Parameter
 
@@ -24,7 +26,7 @@ def catalog() -> EventTypeList:
         tuple(
             EventType(
                 type=member.value,
-                description=(payload_class(member).__doc__ or "").strip().replace("``", "`"),
+                description=inspect.cleandoc(payload_class(member).__doc__ or "").replace("``", "`"),
                 schema=json_schema(payload_class(member)),
                 example=SAMPLE_DATA[member],
             )

@@ -8,6 +8,7 @@ not required, and documents a field whose metadata lists ``one_of`` classes (``d
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import attrs
@@ -38,7 +39,7 @@ class CamelAttrsSchemaPlugin(OpenAPISchemaPluginProtocol):
                 camel(a.name): FieldDefinition.from_kwarg(hints[a.name], camel(a.name)) for a in fields
             },
         )
-        schema.description = (cls.__doc__ or "").strip().replace("``", "`") or None
+        schema.description = inspect.cleandoc(cls.__doc__ or "").replace("``", "`") or None
         for a in fields:
             one_of = a.metadata.get("one_of")
             if one_of and schema.properties is not None:
