@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,24 +62,25 @@ def _runtime(args: argparse.Namespace) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .runner import run, serve
+    from .runner import serve
 
-    _logging(_settings(args).log_level)
-    runtime = _runtime(args)
-    try:
-        run(lambda: serve(runtime))
-    finally:
-        runtime.close()
-    return 0
+    return _run_process(args, serve)
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from .runner import run, work
+    from .runner import work
+
+    return _run_process(args, work)
+
+
+def _run_process(args: argparse.Namespace, main: Callable[[Any], Coroutine[Any, Any, None]]) -> int:
+    """Run a long-lived process (``serve`` or ``work``) over a runtime built from the settings."""
+    from .runner import run
 
     _logging(_settings(args).log_level)
     runtime = _runtime(args)
     try:
-        run(lambda: work(runtime))
+        run(lambda: main(runtime))
     finally:
         runtime.close()
     return 0

@@ -8,20 +8,12 @@ from attrs import frozen
 from litestar.testing import TestClient
 
 from attribution_webhooks.app.bootstrap import Runtime
+from attribution_webhooks.core.samples import SAMPLE_DATA
 
 __all__ = ["DEAL", "SECRET", "Api", "assert_problem"]
 
 SECRET = "your_webhook_secret"
-DEAL = {
-    "dealId": "deal_xyz",
-    "amount": 10000,
-    "closedAt": "2024-01-20T15:00:00Z",
-    "model": "linear",
-    "attribution": [
-        {"partnerId": "partner_abc", "partnerName": "Acme Corp", "credit": 5000, "percentage": 50},
-        {"partnerId": "partner_xyz", "partnerName": "XYZ Inc", "credit": 5000, "percentage": 50},
-    ],
-}
+DEAL: dict[str, Any] = dict(SAMPLE_DATA["deal.attributed"])
 
 
 @frozen

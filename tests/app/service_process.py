@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Process", "SpecReceiver", "leased_count", "running", "spec_receiver"]
+__all__ = ["Process", "SpecReceiver", "cli", "leased_count", "running", "serve_command", "spec_receiver"]
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -76,6 +76,13 @@ class Process:
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "attribution_webhooks.app.cli", *args]
+
+
+def serve_command(database: Path, *extra: str) -> list[str]:
+    """``serve`` in development mode on a free port, over a SQLite file."""
+    return cli(
+        "serve", "--mode", "development", "--port", "0", "--database-url", f"sqlite:///{database}", *extra
+    )
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_process import cli, leased_count, running
+from service_process import cli, leased_count, running, serve_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,19 +42,7 @@ def _pending(database: Path) -> list[tuple[str, int]]:
 def test_serve_stops_gracefully_mid_delivery(tmp_path: Path, sig: int) -> None:
     """serve, signalled during a hanging delivery, exits 0 within the grace period; nothing is leased."""
     database = tmp_path / "serve.sqlite3"
-    args = cli(
-        "serve",
-        "--mode",
-        "development",
-        "--port",
-        "0",
-        "--database-url",
-        f"sqlite:///{database}",
-        "--shutdown-grace",
-        "1s",
-        "--request-timeout",
-        "20s",
-    )
+    args = serve_command(database, "--shutdown-grace", "1s", "--request-timeout", "20s")
     with ScriptedServer.running() as receiver, running(args) as process:
         url = process.wait_for(r"serving (http://\S+)").group(1)
         key = process.wait_for(r"X-API-Key: (\S+)").group(1)

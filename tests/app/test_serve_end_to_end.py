@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from service_process import Process, cli, leased_count, running, spec_receiver
+from service_process import Process, cli, leased_count, running, serve_command, spec_receiver
 
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "webhooks.md"
 SECRET = "your_webhook_secret"
@@ -30,19 +30,7 @@ def spec_curls() -> list[str]:
 def served(tmp_path: Path) -> Iterator[tuple[Process, str, str, Path]]:
     """A development-mode ``serve`` on a new SQLite file: the process, its URL, the first key, the file."""
     database = tmp_path / "e2e.sqlite3"
-    args = cli(
-        "serve",
-        "--mode",
-        "development",
-        "--port",
-        "0",
-        "--database-url",
-        f"sqlite:///{database}",
-        "--retry-delays",
-        "1s,1s",
-        "--shutdown-grace",
-        "2s",
-    )
+    args = serve_command(database, "--retry-delays", "1s,1s", "--shutdown-grace", "2s")
     with running(args) as process:
         url = process.wait_for(r"serving (http://\S+)").group(1)
         key = process.wait_for(r"X-API-Key: (\S+)").group(1)
