@@ -4,7 +4,6 @@ to the core. The API, the worker and the CLI all start from ``open_runtime``."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
 
 from attrs import define
 
@@ -82,8 +81,7 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
     try:
         egress = _egress(settings)
         dispatch = _dispatch(settings)
-        # cast: mypy's attrs plugin types a field with converter=tuple as an unsolved Iterable[_T_co]
-        retry = RetryPolicy(delays=cast(Any, settings.retry_delays))
+        retry = RetryPolicy(delays=settings.retry_delays)
     except (ValidationError, ValueError) as error:
         raise SettingsError(str(error)) from None
     service_settings = ServiceSettings(
