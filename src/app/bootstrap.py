@@ -10,6 +10,7 @@ from attrs import define
 from ..adapters.http import EgressMode, EgressSettings, HttpTransport, check_target
 from ..adapters.signing import HmacSigner
 from ..adapters.sql import ApiKeyStore, SqlStore, open_store
+from ..adapters.sql.wakeups import PostgresWakeups
 from ..adapters.system import SystemClock, SystemRandom, UlidGenerator
 from ..core.dispatcher import Dispatcher, DispatchSettings
 from ..core.endpoint import EndpointRules, validate_url
@@ -35,6 +36,12 @@ class Runtime:
     def transport(self) -> HttpTransport:
         """A new HTTP transport (a connection pool): one per dispatcher, closed with it."""
         return HttpTransport(self.egress)
+
+    def wakeups(self) -> PostgresWakeups | None:
+        """Wake-ups between processes (PostgreSQL's LISTEN/NOTIFY); None on SQLite, which polls."""
+        if self.store.engine.dialect.name != "postgresql":
+            return None
+        return PostgresWakeups(self.store.engine.url)
 
     def dispatcher(self, transport: HttpTransport) -> Dispatcher:
         """A dispatcher over this runtime's service; ``run(stop)`` it on the event loop."""
