@@ -52,8 +52,13 @@ class _HttpxAnswer:
         value: str | None = self._response.headers.get(name)
         return value
 
-    def chunks(self) -> AsyncIterator[bytes]:
-        return self._response.aiter_raw()
+    async def chunks(self) -> AsyncIterator[bytes]:
+        # The raw stream itself rather than aiter_raw(): a response an httpx transport built from
+        # bytes (MockTransport's) counts as already consumed, though its raw bytes are still there.
+        stream = self._response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        async for chunk in stream:
+            yield chunk
 
     async def aclose(self) -> None:
         await self._response.aclose()
