@@ -242,6 +242,9 @@ def _make_converter() -> Converter:
     converter.register_unstructure_hook_factory(attrs.has, attrs_unstructure_factory)
     # After the attrs factory, so that it wins: its ``JsonValue`` fields take any JSON value.
     converter.register_structure_hook_func(lambda t: t is FieldChange, _field_change)
+    converter.register_unstructure_hook_func(
+        lambda t: t is FieldChange, lambda change: {"old": change.old, "new": change.new}
+    )
     return converter
 
 
