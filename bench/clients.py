@@ -289,7 +289,6 @@ async def _worker(url: str, concurrency: int, duration: float) -> dict[str, floa
                 poll_interval=timedelta(milliseconds=50),
             ),
         )
-        service._on_due = dispatcher.wake  # what the composition root does
         await service.register_endpoint("acct_bench", url, ["deal.attributed"], secret=SECRET)
         stop = asyncio.Event()
         runner = asyncio.ensure_future(dispatcher.run(stop))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 
 __all__ = ["HmacSigner", "standard_webhooks_key"]
@@ -29,10 +28,12 @@ def standard_webhooks_key(secret: str) -> bytes:
 class HmacSigner:
     """Implements ``attribution_webhooks.core.ports.Signer``."""
 
+    # hmac.digest is the one-shot C path: about half the cost of building an hmac.HMAC object.
+
     def sign(self, body: bytes, secret: str) -> str:
-        return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+        return hmac.digest(secret.encode("utf-8"), body, "sha256").hex()
 
     def sign_standard(self, message_id: str, timestamp: int, body: bytes, secret: str) -> str:
         signed = b"%s.%d.%s" % (message_id.encode("utf-8"), timestamp, body)
-        digest = hmac.new(standard_webhooks_key(secret), signed, hashlib.sha256).digest()
+        digest = hmac.digest(standard_webhooks_key(secret), signed, "sha256")
         return base64.b64encode(digest).decode("ascii")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import random
 import secrets
@@ -12,7 +13,9 @@ from datetime import UTC, datetime
 
 __all__ = ["SystemClock", "SystemRandom", "UlidGenerator"]
 
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+# base64's base32 alphabet, mapped letter for letter onto Crockford's lowercase one, whose
+# order is the order of the values: ids then sort as their numbers do.
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
 
 
 class SystemClock:
@@ -30,6 +33,8 @@ class UlidGenerator:
 
     48 bits of milliseconds then 80 random bits; within one millisecond the random part is
     incremented, so ids from one process are strictly increasing (cursor pagination relies on it).
+    The 128 bits are written as 26 base32 characters, most significant first (the last character
+    carries two padding bits), so string order is numeric order.
     """
 
     def __init__(self) -> None:
@@ -47,11 +52,8 @@ class UlidGenerator:
                 self._last_random = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
             self._last_ms = ms
             value = (ms << 80) | (self._last_random & ((1 << 80) - 1))
-        chars = []
-        for _ in range(26):
-            chars.append(_CROCKFORD[value & 31])
-            value >>= 5
-        return f"{prefix}_{''.join(reversed(chars))}"
+        text = base64.b32encode(value.to_bytes(16, "big"))[:26].translate(_TO_CROCKFORD)
+        return f"{prefix}_{text.decode('ascii')}"
 
 
 class SystemRandom:

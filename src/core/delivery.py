@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import reduce
 
-from attrs import evolve as _replace
 from attrs import frozen
 
 from .errors import InvalidTransition
@@ -241,6 +240,21 @@ def _decide_outcome(command: RecordOutcome, state: Delivery, policy: RetryPolicy
     return [failed, RetryScheduled(state.delivery_id, command.attempt + 1, due_at, command.now)]
 
 
+def _moved(state: Delivery, status: DeliveryStatus, attempts: int, due_at: datetime | None) -> Delivery:
+    # attrs.evolve inspects the class on every call; this is the hot path of every store.
+    return Delivery(
+        status,
+        state.delivery_id,
+        state.account_id,
+        state.endpoint_id,
+        state.event_id,
+        state.event_type,
+        state.test,
+        attempts,
+        due_at,
+    )
+
+
 def evolve(state: Delivery, event: DeliveryEvent) -> Delivery:
     """The state after ``event``."""
     match event:
@@ -256,22 +270,22 @@ def evolve(state: Delivery, event: DeliveryEvent) -> Delivery:
                 due_at=None if event.held else event.scheduled_at,
             )
         case DeliveryHeld():
-            return _replace(state, status=DeliveryStatus.HELD, due_at=None)
+            return _moved(state, DeliveryStatus.HELD, state.attempts, None)
         case DeliveryReleased():
             status = DeliveryStatus.SCHEDULED if state.attempts == 0 else DeliveryStatus.RETRYING
-            return _replace(state, status=status, due_at=event.released_at)
+            return _moved(state, status, state.attempts, event.released_at)
         case AttemptSucceeded():
-            return _replace(state, status=DeliveryStatus.SUCCEEDED, attempts=event.attempt, due_at=None)
+            return _moved(state, DeliveryStatus.SUCCEEDED, event.attempt, None)
         case AttemptFailed():
-            return _replace(state, attempts=event.attempt)
+            return _moved(state, state.status, event.attempt, state.due_at)
         case RetryScheduled():
-            return _replace(state, status=DeliveryStatus.RETRYING, due_at=event.due_at)
+            return _moved(state, DeliveryStatus.RETRYING, state.attempts, event.due_at)
         case DeliveryFailed():
-            return _replace(state, status=DeliveryStatus.FAILED, due_at=None)
+            return _moved(state, DeliveryStatus.FAILED, state.attempts, None)
         case RedeliveryRequested():
-            return _replace(state, status=DeliveryStatus.SCHEDULED, attempts=0, due_at=event.requested_at)
+            return _moved(state, DeliveryStatus.SCHEDULED, 0, event.requested_at)
         case DeliveryCancelled():
-            return _replace(state, status=DeliveryStatus.CANCELLED, due_at=None)
+            return _moved(state, DeliveryStatus.CANCELLED, state.attempts, None)
     raise TypeError(f"not a delivery event: {event!r}")
 
 

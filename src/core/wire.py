@@ -11,12 +11,13 @@ refused, as I-JSON (RFC 7493) asks, rather than silently changed.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from json.encoder import encode_basestring  # the C-accelerated, non-ASCII-preserving escaper
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from .errors import ValidationError
 
@@ -37,9 +38,47 @@ _MAX_ARRAY_INDEX = 2**32 - 2
 
 def encode_json(value: object, path: str = "$") -> str:
     """Encode ``value`` as the exact text ``JSON.stringify`` gives; raise ValidationError otherwise."""
+    if _plain(value):
+        # Python's own encoder agrees with JavaScript on these values, at a tenth of the cost.
+        text = _dumps(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the slow path says where
+        else:
+            return text
     out: list[str] = []
     _encode(value, out, path)
     return "".join(out)
+
+
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+
+
+def _plain(value: object) -> bool:
+    """Whether ``json.dumps`` prints ``value`` exactly as ``JSON.stringify`` would: only plain
+    dicts, lists, strings, safe integers, and floats that both languages write the same way
+    (not integral, between 1e-4 and 1e16, where both use plain decimal notation), and no
+    integer-like object keys (JavaScript moves those to the front)."""
+    # Exact types only: a subclass (a str-like enum, a dict with its own order) takes the slow path.
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= cast(int, value) <= MAX_SAFE_INTEGER
+    if kind is float:
+        magnitude = abs(cast(float, value))
+        return 1e-4 <= magnitude < 1e16 and not magnitude.is_integer()
+    if kind is dict:
+        for key, item in cast(dict[object, object], value).items():
+            if type(key) is not str or (key[:1].isdigit() and _is_array_index(key)) or not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in cast(Sequence[object], value))
+    return False
 
 
 def _encode(value: object, out: list[str], path: str) -> None:

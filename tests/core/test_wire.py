@@ -155,3 +155,14 @@ def _same(parsed: object, original: object) -> bool:
     if isinstance(original, list):
         return isinstance(parsed, list) and len(parsed) == len(original) and all(map(_same, parsed, original))
     return parsed == original
+
+
+@given(json_values)
+@settings(max_examples=500, deadline=None)
+def test_the_fast_path_agrees_with_the_reference_encoder(value: object) -> None:
+    """Where encode_json hands a value to Python's C encoder, the text is the reference's."""
+    from attribution_webhooks.core.wire import _encode
+
+    reference: list[str] = []
+    _encode(value, reference, "$")
+    assert encode_json(value) == "".join(reference)

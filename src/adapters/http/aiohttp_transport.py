@@ -148,6 +148,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._lookup = lookup
         self._session: aiohttp.ClientSession | None = None
         self._proxy = URL(self.settings.proxy) if self.settings.proxy else None
+        # Parsed once per endpoint URL and per timeout, not on every request.
+        self._urls: dict[str, URL] = {}
+        self._timeouts: dict[tuple[object, object, object], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         settings = self.settings
@@ -182,19 +185,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await session.request(
                 request.method,
-                URL(str(request.url), encoded=True),
+                self._url(request.url),
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
                 compress=None,
                 proxy=self._proxy,
                 server_hostname=request.extensions.get("sni_hostname"),
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=self._timeout(timeout.get("pool"), timeout.get("connect"), timeout.get("read")),
             )
         except BlockedTarget as blocked:
             raise httpx.ConnectError(str(blocked), request=request) from blocked
@@ -212,6 +210,29 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
             },
         )
+
+    def _url(self, url: httpx.URL) -> URL:
+        text = str(url)
+        parsed = self._urls.get(text)
+        if parsed is None:
+            if len(self._urls) > 10_000:
+                self._urls.clear()
+            parsed = self._urls[text] = URL(text, encoded=True)
+        return parsed
+
+    def _timeout(self, pool: object, connect: object, read: object) -> aiohttp.ClientTimeout:
+        key = (pool, connect, read)
+        found = self._timeouts.get(key)
+        if found is None:
+            if len(self._timeouts) > 1_000:
+                self._timeouts.clear()
+            found = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None,
+                connect=pool,  # type: ignore[arg-type]  # floats or None, as httpx gives them
+                sock_connect=connect,  # type: ignore[arg-type]
+                sock_read=read,  # type: ignore[arg-type]
+            )
+        return found
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -2,11 +2,14 @@
 embedded SQLite file by default or on PostgreSQL for several workers. See ADR 0004."""
 
 from .engine import DEFAULT_URL, create_engine
+from .keys import ApiKey, ApiKeyStore  # also registers its tables on the shared metadata
 from .migrate import SchemaNotCurrent, check_schema, ensure_schema, upgrade
 from .store import SqlStore, open_store, rebuild_read_models
 
 __all__ = [
     "DEFAULT_URL",
+    "ApiKey",
+    "ApiKeyStore",
     "SchemaNotCurrent",
     "SqlStore",
     "check_schema",

@@ -1,0 +1,92 @@
+"""The Litestar application: routes, authentication, problem details and the OpenAPI document.
+
+Every route but the health checks and the docs takes the ``account`` dependency (``X-API-Key``).
+The OpenAPI document (``/docs/openapi.json``) and the interactive docs (``/docs``) are generated
+by Litestar from the handlers' own attrs types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Litestar, Request, get
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+
+from ... import __version__
+from ..bootstrap import Runtime
+from .auth import API_KEY_HEADER, Authenticator
+from .deliveries import delivery_routes
+from .events import event_routes
+from .openapi import CamelAttrsSchemaPlugin
+from .problems import exception_handlers, problem
+from .webhooks import webhook_routes
+from .wire import WireDTO
+
+__all__ = ["create_app"]
+
+_DESCRIPTION = """\
+Register webhooks, publish events and follow their delivery, as described in the webhooks guide.
+
+Authenticate every request with your API key in the `X-API-Key` header. Errors are RFC 9457
+problem details (`application/problem+json`) whose `detail` names the offending field.
+"""
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Attribution API webhooks",
+        version=__version__,
+        description=_DESCRIPTION,
+        path="/docs",
+        render_plugins=[SwaggerRenderPlugin(path="/")],
+        components=Components(
+            security_schemes={
+                "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header")
+            }
+        ),
+        tags=[
+            Tag(name="webhooks", description="Endpoints that receive your events."),
+            Tag(name="events", description="Publishing events, and the event catalog."),
+            Tag(name="deliveries", description="The delivery log."),
+            Tag(name="health", description="Liveness and readiness, without authentication."),
+        ],
+    )
+
+
+def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
+    """The ASGI application over ``runtime`` (built by ``bootstrap.open_runtime``)."""
+    auth = Authenticator(runtime.keys, ttl=auth_ttl)
+
+    @get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", tags=["health"], summary="Readiness: the database answers")
+    async def readyz() -> Any:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(runtime.keys.ping), timeout=5)
+        except Exception as error:
+            return problem(None, 503, f"the database does not answer: {type(error).__name__}")
+        return {"status": "ready"}
+
+    async def account(request: Request[Any, Any, Any]) -> str:
+        # A plain function, not the bound method: Litestar deep-copies what routers hold.
+        return await auth.account(request)
+
+    routers = [webhook_routes(runtime), delivery_routes(runtime), *event_routes(runtime)]
+    return Litestar(
+        route_handlers=[healthz, readyz, *routers],
+        dependencies={"account": Provide(account)},
+        dto=WireDTO,
+        return_dto=WireDTO,
+        plugins=[CamelAttrsSchemaPlugin()],
+        exception_handlers=exception_handlers(),
+        openapi_config=_openapi(),
+        request_max_body_size=runtime.settings.max_body_size,
+        debug=False,
+        logging_config=None,
+    )

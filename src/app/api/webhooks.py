@@ -1,0 +1,169 @@
+"""``/webhooks``: register, list, read, change, rotate, enable, disable, test, delete, recover."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from litestar import Router, delete, get, patch, post, put
+from litestar.params import JSONBody, Parameter
+
+from ...core.endpoint import MAX_ROTATION_GRACE
+from ...core.errors import ValidationError
+from ..bootstrap import Runtime
+from .auth import SECURITY, Account
+from .deliveries import delivery_page
+from .params import page_size, since_time, statuses
+from .resources import (
+    DeliveryList,
+    NewWebhook,
+    RecoverResult,
+    RotateSecret,
+    SecretBody,
+    SendTest,
+    SentTest,
+    Webhook,
+    WebhookChanges,
+    WebhookList,
+    webhook_body,
+)
+
+__all__ = ["webhook_routes"]
+
+_ID = Parameter(description="The webhook's id (`wh_…`).")
+
+
+def webhook_routes(runtime: Runtime) -> Router:
+    service = runtime.service
+
+    @post("/", status_code=201, summary="Register a webhook")
+    async def create(account: Account, data: JSONBody[NewWebhook]) -> Webhook:
+        await runtime.check_target(data.url)
+        view = await service.register_endpoint(
+            account, data.url, data.events, data.secret, data.description, data.standard_webhooks
+        )
+        return webhook_body(view, with_secret=True)
+
+    @get("/", summary="List webhooks")
+    async def list_webhooks(
+        account: Account,
+        limit: str | None = Parameter(default=None, description="Page size, 1 to 100 (default 50)."),
+        cursor: str | None = Parameter(default=None, description="`nextCursor` of the previous page."),
+    ) -> WebhookList:
+        size = page_size(limit, 50)
+        views = await service.store.list_endpoints(account, after=cursor, limit=size + 1)
+        page = [webhook_body(view) for view in views[:size]]
+        return WebhookList(tuple(page), page[-1].id if len(views) > size else None)
+
+    @get("/{webhook_id:str}", summary="Get a webhook")
+    async def read(account: Account, webhook_id: str = _ID) -> Webhook:
+        return webhook_body(await service.endpoint(account, webhook_id))
+
+    async def change(account: str, webhook_id: str, data: WebhookChanges) -> Webhook:
+        if data.url is not None:
+            await runtime.check_target(data.url)
+        view = await service.update_endpoint(
+            account,
+            webhook_id,
+            url=data.url,
+            event_types=data.events,
+            description=data.description,
+            standard_webhooks=data.standard_webhooks,
+        )
+        return webhook_body(view)
+
+    @put("/{webhook_id:str}", summary="Update a webhook (fields left out keep their value)")
+    async def replace(account: Account, data: JSONBody[WebhookChanges], webhook_id: str = _ID) -> Webhook:
+        return await change(account, webhook_id, data)
+
+    @patch("/{webhook_id:str}", summary="Update some fields of a webhook")
+    async def update(account: Account, data: JSONBody[WebhookChanges], webhook_id: str = _ID) -> Webhook:
+        return await change(account, webhook_id, data)
+
+    @delete("/{webhook_id:str}", status_code=204, summary="Delete a webhook; its pending deliveries stop")
+    async def remove(account: Account, webhook_id: str = _ID) -> None:
+        await service.delete_endpoint(account, webhook_id)
+
+    @get("/{webhook_id:str}/secret", summary="Reveal the signing secret")
+    async def reveal(account: Account, webhook_id: str = _ID) -> SecretBody:
+        view = await service.endpoint(account, webhook_id)
+        return SecretBody(view.endpoint.secret)
+
+    @post("/{webhook_id:str}/rotate-secret", status_code=200, summary="Rotate the signing secret")
+    async def rotate(
+        account: Account, webhook_id: str = _ID, data: JSONBody[RotateSecret | None] = None
+    ) -> Webhook:
+        body = data or RotateSecret()
+        grace = None
+        if body.grace_period_seconds is not None:
+            grace = timedelta(seconds=body.grace_period_seconds)
+            if not timedelta(0) <= grace <= MAX_ROTATION_GRACE:
+                raise ValidationError(
+                    "gracePeriodSeconds",
+                    f"must be from 0 to {int(MAX_ROTATION_GRACE.total_seconds())} (7 days)",
+                )
+        view = await service.rotate_secret(account, webhook_id, body.secret, grace)
+        return webhook_body(view, with_secret=True)
+
+    @post("/{webhook_id:str}/enable", status_code=200, summary="Enable; held deliveries go out")
+    async def enable(account: Account, webhook_id: str = _ID) -> Webhook:
+        return webhook_body(await service.enable_endpoint(account, webhook_id))
+
+    @post("/{webhook_id:str}/disable", status_code=200, summary="Disable; deliveries are held")
+    async def disable(account: Account, webhook_id: str = _ID) -> Webhook:
+        return webhook_body(await service.disable_endpoint(account, webhook_id))
+
+    @post("/{webhook_id:str}/test", status_code=202, summary="Send a sample event, marked as a test")
+    async def send_test(
+        account: Account, webhook_id: str = _ID, data: JSONBody[SendTest | None] = None
+    ) -> SentTest:
+        event_type = data.type if data is not None else None
+        if event_type is None:
+            event_type = (await service.endpoint(account, webhook_id)).endpoint.event_types[0]
+        result = await service.send_test(account, webhook_id, event_type)
+        return SentTest(result.event_id, result.delivery_ids[0])
+
+    @get("/{webhook_id:str}/deliveries", summary="The delivery log of a webhook, newest first")
+    async def deliveries(
+        account: Account,
+        webhook_id: str = _ID,
+        status: str | None = Parameter(
+            default=None, description="pending, succeeded, failed (or scheduled, retrying, held, cancelled)."
+        ),
+        limit: str | None = Parameter(default=None, description="Page size, 1 to 100 (default 20)."),
+        cursor: str | None = Parameter(default=None, description="`nextCursor` of the previous page."),
+    ) -> DeliveryList:
+        wanted = statuses(status)
+        size = page_size(limit, 20)
+        await service.endpoint(account, webhook_id)
+        return await delivery_page(runtime, account, size, cursor, endpoint_id=webhook_id, statuses=wanted)
+
+    @post(
+        "/{webhook_id:str}/recover", status_code=202, summary="Redeliver every failed delivery since a time"
+    )
+    async def recover(
+        account: Account,
+        webhook_id: str = _ID,
+        since: str | None = Parameter(default=None, description="ISO-8601 time, e.g. 2024-01-20T15:00:00Z."),
+    ) -> RecoverResult:
+        return RecoverResult(await service.recover(account, webhook_id, since_time(since)))
+
+    return Router(
+        "/webhooks",
+        route_handlers=[
+            create,
+            list_webhooks,
+            read,
+            replace,
+            update,
+            remove,
+            reveal,
+            rotate,
+            enable,
+            disable,
+            send_test,
+            deliveries,
+            recover,
+        ],
+        tags=["webhooks"],
+        security=SECURITY,
+    )

@@ -1,0 +1,95 @@
+"""The composition root: the one place that builds the adapters from the settings and hands them
+to the core. The API, the worker and the CLI all start from ``open_runtime``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from attrs import define
+
+from ..adapters.http import EgressMode, EgressSettings, HttpTransport, check_target
+from ..adapters.signing import HmacSigner
+from ..adapters.sql import ApiKeyStore, SqlStore, open_store
+from ..adapters.system import SystemClock, SystemRandom, UlidGenerator
+from ..core.dispatcher import Dispatcher, DispatchSettings
+from ..core.endpoint import EndpointRules, validate_url
+from ..core.errors import ValidationError
+from ..core.retry import RetryPolicy
+from ..core.services import ServiceSettings, WebhookService
+from .settings import Mode, Settings, SettingsError
+
+__all__ = ["Runtime", "open_runtime"]
+
+
+@define
+class Runtime:
+    """The service's parts, built once per process. ``close()`` releases the database."""
+
+    settings: Settings
+    store: SqlStore
+    keys: ApiKeyStore
+    service: WebhookService
+    egress: EgressSettings
+    dispatch: DispatchSettings
+
+    def transport(self) -> HttpTransport:
+        """A new HTTP transport (a connection pool): one per dispatcher, closed with it."""
+        return HttpTransport(self.egress)
+
+    def dispatcher(self, transport: HttpTransport) -> Dispatcher:
+        """A dispatcher over this runtime's service; ``run(stop)`` it on the event loop."""
+        return Dispatcher(self.service, transport, HmacSigner(), self.dispatch)
+
+    async def check_target(self, url: str) -> None:
+        """The registration-time check of a webhook URL: its shape, then (production mode) that
+        it is https:// and does not point at an internal address. Raises ValidationError."""
+        validate_url(url, self.settings.mode is Mode.PRODUCTION)
+        await check_target(url, self.egress)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _egress(settings: Settings) -> EgressSettings:
+    timeout = settings.request_timeout
+    return EgressSettings(
+        mode=EgressMode(settings.mode.value),
+        timeout=timeout,
+        connect_timeout=min(EgressSettings().connect_timeout, timeout),
+        proxy=settings.egress_proxy,
+        source_address=settings.egress_source_address,
+        allow_networks=settings.egress_allow_networks,
+    )
+
+
+def _dispatch(settings: Settings) -> DispatchSettings:
+    timeout = settings.request_timeout
+    return DispatchSettings(
+        concurrency=settings.concurrency,
+        per_endpoint_concurrency=settings.per_endpoint_concurrency,
+        lease=max(timedelta(seconds=60), 2 * timeout + settings.shutdown_grace),
+        request_timeout=timeout,
+        poll_interval=settings.poll_interval,
+        shutdown_grace=settings.shutdown_grace,
+    )
+
+
+def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
+    """Build every part from ``settings`` and open the database (SQLite migrates itself;
+    PostgreSQL must have been upgraded with ``db upgrade``). Raises SettingsError for settings
+    that cannot work together."""
+    try:
+        egress = _egress(settings)
+        dispatch = _dispatch(settings)
+        # cast: mypy's attrs plugin types a field with converter=tuple as an unsolved Iterable[_T_co]
+        retry = RetryPolicy(delays=cast(Any, settings.retry_delays))
+    except (ValidationError, ValueError) as error:
+        raise SettingsError(str(error)) from None
+    service_settings = ServiceSettings(
+        endpoint_rules=EndpointRules(require_https=settings.mode is Mode.PRODUCTION),
+        retry=retry,
+    )
+    store = open_store(settings.database_url, migrate=migrate)
+    service = WebhookService(store, SystemClock(), UlidGenerator(), SystemRandom(), service_settings)
+    return Runtime(settings, store, ApiKeyStore(store.engine), service, egress, dispatch)

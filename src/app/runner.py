@@ -1,0 +1,159 @@
+"""The long-running processes: ``serve`` (the API and a dispatcher in one process) and ``worker``
+(a dispatcher alone, next to a ``serve`` on the same database).
+
+SIGTERM or SIGINT stops a process gracefully: the API stops accepting connections and finishes
+the requests it has; the dispatcher claims nothing more, gives attempts in flight
+``shutdown_grace`` to finish, records every outcome and hands back every lease it did not use
+(``Dispatcher.run``), so nothing is left leased. A second signal does not hurry it: the grace
+period is the bound.
+
+Work published by another process is found by polling (``poll_interval``, 500 ms by default):
+SQLite has no notifications. Work published in the same process wakes the dispatcher at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Generator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from .. import __version__
+from ..core.dispatcher import Dispatcher
+from .api import create_app
+from .bootstrap import Runtime
+from .settings import Mode
+
+__all__ = ["DEV_ACCOUNT", "ensure_first_key", "run", "serve", "work"]
+
+log = logging.getLogger(__name__)
+
+#: The account ``serve`` creates, with a key, on the first start in development mode.
+DEV_ACCOUNT = "acct_dev"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: this process installs its own."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main`` on uvloop where it is installed, asyncio's loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _say(out: TextIO, text: str) -> None:
+    out.write(text + "\n")
+    out.flush()
+
+
+def ensure_first_key(runtime: Runtime, out: TextIO) -> None:
+    """On the first start in development mode (no key exists yet), create an account and a key
+    and print the key: the only time it is shown."""
+    if runtime.settings.mode is not Mode.DEVELOPMENT or runtime.keys.has_keys():
+        return
+    now = datetime.now(UTC)
+    runtime.keys.create_account(DEV_ACCOUNT, "development", now)
+    _, key = runtime.keys.create_key(DEV_ACCOUNT, "first development key", now)
+    _say(out, f"First start: created account {DEV_ACCOUNT} and a development API key (shown only now):")
+    _say(out, f"  X-API-Key: {key}")
+
+
+def _database(runtime: Runtime) -> str:
+    return make_url(runtime.settings.database_url).render_as_string(hide_password=True)
+
+
+async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> Dispatcher:
+    transport = runtime.transport()
+    dispatcher = runtime.dispatcher(transport)
+    try:
+        await dispatcher.run(stop)
+    finally:
+        await transport.aclose()
+    return dispatcher
+
+
+async def serve(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event | None = None) -> None:
+    """Serve the API and deliver, until SIGTERM/SIGINT (or ``stop``)."""
+    settings = runtime.settings
+    stop = stop or _stop_on_signals()
+    config = uvicorn.Config(
+        create_app(runtime),
+        host=settings.host,
+        port=settings.port,
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace.total_seconds())),
+    )
+    server = _Server(config)
+    web = asyncio.ensure_future(server.serve())
+    while not server.started and not web.done():
+        await asyncio.sleep(0.01)
+    if web.done():
+        with contextlib.suppress(SystemExit, Exception):
+            web.result()
+        raise OSError(f"could not listen on {settings.host}:{settings.port}")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://{settings.host}:{port}"
+    dispatch_stop = asyncio.Event()
+    worker = asyncio.ensure_future(_dispatch(runtime, dispatch_stop))
+    _say(
+        out,
+        f"attribution-webhooks {__version__} serving {url} "
+        f"({settings.mode} mode, database {_database(runtime)})",
+    )
+    _say(out, f"API docs: {url}/docs")
+    ensure_first_key(runtime, out)
+    await _first_done(stop, web, worker)
+    _say(out, "stopping: finishing requests and deliveries in flight")
+    server.should_exit = True
+    dispatch_stop.set()
+    await asyncio.gather(web, worker, return_exceptions=True)
+    _say(out, "stopped")
+    for task in (web, worker):
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]  # checked just above
+
+
+async def work(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event | None = None) -> None:
+    """Deliver (no API), until SIGTERM/SIGINT (or ``stop``)."""
+    stop = stop or _stop_on_signals()
+    poll = runtime.settings.poll_interval.total_seconds()
+    _say(out, f"attribution-webhooks {__version__} worker on {_database(runtime)} (polling every {poll:g} s)")
+    dispatcher = await _dispatch(runtime, stop)
+    stats = dispatcher.stats
+    _say(out, f"stopped after {stats.attempts} attempts ({stats.succeeded} delivered)")
+
+
+async def _first_done(stop: asyncio.Event, *tasks: asyncio.Future[Any]) -> None:
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()

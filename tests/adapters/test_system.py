@@ -1,0 +1,29 @@
+"""The real clock, ids and randomness."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+
+from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
+
+
+def test_ids_are_unique_and_sort_in_creation_order() -> None:
+    """Cursor pagination relies on later ids sorting after earlier ones, even within a millisecond."""
+    ids = UlidGenerator()
+    made = [ids.new_id("dlv") for _ in range(50_000)]
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
+    assert all(re.fullmatch(r"dlv_[0-9a-hjkmnp-tv-z]{26}", ident) for ident in made[:100])
+
+
+def test_the_clock_is_aware_utc() -> None:
+    """No naive datetimes leave the clock."""
+    assert SystemClock().now().tzinfo is UTC
+
+
+def test_randomness_is_in_range_and_secrets_are_fresh() -> None:
+    """random() in [0, 1); token bytes differ every time."""
+    source = SystemRandom()
+    assert all(0.0 <= source.random() < 1.0 for _ in range(1000))
+    assert source.token_bytes(24) != source.token_bytes(24)

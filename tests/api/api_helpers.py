@@ -1,0 +1,69 @@
+"""Helpers of the API tests: an account's client, and what a problem+json answer must hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import frozen
+from litestar.testing import TestClient
+
+from attribution_webhooks.app.bootstrap import Runtime
+from attribution_webhooks.core.samples import SAMPLE_DATA
+
+__all__ = ["DEAL", "SECRET", "Api", "assert_problem"]
+
+SECRET = "your_webhook_secret"
+DEAL: dict[str, Any] = dict(SAMPLE_DATA["deal.attributed"])
+
+
+@frozen
+class Api:
+    """A test client with the headers of one account's key."""
+
+    client: TestClient[Any]
+    runtime: Runtime
+    account: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.key}
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, headers=self.headers, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.post(path, json=json, headers=self.headers, **kwargs)
+
+    def put(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.put(path, json=json, headers=self.headers, **kwargs)
+
+    def patch(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.patch(path, json=json, headers=self.headers, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.client.delete(path, headers=self.headers, **kwargs)
+
+    def register(
+        self, url: str = "https://receiver.example/hooks", events: Any = ("deal.attributed",)
+    ) -> Any:
+        response = self.post("/webhooks", {"url": url, "events": list(events), "secret": SECRET})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def log_size(self) -> int:
+        """How many events the store holds: what a rejected request must not change."""
+        with self.runtime.store.engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one())
+
+
+def assert_problem(response: Any, status: int, *fragments: str) -> dict[str, Any]:
+    """The response is problem+json with ``status`` and a detail containing every fragment."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= set(body)
+    for fragment in fragments:
+        assert fragment in body["detail"], body
+    return body
