@@ -8,7 +8,7 @@ It starts what it needs on 127.0.0.1 (the reference receiver, our engine's proce
 worker, scratch PostgreSQL databases), runs each scenario for a bounded time, stops everything it
 started (on Ctrl-C or a failure too) and writes ``bench/results/<timestamp>.json`` with a
 Markdown table beside it (and PNG plots when matplotlib is installed). Every headline figure is
-a ratio to a reference measured in the same run, round by round: median, min–max.
+a ratio to a reference measured in the same run, round by round: median, min-max.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import importlib
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,19 +94,35 @@ def main(argv: list[str] | None = None) -> int:
         report["skipped"] = run.skipped
         for name in names:
             started = time.monotonic()
-            module = importlib.import_module(SCENARIOS[name])
-            result = module.run(run)
+            try:
+                result = importlib.import_module(SCENARIOS[name]).run(run)
+            except Exception as error:  # the other scenarios still run; the exit status says it
+                run.say(f"scenario {name} failed:\n{traceback.format_exc()}")
+                result = {"error": f"{type(error).__name__}: {error}"}
             result["elapsed_s"] = round(time.monotonic() - started, 1)
             report["scenarios"][name] = result
             run.results[name] = result
     report["elapsed_s"] = round(time.monotonic() - began, 1)
     from .report import write
 
-    paths = write(report, args.out, stamp)
-    for path in paths:
+    for path in write(report, args.out, stamp):
         print(path)
-    return 0
+    failed = [name for name, result in report["scenarios"].items() if "error" in result]
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _main() -> int:
+    try:
+        return main()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: everything started was stopped on the way out
+        print(
+            "[bench] interrupted; every process started was stopped, scratch databases dropped",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_main())

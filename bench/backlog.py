@@ -13,7 +13,6 @@ the result is what publishing ``deliveries / endpoints`` events would have writt
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -24,8 +23,8 @@ from attribution_webhooks.adapters.system import SystemClock, SystemRandom, Ulid
 from attribution_webhooks.core.endpoint import EndpointRules
 from attribution_webhooks.core.services import NewEvent, ServiceSettings, WebhookService
 
-from .clients import SECRET, signed_request
-from .engine import ACCOUNT, EVENT_TYPE
+from .clients import SECRET
+from .engine import ACCOUNT, EVENT_TYPE, event_data
 
 __all__ = ["fill"]
 
@@ -42,8 +41,7 @@ async def _template(store: SqlStore, base_url: str, endpoints: int) -> str:
     )
     for index in range(endpoints):
         await service.register_endpoint(ACCOUNT, f"{base_url}/q/{index:04d}", [EVENT_TYPE], secret=SECRET)
-    data = json.loads(signed_request()[0])["data"]
-    published = await service.publish(ACCOUNT, NewEvent(EVENT_TYPE, data))
+    published = await service.publish(ACCOUNT, NewEvent(EVENT_TYPE, event_data()))
     return published.event_id
 
 
@@ -85,11 +83,12 @@ def _copy(store: SqlStore, event_id: str, copies: int) -> None:
             [{"j": j, "d": row.stream_id} for j, row in enumerate(scheduled, start=1)],
         )
         evt, dlv = sql["evt"], sql["dlv"]
+        into_events = "INSERT INTO events (position, stream_id, version, event_type, schema_version, data)"
         values = {"copies": copies, "base": base, "stride": stride, "evt0": event_id, "stream0": stream}
         # The event log: each copy's EventPublished, then its DeliveryScheduled events.
         conn.execute(
             text(
-                f"{sql['series']}INSERT INTO events (position, stream_id, version, event_type, schema_version, data)"
+                f"{sql['series']}{into_events}"
                 f" SELECT :base + (n.i - 1) * :stride + 1, replace(e.stream_id, :evt0, {evt}), e.version,"
                 f" e.event_type, e.schema_version, replace(e.data, :evt0, {evt})"
                 f" FROM {sql['from']} CROSS JOIN events e WHERE e.stream_id = :stream0"
@@ -98,7 +97,7 @@ def _copy(store: SqlStore, event_id: str, copies: int) -> None:
         )
         conn.execute(
             text(
-                f"{sql['series']}INSERT INTO events (position, stream_id, version, event_type, schema_version, data)"
+                f"{sql['series']}{into_events}"
                 f" SELECT :base + (n.i - 1) * :stride + 1 + t.j, {dlv}, e.version, e.event_type,"
                 f" e.schema_version, replace(replace(e.data, t.delivery_id, {dlv}), :evt0, {evt})"
                 f" FROM {sql['from']} CROSS JOIN {_TEMPLATE} t JOIN events e ON e.stream_id = t.delivery_id"
@@ -124,7 +123,8 @@ def _copy(store: SqlStore, event_id: str, copies: int) -> None:
             text(
                 f"{sql['series']}INSERT INTO deliveries (delivery_id, event_id, {columns})"
                 f" SELECT {dlv}, {evt}, {copied}"
-                f" FROM {sql['from']} CROSS JOIN {_TEMPLATE} t JOIN deliveries d ON d.delivery_id = t.delivery_id"
+                f" FROM {sql['from']} CROSS JOIN {_TEMPLATE} t"
+                " JOIN deliveries d ON d.delivery_id = t.delivery_id"
             ),
             values,
         )

@@ -44,15 +44,33 @@ from attribution_webhooks.core.endpoint import EndpointRules
 from attribution_webhooks.core.events import AttemptSucceeded
 from attribution_webhooks.core.ports import StreamAppend
 from attribution_webhooks.core.retry import RetryPolicy
+from attribution_webhooks.core.samples import SAMPLE_DATA
 from attribution_webhooks.core.services import NewEvent, ServiceSettings, WebhookService
 from attribution_webhooks.core.views import DueDelivery
 
-from .clients import SECRET, signed_request
+from .clients import SECRET
 
-__all__ = ["ACCOUNT", "EVENT_TYPE", "InstrumentedStore", "memory_kib"]
+__all__ = ["ACCOUNT", "EVENT_TYPE", "InstrumentedStore", "event_data", "memory_kib"]
 
 ACCOUNT = "acct_bench"
 EVENT_TYPE = "deal.attributed"
+
+
+def event_data(shares: int = 9) -> dict[str, Any]:
+    """The ``data`` of every event the benchmarks publish: a valid ``deal.attributed`` payload
+    (the spec's example with nine partners) whose delivered body is about 1 KB, like the
+    reference clients' (``bench.clients.signed_request``)."""
+    data = dict(SAMPLE_DATA[EVENT_TYPE])
+    data["attribution"] = [
+        {
+            "partnerId": f"partner_{n:03d}",
+            "partnerName": f"Partner {n:03d} Ltd",
+            "credit": 10000 // shares,
+            "percentage": round(100 / shares, 2),
+        }
+        for n in range(shares)
+    ]
+    return data
 
 
 def memory_kib(pid: int | str = "self") -> dict[str, int]:
@@ -140,7 +158,7 @@ class _Engine:
         self.dispatcher: Dispatcher | None = None
         self.stop_event = asyncio.Event()
         self.runner: asyncio.Future[None] | None = None
-        self.data = json.loads(signed_request()[0])["data"]
+        self.data = event_data()
 
     async def register(self, urls: list[str]) -> dict[str, Any]:
         ids = []

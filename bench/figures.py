@@ -12,7 +12,7 @@ __all__ = ["percentiles", "ratio", "spread"]
 
 
 def spread(values: Sequence[float | None]) -> dict[str, Any]:
-    """Median and min–max of the rounds that produced a value, and the rounds themselves."""
+    """Median and min-max of the rounds that produced a value, and the rounds themselves."""
     kept = [v for v in values if v is not None and math.isfinite(v)]
     if not kept:
         return {"median": None, "min": None, "max": None, "rounds": list(values)}

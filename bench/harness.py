@@ -58,11 +58,11 @@ class Sizes:
 FULL = Sizes(
     rounds=3,
     concurrency=64,
-    events=20_000,
-    celery_events=5_000,
+    events=10_000,
+    celery_events=3_000,
     limit_seconds=5.0,
     limit_warmup=1.0,
-    latency_seconds=10.0,
+    latency_seconds=5.0,
     fanout_endpoints=1_000,
     fanout_events=10,
     outage_rate=100.0,
@@ -81,11 +81,11 @@ FULL = Sizes(
 QUICK = Sizes(
     rounds=1,
     concurrency=64,
-    events=1_000,
+    events=500,
     celery_events=200,
     limit_seconds=0.5,
     limit_warmup=0.2,
-    latency_seconds=1.0,
+    latency_seconds=0.7,
     fanout_endpoints=1_000,
     fanout_events=1,
     outage_rate=50.0,
@@ -94,7 +94,7 @@ QUICK = Sizes(
     outage_tail=10.0,
     retry_delays="0.2,0.4,0.4,0.4,0.4,0.4,0.4,0.4,0.4,0.4",
     scale_small=1_000,
-    scale_large=20_000,
+    scale_large=10_000,
     scale_seconds=0.3,
     ingest_seconds=0.5,
     ingest_warmup=0.2,
@@ -239,16 +239,14 @@ def open_run(
 def environment() -> dict[str, Any]:
     """The machine and software a run measured."""
     import platform
+    import sqlite3
+    from importlib import metadata
 
-    import aiohttp
-    import httpx
-    import sqlalchemy
-
-    versions = {"python": platform.python_version(), "aiohttp": aiohttp.__version__}
-    versions |= {"httpx": httpx.__version__, "sqlalchemy": sqlalchemy.__version__}
-    for optional in ("uvloop", "celery", "litestar", "uvicorn", "psycopg"):
-        with contextlib.suppress(ImportError):
-            versions[optional] = __import__(optional).__version__
+    versions = {"python": platform.python_version()}
+    for package in ("aiohttp", "httpx", "sqlalchemy", "uvloop", "litestar", "uvicorn", "psycopg", "celery"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    versions["sqlite"] = sqlite3.sqlite_version
     cpu = platform.processor()
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
         for line in info:

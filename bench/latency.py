@@ -132,8 +132,9 @@ def run(run: Run) -> dict[str, Any]:
             )
             floor.append(floor_latency(run, rate, sizes.latency_seconds))
             run.say(
-                f"scenario 2, {load:.0%} load ({rate:,.0f}/s), round {r + 1}: p50 {ours[-1]['p50_ms']:.2f} ms,"
-                f" p99 {ours[-1]['p99_ms']:.2f} ms (aiohttp floor p50 {floor[-1]['p50_ms']:.2f} ms)"
+                f"scenario 2, {load:.0%} load ({rate:,.0f}/s), round {r + 1}:"
+                f" p50 {ours[-1]['p50_ms']:.2f} ms, p99 {ours[-1]['p99_ms']:.2f} ms"
+                f" (aiohttp floor p50 {floor[-1]['p50_ms']:.2f} ms)"
             )
         keys = ("p50_ms", "p90_ms", "p99_ms", "max_ms")
         result["loads"][f"{int(load * 100)}%"] = {

@@ -158,7 +158,8 @@ def run(run: Run) -> dict[str, Any]:
         rounds.append(_round(run, f"s4-{r}"))
         last = rounds[-1]
         run.say(
-            f"scenario 4, round {r + 1}: backlog drained {last['a_drain_after_recovery_s']:.2f} s after recovery;"
+            f"scenario 4, round {r + 1}: backlog drained"
+            f" {last['a_drain_after_recovery_s']:.2f} s after recovery;"
             f" healthy p99 during/before {last['b_p99_during_over_before'] or float('nan'):.2f}"
         )
     phases = ("before", "during", "after")

@@ -146,10 +146,8 @@ class LineProcess:
         if self.process.poll() is None:
             with contextlib.suppress(OSError):
                 self.send("exit")
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
         self._supervisor.stop(self.process)
 
 

@@ -64,12 +64,15 @@ def _backend(run: Run, backend: str) -> dict[str, Any]:
             small = store.copy("s5_small", "s5_small_round")
             rounds["small"].append(_deliver_for(run, f"s5-{backend}-small-{r}", small, sizes.scale_seconds))
             store.drop("s5_small_round")
-            large = store.url("s5_large")
-            rounds["large"].append(_deliver_for(run, f"s5-{backend}-large-{r}", large, sizes.scale_seconds))
+            large_url = store.url("s5_large")
+            rounds["large"].append(
+                _deliver_for(run, f"s5-{backend}-large-{r}", large_url, sizes.scale_seconds)
+            )
+            small_ms, large = rounds["small"][-1]["claim_ms"], rounds["large"][-1]
             run.say(
-                f"scenario 5, {backend}, round {r + 1}: claim {rounds['small'][-1]['claim_ms']:.2f} ms"
-                f" ({sizes.scale_small:,}) vs {rounds['large'][-1]['claim_ms']:.2f} ms ({sizes.scale_large:,});"
-                f" peak RSS {rounds['large'][-1]['peak_rss_mib']:.0f} MiB"
+                f"scenario 5, {backend}, round {r + 1}: claim {small_ms:.2f} ms ({sizes.scale_small:,})"
+                f" vs {large['claim_ms']:.2f} ms ({sizes.scale_large:,});"
+                f" peak RSS {large['peak_rss_mib']:.0f} MiB"
             )
     finally:
         for label in ("small", "large"):

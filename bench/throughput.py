@@ -12,7 +12,6 @@ delivery is recorded as succeeded in the store. Ratios are taken round by round.
 
 from __future__ import annotations
 
-import json
 import secrets
 import statistics
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 from attribution_webhooks.core.wire import encode_json, format_timestamp
 
 from . import clients
-from .engine import EVENT_TYPE
+from .engine import EVENT_TYPE, event_data
 from .figures import ratio, spread
 from .harness import Run
 from .processes import LineProcess, wait_for
@@ -35,6 +34,7 @@ __all__ = ["LIMITS", "deliver_backlog", "publish_backlog", "recording", "run"]
 #: The reference clients: name in ``bench.clients`` → what the report calls it.
 LIMITS = {"aiohttp": "raw aiohttp", "httpx": "raw httpx", "bare": "bare asyncio"}
 PATH = "/s1"
+API_PATH = "/s1api"
 
 
 @contextmanager
@@ -111,6 +111,68 @@ def _poll(engines: list[LineProcess], count: int) -> list[dict[str, Any]]:
         time.sleep(0.01)
 
 
+def _through_api(run: Run, round_: int) -> dict[str, Any]:
+    """``count`` events POSTed to ``/events`` of ``serve`` (API and dispatcher in one process, a
+    fresh SQLite store, one subscribed endpoint) while it delivers them: deliveries per second
+    from the first POST sent to the last delivery read by the receiver (``serve`` is not
+    instrumented; every delivery is then checked as succeeded in the store)."""
+    from . import api
+
+    count = run.sizes.events
+    name = f"s1-api-{round_}"
+    db = run.sqlite.fresh(name)
+    server = api.start_serve(run, name, db, per_endpoint=run.sizes.concurrency)
+    try:
+        api.register(server, run.base_url + API_PATH)
+        before = run.receiver.stats()
+        with recording(run) as records:
+            posted = api.load(
+                run,
+                name,
+                server.url + "/events",
+                api.publish_body(),
+                server.headers,
+                concurrency=run.sizes.ingest_concurrency,
+                count=count,
+            )
+            wait_for(
+                lambda: (
+                    run.receiver.stats()["paths"].get(API_PATH, 0) - before["paths"].get(API_PATH, 0) >= count
+                ),
+                timeout=120 + count / 100,
+                interval=0.02,
+                what=f"serve to deliver {count} events",
+            )
+    finally:
+        run.supervisor.stop(server.process, grace=30)
+    succeeded = _succeeded(db)
+    run.sqlite.drop(name)
+    if posted["statuses"] != {"202": count} or succeeded != count:
+        raise RuntimeError(
+            f"{name}: answers {posted['statuses']}, {succeeded} of {count} recorded as succeeded"
+        )
+    arrivals = sorted(t for t, path, _, status in records if path == API_PATH and status == 200)
+    seconds = arrivals[-1] - posted["began"]
+    return {
+        "deliveries_per_s": count / seconds,
+        "seconds": seconds,
+        "post_events_per_s": count / (posted["ended"] - posted["began"]),
+        "bad_signatures": run.receiver.stats()["bad_signature"] - before["bad_signature"],
+    }
+
+
+def _succeeded(db: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT count(*) FROM deliveries WHERE status = 'succeeded'")).scalar()
+            return int(found or 0)
+    finally:
+        engine.dispose()
+
+
 def _limit(run: Run, client: str) -> dict[str, Any]:
     name = client if run.loop == "asyncio" else f"{client}+uvloop"
     before = run.receiver.stats()
@@ -131,9 +193,8 @@ def _limit(run: Run, client: str) -> dict[str, Any]:
 
 def event_body(event_id: str) -> str:
     """The body our engine sends for an event (the same data, envelope and encoding)."""
-    data = json.loads(clients.signed_request()[0])["data"]
     now = format_timestamp(datetime.now(UTC))
-    return encode_json({"id": event_id, "type": EVENT_TYPE, "timestamp": now, "data": data})
+    return encode_json({"id": event_id, "type": EVENT_TYPE, "timestamp": now, "data": event_data()})
 
 
 def _celery(run: Run, count: int, round_: int) -> dict[str, Any]:
@@ -190,7 +251,8 @@ def _delete_queue(redis_url: str, queue: str) -> None:
 
     client = redis.Redis.from_url(redis_url)
     try:
-        client.delete(queue, f"_kombu.binding.{queue}")
+        # The queue's list and kombu's two binding sets for it (its exchange has its name).
+        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     finally:
         client.close()
 
@@ -215,6 +277,7 @@ def run(run: Run) -> dict[str, Any]:
         return deliver_backlog(run, f"s1-sqlite-{r}", run.sqlite.copy("s1_template", "s1_round"), count)
 
     measurements["ours_sqlite"] = sqlite_round
+    measurements["ours_api_sqlite"] = lambda r: _through_api(run, r)
     if postgres is not None:
 
         def postgres_round(workers: int) -> Callable[[int], dict[str, Any]]:
