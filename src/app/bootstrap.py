@@ -4,13 +4,13 @@ to the core. The API, the worker and the CLI all start from ``open_runtime``."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
 
 from attrs import define
 
 from ..adapters.http import EgressMode, EgressSettings, HttpTransport, check_target
 from ..adapters.signing import HmacSigner
 from ..adapters.sql import ApiKeyStore, SqlStore, open_store
+from ..adapters.sql.wakeups import PostgresWakeups
 from ..adapters.system import SystemClock, SystemRandom, UlidGenerator
 from ..core.dispatcher import Dispatcher, DispatchSettings
 from ..core.endpoint import EndpointRules, validate_url
@@ -36,6 +36,12 @@ class Runtime:
     def transport(self) -> HttpTransport:
         """A new HTTP transport (a connection pool): one per dispatcher, closed with it."""
         return HttpTransport(self.egress)
+
+    def wakeups(self) -> PostgresWakeups | None:
+        """Wake-ups between processes (PostgreSQL's LISTEN/NOTIFY); None on SQLite, which polls."""
+        if self.store.engine.dialect.name != "postgresql":
+            return None
+        return PostgresWakeups(self.store.engine.url)
 
     def dispatcher(self, transport: HttpTransport) -> Dispatcher:
         """A dispatcher over this runtime's service; ``run(stop)`` it on the event loop."""
@@ -82,8 +88,7 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
     try:
         egress = _egress(settings)
         dispatch = _dispatch(settings)
-        # cast: mypy's attrs plugin types a field with converter=tuple as an unsolved Iterable[_T_co]
-        retry = RetryPolicy(delays=cast(Any, settings.retry_delays))
+        retry = RetryPolicy(delays=settings.retry_delays)
     except (ValidationError, ValueError) as error:
         raise SettingsError(str(error)) from None
     service_settings = ServiceSettings(

@@ -7,8 +7,9 @@ the requests it has; the dispatcher claims nothing more, gives attempts in fligh
 (``Dispatcher.run``), so nothing is left leased. A second signal does not hurry it: the grace
 period is the bound.
 
-Work published by another process is found by polling (``poll_interval``, 500 ms by default):
-SQLite has no notifications. Work published in the same process wakes the dispatcher at once.
+Work published in the same process wakes the dispatcher at once. Work published by another
+process wakes it through PostgreSQL's LISTEN/NOTIFY within milliseconds; on SQLite, which has no
+notifications, it is found by polling (``poll_interval``, 500 ms by default).
 """
 
 from __future__ import annotations
@@ -89,8 +90,21 @@ def _database(runtime: Runtime) -> str:
 async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> Dispatcher:
     transport = runtime.transport()
     dispatcher = runtime.dispatcher(transport)
+    wakeups = runtime.wakeups()
     try:
-        await dispatcher.run(stop)
+        if wakeups is None:
+            await dispatcher.run(stop)
+        else:
+            async with wakeups:
+                # Tell the other processes what happens here; hear what happens there.
+                runtime.service.add_listener(wakeups)
+                listening = asyncio.ensure_future(wakeups.listen(dispatcher, stop))
+                try:
+                    await dispatcher.run(stop)
+                finally:
+                    runtime.service.remove_listener(wakeups)
+                    listening.cancel()
+                    await asyncio.gather(listening, return_exceptions=True)
     finally:
         await transport.aclose()
     return dispatcher

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from attrs import field, frozen, validators
@@ -22,6 +23,10 @@ SPEC_DELAYS: tuple[timedelta, ...] = (
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
+def _as_delays(delays: Iterable[timedelta]) -> tuple[timedelta, ...]:
+    return tuple(delays)
+
+
 def _check_delays(_instance: object, _attribute: object, delays: tuple[timedelta, ...]) -> None:
     for index, delay in enumerate(delays):
         if delay < timedelta(0):
@@ -39,7 +44,7 @@ class RetryPolicy:
     to at least that long, but never beyond ``retry_after_cap``.
     """
 
-    delays: tuple[timedelta, ...] = field(default=SPEC_DELAYS, converter=tuple, validator=_check_delays)
+    delays: tuple[timedelta, ...] = field(default=SPEC_DELAYS, converter=_as_delays, validator=_check_delays)
     jitter: float = field(default=0.0, validator=[validators.ge(0.0), validators.le(0.5)])
     retry_after_cap: timedelta = timedelta(hours=1)
 

@@ -14,16 +14,25 @@ import httpx
 import pytest
 from service_process import Process, cli, leased_count, running, serve_command, spec_receiver
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "webhooks.md"
+ROOT = Path(__file__).resolve().parents[2]
+# The public contract, versioned with the code; the upstream copy, where it is checked out next
+# to the repository, must not have drifted from it.
+SPEC = ROOT / "docs" / "spec" / "webhooks.md"
+UPSTREAM_SPEC = ROOT.parent / "shared" / "spec" / "webhooks.md"
 SECRET = "your_webhook_secret"
 
 
 def spec_curls() -> list[str]:
     """Every ```bash block of the spec that runs curl, in order."""
-    if not SPEC.is_file():
-        pytest.skip(f"the spec is not beside the repository ({SPEC})")
     blocks = re.findall(r"```bash\n(.*?)```", SPEC.read_text(encoding="utf-8"), flags=re.S)
     return [block for block in blocks if block.lstrip().startswith("curl")]
+
+
+def test_the_versioned_spec_is_the_published_one() -> None:
+    """docs/spec/webhooks.md is a copy of the public documentation, not a variant of it."""
+    if not UPSTREAM_SPEC.is_file():
+        pytest.skip(f"no upstream spec checked out at {UPSTREAM_SPEC}")
+    assert SPEC.read_text(encoding="utf-8") == UPSTREAM_SPEC.read_text(encoding="utf-8")
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ import asyncio
 from typing import Any
 
 from litestar import Litestar, Request, get
+from litestar.connection import ASGIConnection
 from litestar.di import Provide
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
@@ -73,14 +75,21 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
             return problem(None, 503, f"the database does not answer: {type(error).__name__}")
         return {"status": "ready"}
 
+    async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        # A guard runs before the body is read: a request without a valid key gets a 401, never a
+        # validation error that would tell a stranger what the API expects.
+        if "account" in handler.parsed_fn_signature.parameters:
+            connection.state["account"] = await auth.account(connection)
+
     async def account(request: Request[Any, Any, Any]) -> str:
-        # A plain function, not the bound method: Litestar deep-copies what routers hold.
-        return await auth.account(request)
+        account: str = request.state["account"]
+        return account
 
     routers = [webhook_routes(runtime), delivery_routes(runtime), *event_routes(runtime)]
     return Litestar(
         route_handlers=[healthz, readyz, *routers],
         dependencies={"account": Provide(account)},
+        guards=[authenticate],
         dto=WireDTO,
         return_dto=WireDTO,
         plugins=[CamelAttrsSchemaPlugin()],

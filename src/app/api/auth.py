@@ -13,7 +13,7 @@ import hashlib
 import time
 from typing import Any
 
-from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 
 from ...adapters.sql import ApiKeyStore
@@ -37,9 +37,9 @@ class Authenticator:
         self._ttl = ttl
         self._known: dict[bytes, tuple[str, float]] = {}
 
-    async def account(self, request: Request[Any, Any, Any]) -> str:
-        """The account of the request's key; raises Unauthorized (401)."""
-        key = request.headers.get("x-api-key")
+    async def account(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+        """The account of the connection's key; raises Unauthorized (401)."""
+        key = connection.headers.get("x-api-key")
         if not key:
             raise Unauthorized(f"send your API key in the {API_KEY_HEADER} header")
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
