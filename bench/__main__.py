@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         ) as run,
     ):
         report["skipped"] = run.skipped
+        if run.postgres is not None:
+            report["machine"]["versions"]["postgresql"] = run.postgres.server_version()
         for name in names:
             started = time.monotonic()
             try:

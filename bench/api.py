@@ -135,6 +135,7 @@ def load(
     duration: float = 0.0,
     warmup: float = 0.0,
     count: int | None = None,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     """Run ``bench.load`` against ``url`` in its own process and return what it measured."""
     body_file = run.work / f"{name}.body"
@@ -143,6 +144,8 @@ def load(
     argv += ["--concurrency", str(concurrency)]
     if count is not None:
         argv += ["--count", str(count)]
+        if rate is not None:
+            argv += ["--rate", str(rate)]
     else:
         argv += ["--duration", str(duration), "--warmup", str(warmup)]
     for header, value in headers:

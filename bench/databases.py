@@ -122,6 +122,10 @@ class Postgres:
         finally:
             engine.dispose()
 
+    def server_version(self) -> str:
+        with self._admin.connect() as conn:
+            return str(conn.execute(text("SHOW server_version")).scalar())
+
     def _execute(self, sql: str) -> None:
         with self._admin.connect() as conn:
             conn.execute(text(sql))

@@ -3,7 +3,9 @@
 It sends one prepared request (any body and headers) over ``concurrency`` keep-alive
 connections, each waiting for its answer before sending again, either for ``duration`` seconds
 after a warm-up (requests per second), or until ``count`` requests are answered (then it reports
-when the first was sent and the last answered, in ``time.monotonic()``). It is the cheapest client
+when the first was sent and the last answered, in ``time.monotonic()``). With ``--rate`` it sends
+``count`` events open loop instead, each JSON body given an ``id`` of its own, and reports when
+each was answered (scenario 2 through the API). It is the cheapest client
 we have (``bench.clients``: about 2.5 times raw aiohttp), so that the server, not the client, is
 what gets measured. Run in a process of its own::
 
@@ -94,6 +96,58 @@ async def _run(
     return result
 
 
+async def _open_loop(
+    url: str, body: bytes, headers: list[tuple[str, str]], rate: float, count: int, pool: int
+) -> dict[str, Any]:
+    """Send ``count`` events open loop at ``rate`` per second, each with its own ``id``; when each
+    was answered, by id. Up to ``pool`` connections; a send waits only if all are busy."""
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    idle: asyncio.Queue[_BareConnection] = asyncio.Queue()
+    for _ in range(pool):
+        _, protocol = await loop.create_connection(_BareConnection, parts.hostname, parts.port or 80)
+        idle.put_nowait(protocol)
+    statuses: Counter[int] = Counter()
+    answered: list[tuple[str, float]] = []
+
+    async def send(event_id: str) -> None:
+        # The body is a JSON object: give it an ``id`` so that its delivery can be told apart.
+        request = prepare(url, b'{"id":"%s",' % event_id.encode() + body[1:], headers)
+        connection = await idle.get()
+        try:
+            connection.waiter = loop.create_future()
+            assert connection.transport is not None
+            connection.transport.write(request)
+            status = await connection.waiter
+        finally:
+            idle.put_nowait(connection)
+        statuses[status] += 1
+        if 200 <= status < 300:
+            answered.append((event_id, time.monotonic()))
+
+    tasks = []
+    began = time.monotonic()
+    for index in range(count):
+        delay = began + index / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(send(f"evt_load_{index:07d}")))
+    await asyncio.gather(*tasks)
+    ended = time.monotonic()
+    while not idle.empty():
+        connection = idle.get_nowait()
+        if connection.transport is not None:
+            connection.transport.close()
+    return {
+        "requests": count,
+        "began": began,
+        "ended": ended,
+        "sent_per_s": count / (ended - began),
+        "answered": answered,
+        "statuses": {str(status): n for status, n in sorted(statuses.items())},
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
     parser.add_argument("--url", required=True)
@@ -103,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--count", type=int, help="send this many requests instead of timing a duration")
+    parser.add_argument(
+        "--rate", type=float, help="with --count: send open loop at this rate, each event with its own id"
+    )
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args(argv)
     headers = [tuple(part.strip() for part in h.split(":", 1)) for h in args.header]
@@ -114,7 +171,14 @@ def main(argv: list[str] | None = None) -> None:
 
             factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        result = runner.run(_run(args.url, request, args.concurrency, args.duration, args.warmup, args.count))
+        if args.rate and args.count:
+            body = args.body_file.read_bytes()
+            pool = args.concurrency
+            result = runner.run(_open_loop(args.url, body, headers, args.rate, args.count, pool))  # type: ignore[arg-type]
+        else:
+            result = runner.run(
+                _run(args.url, request, args.concurrency, args.duration, args.warmup, args.count)
+            )
     print(json.dumps(result))
 
 

@@ -29,7 +29,7 @@ from .figures import ratio, spread
 from .harness import Run
 from .processes import LineProcess, wait_for
 
-__all__ = ["LIMITS", "deliver_backlog", "publish_backlog", "recording", "run"]
+__all__ = ["LIMITS", "deliver_backlog", "publish_backlog", "recording", "run", "through_api"]
 
 #: The reference clients: name in ``bench.clients`` → what the report calls it.
 LIMITS = {"aiohttp": "raw aiohttp", "httpx": "raw httpx", "bare": "bare asyncio"}
@@ -111,7 +111,7 @@ def _poll(engines: list[LineProcess], count: int) -> list[dict[str, Any]]:
         time.sleep(0.01)
 
 
-def _through_api(run: Run, round_: int) -> dict[str, Any]:
+def through_api(run: Run, round_: int) -> dict[str, Any]:
     """``count`` events POSTed to ``/events`` of ``serve`` (API and dispatcher in one process, a
     fresh SQLite store, one subscribed endpoint) while it delivers them: deliveries per second
     from the first POST sent to the last delivery read by the receiver (``serve`` is not
@@ -277,7 +277,7 @@ def run(run: Run) -> dict[str, Any]:
         return deliver_backlog(run, f"s1-sqlite-{r}", run.sqlite.copy("s1_template", "s1_round"), count)
 
     measurements["ours_sqlite"] = sqlite_round
-    measurements["ours_api_sqlite"] = lambda r: _through_api(run, r)
+    measurements["ours_api_sqlite"] = lambda r: through_api(run, r)
     if postgres is not None:
 
         def postgres_round(workers: int) -> Callable[[int], dict[str, Any]]:

@@ -74,12 +74,16 @@ def test_throughput_figures_are_sane(report: dict[str, Any]) -> None:
 
 
 def test_latency_percentiles_are_ordered(report: dict[str, Any]) -> None:
-    """At each load the percentiles are positive and ordered, and the floor is below ours."""
-    for load, found in report["scenarios"]["latency"]["loads"].items():
-        ours = [found["ours"][key]["median"] for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
-        assert all(_positive(v) for v in ours), load
-        assert ours == sorted(ours), load
-        assert found["floor_aiohttp"]["p50_ms"]["median"] < ours[0]
+    """On both paths (core API, POST /events), at each load, the percentiles are positive and
+    ordered, and the floor is below ours."""
+    paths = report["scenarios"]["latency"]["paths"]
+    assert set(paths) == {"core", "api"}
+    for path, found in paths.items():
+        for load, at in found["loads"].items():
+            ours = [at["ours"][key]["median"] for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
+            assert all(_positive(v) for v in ours), (path, load)
+            assert ours == sorted(ours), (path, load)
+            assert at["floor_aiohttp"]["p50_ms"]["median"] < ours[0], (path, load)
 
 
 def test_fanout_reached_every_endpoint_once(report: dict[str, Any]) -> None:
