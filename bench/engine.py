@@ -112,6 +112,7 @@ class InstrumentedStore:
         self.last_success: float | None = None
         self.first_claim: float | None = None
         self.claims: list[float] = []  # seconds per full batch, as the dispatcher awaited it
+        self.claim_calls = 0  # every claim, full or not
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -121,6 +122,7 @@ class InstrumentedStore:
         if self.first_claim is None:
             self.first_claim = time.monotonic()
         batch = await self.store.claim(now, limit, lease_for)
+        self.claim_calls += 1
         if len(batch) == limit:
             self.claims.append(time.perf_counter() - started)
         return batch
@@ -249,6 +251,7 @@ class _Engine:
         return {
             **self.progress(),
             "stats": stats,
+            "claim_calls": self.store.claim_calls,
             "claims_s": self.store.claims,
             "claim_work_s": self.sql.claim_work,
             **memory_kib(),

@@ -56,7 +56,7 @@ _LAYERS: tuple[tuple[str, str], ...] = (
     ("core: dispatcher", r"core/dispatcher"),
     ("core: services, aggregates, wire", r"core/"),
     ("ids, clock", r"adapters/system"),
-    ("asyncio / thread hand-offs", r"\basyncio/(?!runners)|concurrent/futures|\bthreading\.py"),
+    ("asyncio (tasks, timeouts), thread hand-offs", r"\basyncio/(?!run)|concurrent/futures|\bthreading\."),
     ("benchmark instrumentation", r"InstrumentedStore|_TimedSqlStore|_Engine\.(wait|progress)"),
 )
 _LOOP = "event loop's own C code (uvloop: sockets, callbacks)"
