@@ -6,6 +6,9 @@
 Appends: events per second, one event per transaction vs batches of 100 and 1,000 events per
 append (group commit), for the two hot kinds: scheduling deliveries (new streams, new rows) and
 recording attempt outcomes (existing streams: delivery row updated, attempt row added).
+Concurrent publishes: 64 coroutines each appending published events (the event and one delivery
+per append, a 1 KB body) one at a time, as API requests do; the store merges the appends in
+flight into shared transactions. Publishes per second, and how many appends a transaction held.
 Claims: time to lease 100 rows with 10 thousand, then 1 million, due rows in the table, next to
 1 million finished ones (filled with plain SQL: the claim only sees the table, not how it got there).
 """
@@ -94,12 +97,20 @@ async def _append_rate(store: SqlStore, tag: str, events: int, batch: int) -> tu
     return scheduled, recorded
 
 
+_REGISTERED = EndpointRegistered(
+    "wh_1", ACCOUNT, "https://example.com", ("deal.attributed",), "s3cret-s3cret-XYZ", "", False, T0
+)
+
+
+async def _register(url: str) -> None:
+    store = open_store(url, inline=True)
+    await store.append(StreamAppend("wh_1", 0, (_REGISTERED,)))
+    store.close()
+
+
 async def appends(url: str) -> None:
     store = open_store(url, inline=True)
-    registered = EndpointRegistered(
-        "wh_1", ACCOUNT, "https://example.com", ("deal.attributed",), "s3cret-s3cret-XYZ", "", False, T0
-    )
-    await store.append(StreamAppend("wh_1", 0, (registered,)))
+    await store.append(StreamAppend("wh_1", 0, (_REGISTERED,)))
     for batch, events in ((1, 3_000), (100, 30_000), (1_000, 30_000)):
         scheduled, recorded = await _append_rate(store, f"b{batch}", events, batch)
         print(
@@ -107,6 +118,45 @@ async def appends(url: str) -> None:
             f"  {recorded:>9,.0f} outcomes/s  ({events:,} each)"
         )
     store.close()
+
+
+# --- concurrent publishes ---------------------------------------------------------------------------
+
+_BODY = '{"id":"evt_x","type":"deal.attributed","data":{"note":"' + "x" * 960 + '"}}'
+
+
+def _published(n: int) -> tuple[StreamAppend, StreamAppend]:
+    event_id, delivery_id = f"evt_c{n:08d}", f"dlv_c{n:08d}"
+    published = EventPublished(event_id, ACCOUNT, "deal.attributed", _BODY, T0, T0)
+    scheduled = DeliveryScheduled(delivery_id, ACCOUNT, "wh_1", event_id, "deal.attributed", T0)
+    return (
+        StreamAppend(event_stream(ACCOUNT, event_id), 0, (published,)),
+        StreamAppend(delivery_id, 0, (scheduled,)),
+    )
+
+
+async def concurrent_publishes(url: str, publishers: int = 64, each: int = 100) -> None:
+    store = open_store(url)  # threaded, as a service runs it: appends in flight are merged
+    try:
+        for rounds, label in ((1, "sequential"), (publishers, f"{publishers} publishers")):
+            count = each * publishers
+            first = store.append_stats.transactions, store.append_stats.calls
+            started = time.perf_counter()
+
+            async def publisher(lane: int, rounds: int = rounds, count: int = count) -> None:
+                for n in range(lane, count, rounds):
+                    await store.append(*_published(n + (0 if rounds > 1 else 10**7)))
+
+            await asyncio.gather(*(publisher(lane) for lane in range(rounds)))
+            elapsed = time.perf_counter() - started
+            transactions = store.append_stats.transactions - first[0]
+            calls = store.append_stats.calls - first[1]
+            print(
+                f"  publishes, {label:>15}: {count / elapsed:>9,.0f}/s"
+                f"  ({calls / transactions:.1f} appends per transaction, {count:,} publishes)"
+            )
+    finally:
+        store.close()
 
 
 # --- claims -----------------------------------------------------------------------------------------
@@ -190,6 +240,9 @@ def main() -> None:
         print(name)
         with make() as url:
             asyncio.run(appends(url))
+        with make() as url:
+            asyncio.run(_register(url))
+            asyncio.run(concurrent_publishes(url))
         if not options.skip_claims:
             with make() as url:
                 asyncio.run(claims(url, options.finished))

@@ -5,6 +5,7 @@ Every test runs against every backend (memory, SQLite, PostgreSQL); they must ag
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -563,3 +564,86 @@ async def test_held_and_finished_deliveries_are_never_claimed(store: Storage) ->
     assert [(d.delivery.delivery_id, d.delivery.status) for d in claimed] == [
         ("dlv_1", DeliveryStatus.SCHEDULED)
     ]
+
+
+# --- concurrent appends (the SQL stores commit them together: group commit) ----------------------
+
+
+async def test_concurrent_appends_each_commit_or_conflict_alone(store: Storage) -> None:
+    """Appends in flight together each keep their own outcome: conflicting calls fail alone,
+    naming their own streams, and write nothing; the others are all written, in call order."""
+    await register(store, "wh_1", "wh_2")
+    calls = [
+        *(store.append(StreamAppend(f"wh_new_{n}", 0, (registered(f"wh_new_{n}"),))) for n in range(10)),
+        store.append(StreamAppend("wh_1", 0, (registered("wh_1"),))),  # wh_1 exists
+        store.append(StreamAppend("wh_2", 5, (EndpointEnabled("wh_2", at(1)),))),  # wh_2 is at 1
+        store.append(  # all or nothing: wh_x must not be written because wh_1 conflicts
+            StreamAppend("wh_x", 0, (registered("wh_x"),)),
+            StreamAppend("wh_1", 3, (EndpointEnabled("wh_1", at(1)),)),
+        ),
+        store.append(StreamAppend("wh_2", 1, (EndpointDisabled("wh_2", DisableReason.MANUAL, at(2)),))),
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    conflicts = [r.streams for r in results if isinstance(r, ConcurrencyConflict)]
+    positions = [r for r in results if isinstance(r, int)]
+    assert conflicts == [("wh_1",), ("wh_2",), ("wh_1",)]
+    assert positions == list(range(3, 14))  # one event each, in call order, after the two registrations
+    assert [r.position for r in await store.read_all()] == list(range(1, 14))
+    assert list(await store.read("wh_x")) == []
+    assert await store.endpoint("wh_x") is None
+    wh_2 = await store.endpoint("wh_2")
+    assert wh_2 is not None
+    assert (wh_2.version, wh_2.endpoint.status) == (2, EndpointStatus.DISABLED)
+    assert sorted(await store.endpoints([f"wh_new_{n}" for n in range(10)])) == sorted(
+        f"wh_new_{n}" for n in range(10)
+    )
+
+
+async def test_concurrent_appends_to_one_stream_follow_each_other(store: Storage) -> None:
+    """Two appends to one stream in flight together: the second is checked against the version
+    the first leaves, so a pair that expects 0 and 1 both succeed, and a pair that both expect 0
+    has exactly one winner."""
+    first, second = await asyncio.gather(
+        store.append(StreamAppend("wh_1", 0, (registered("wh_1"),))),
+        store.append(StreamAppend("wh_1", 1, (EndpointDisabled("wh_1", DisableReason.MANUAL, at(1)),))),
+    )
+    assert (first, second) == (1, 2)
+    assert [r.version for r in await store.read("wh_1")] == [1, 2]
+    results = await asyncio.gather(
+        store.append(StreamAppend("wh_2", 0, (registered("wh_2"),))),
+        store.append(StreamAppend("wh_2", 0, (registered("wh_2"),))),
+        return_exceptions=True,
+    )
+    assert results[0] == 3
+    assert isinstance(results[1], ConcurrencyConflict)
+    assert results[1].streams == ("wh_2",)
+    assert len(await store.read("wh_2")) == 1
+
+
+async def test_concurrent_publishes_and_outcomes_mix(store: Storage) -> None:
+    """Publishes (new streams) and outcomes (existing deliveries) in flight together all land,
+    with their read models, as if they had been appended one by one."""
+    await register(store, "wh_1")
+    await publish(store, "evt_0", {f"dlv_0_{n}": "wh_1" for n in range(8)})
+    claimed = await store.claim(T0, 100, LEASE)
+    assert len(claimed) == 8
+    outcomes = [
+        store.append(
+            StreamAppend(
+                d.delivery.delivery_id, d.version, (succeeded(d.delivery.delivery_id, "wh_1", 1, at(1)),)
+            )
+        )
+        for d in claimed
+    ]
+    publishes = [publish(store, f"evt_{n}", {f"dlv_{n}": "wh_1"}, when=at(2)) for n in range(1, 9)]
+    await asyncio.gather(*outcomes, *publishes)
+    views = await store.deliveries(ACCOUNT, limit=100)
+    statuses = {v.delivery.delivery_id: v.delivery.status for v in views}
+    assert statuses == {
+        **{f"dlv_0_{n}": DeliveryStatus.SUCCEEDED for n in range(8)},
+        **{f"dlv_{n}": DeliveryStatus.SCHEDULED for n in range(1, 9)},
+    }
+    assert [a.status_code for a in await store.attempts("dlv_0_3")] == [200]
+    due = await store.claim(at(2), 100, LEASE)
+    assert sorted(d.delivery.delivery_id for d in due) == [f"dlv_{n}" for n in range(1, 9)]
+    assert {d.body for d in due} == {f'{{"id":"evt_{n}"}}' for n in range(1, 9)}

@@ -21,7 +21,8 @@ from attribution_webhooks.adapters.sql.migrate import (
     head_revision,
 )
 from attribution_webhooks.adapters.sql.schema import metadata
-from attribution_webhooks.adapters.sql.store import claim_query
+from attribution_webhooks.adapters.sql.statements import postgres_statements, sqlite_statements
+from attribution_webhooks.adapters.sql.times import postgres_times, sqlite_times
 
 
 def test_migrations_create_exactly_the_models(sql_url: str | URL) -> None:
@@ -90,17 +91,22 @@ def test_migrations_ship_inside_the_package() -> None:
 
 
 def test_claim_reads_the_partial_index_of_pending_rows(sql_url: str | URL) -> None:
-    """The claim query's plan uses ix_deliveries_queue, the index that holds only pending deliveries."""
+    """The claim statement's plan uses ix_deliveries_queue, the index that holds only pending deliveries."""
     store = open_store(sql_url)
     try:
         postgres = store.engine.dialect.name == "postgresql"
-        query = claim_query(datetime(2024, 1, 1, tzinfo=UTC), 100, skip_locked=postgres)
+        statements = postgres_statements if postgres else sqlite_statements
+        times = postgres_times if postgres else sqlite_times
         with store.engine.connect() as conn:
             if postgres:
                 conn.execute(text("SET enable_seqscan = off"))
-            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
             explain = "EXPLAIN" if postgres else "EXPLAIN QUERY PLAN"
-            plan = " ".join(str(row) for row in conn.exec_driver_sql(f"{explain} {compiled}"))
+            now = times.to_db(datetime(2024, 1, 1, tzinfo=UTC))
+            # PostgreSQL's claim also takes the lease's expiry and token (EXPLAIN does not run it).
+            parameters = (now, 100, now, "lease") if postgres else (now, 100)
+            plan = " ".join(
+                str(row) for row in conn.exec_driver_sql(f"{explain} {statements.claim}", parameters)
+            )
         assert "ix_deliveries_queue" in plan
         indexes = {ix["name"]: ix for ix in inspect(store.engine).get_indexes("deliveries")}
         assert "ix_deliveries_queue" in indexes

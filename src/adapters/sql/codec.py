@@ -23,6 +23,7 @@ __all__ = [
     "EVENT_TYPES",
     "SCHEMA_VERSIONS",
     "UPCASTERS",
+    "EndpointStates",
     "EventCodec",
     "StoredEvent",
     "Upcaster",
@@ -51,7 +52,7 @@ def require_aware(value: datetime) -> datetime:
 
 
 def _unstructure_time(value: datetime) -> str:
-    return require_aware(value).isoformat()
+    return (value if value.tzinfo is UTC else require_aware(value)).isoformat()
 
 
 def _structure_time(value: Any, _type: Any) -> datetime:
@@ -71,8 +72,8 @@ def _make_converter() -> cattrs.Converter:
 _converter = _make_converter()
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# Built once: ``json.dumps`` with options builds a new encoder on every call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @frozen
@@ -92,8 +93,9 @@ class EventCodec:
     upcasters: Mapping[tuple[str, int], Upcaster] = field(factory=lambda: dict(UPCASTERS))
 
     def encode(self, event: DomainEvent) -> StoredEvent:
-        name = type(event).__name__
-        return StoredEvent(name, self.versions[name], _dumps(_converter.unstructure(event)))
+        cls: type[Any] = type(event)
+        name = cls.__name__
+        return StoredEvent(name, self.versions[name], _dumps(_unstructure_hook(cls)(event)))
 
     def decode(self, stored: StoredEvent) -> DomainEvent:
         cls = EVENT_TYPES.get(stored.event_type)
@@ -116,10 +118,40 @@ class EventCodec:
         return event
 
 
+_UNSTRUCTURE_HOOKS: dict[type[Any], Callable[[Any], Any]] = {}
+
+
+def _unstructure_hook(cls: type[Any]) -> Callable[[Any], Any]:
+    """The converter's function for ``cls``, looked up once rather than dispatched per event."""
+    hook = _UNSTRUCTURE_HOOKS.get(cls)
+    if hook is None:
+        hook = _UNSTRUCTURE_HOOKS[cls] = _converter.get_unstructure_hook(cls)
+    return hook
+
+
 def encode_endpoint(state: Endpoint) -> str:
     """An endpoint's folded state as JSON text (a read model: a rebuild rewrites it)."""
-    return _dumps(_converter.unstructure(state))
+    return _dumps(_unstructure_hook(Endpoint)(state))
 
 
 def decode_endpoint(text: str) -> Endpoint:
     return _converter.structure(json.loads(text), Endpoint)
+
+
+class EndpointStates:
+    """``decode_endpoint`` with a memory: the endpoint rows that every claim, publish and outcome
+    reads hold the same few states again and again. ``Endpoint`` is frozen, so a decoded state is
+    shared safely; the text is the key, so a changed row is decoded afresh."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._decoded: dict[str, Endpoint] = {}
+
+    def decode(self, text: str) -> Endpoint:
+        found = self._decoded.get(text)
+        if found is None:
+            found = decode_endpoint(text)
+            if len(self._decoded) >= self._size:
+                self._decoded.clear()  # rare and cheap to refill; no eviction order to keep
+            self._decoded[text] = found
+        return found

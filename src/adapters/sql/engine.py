@@ -69,7 +69,8 @@ def create_engine(url: str | URL, *, pool_size: int = 4, echo: bool = False) -> 
     if parsed.get_backend_name() == "postgresql":
         # No server-side prepared statements: psycopg prepares a statement after 5 runs, and a
         # generic plan made while a table was small keeps scanning it once it is large (seen in
-        # the benchmark: 100 ms per append instead of 1 ms until the next ANALYZE).
+        # the benchmark: 100 ms per append instead of 1 ms until the next ANALYZE). The store's
+        # hot paths do prepare, on their own connections, with custom plans only (connections.py).
         return _create_engine(
             parsed,
             echo=echo,

@@ -1,10 +1,17 @@
 """The SQL store: the event log, its read models and the delivery queue in one database.
 
-Every port method is a short transaction of SQLAlchemy Core statements (no ORM on any path).
+Every port method is a short transaction. The hot ones (appends with their projections, claims,
+endpoint lookups, ``next_due``, releases, reading the log) run plain SQL on a DBAPI connection
+that each of the store's threads holds (``statements.py``, ``connections.py``); the API's
+queries of the delivery log run SQLAlchemy Core statements. No ORM anywhere.
+
 The async methods run that synchronous work on the store's own threads, off the event loop:
 one thread for SQLite (one writer; sqlite3 releases the GIL while it works, so the database
-overlaps the HTTP loop), a small pool for PostgreSQL. ``inline=True`` runs it on the loop's
-thread instead, which is what the deterministic simulation's virtual-time loop needs.
+overlaps the HTTP loop), a small pool for PostgreSQL. Work reaches a thread through a ``Lane``,
+a batch at a time, and the appends of a batch commit in one transaction (group commit); on
+PostgreSQL only appends go through a lane, and other work runs on the pool in parallel.
+``inline=True`` runs everything on the loop's thread instead, which is what the deterministic
+simulation's virtual-time loop needs.
 """
 
 from __future__ import annotations
@@ -19,35 +26,35 @@ from functools import partial
 from typing import Any, TypeVar
 
 from attrs import define, field
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import IntegrityError
 
 from ...core.delivery import DeliveryStatus
 from ...core.endpoint import EndpointStatus
-from ...core.errors import ConcurrencyConflict
 from ...core.ports import RecordedEvent, StreamAppend
 from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
-from .codec import EventCodec, StoredEvent, require_aware
-from .engine import DEFAULT_URL, create_engine, write_options
+from .appending import Appender, AppendStats
+from .codec import EndpointStates, EventCodec, StoredEvent, require_aware
+from .connections import Connections
+from .engine import DEFAULT_URL, create_engine
+from .lanes import Job, Lane
 from .migrate import check_schema, ensure_schema
 from .projection import (
+    Projection,
     attempt_view,
-    clear_read_models,
+    delivery_state,
     delivery_view,
-    endpoint_view,
     event_view,
-    project,
+    write_rows,
 )
-from .schema import attempts, deliveries, endpoints, events, published_events
+from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
+from .statements import Statements, chunks, postgres_statements, sqlite_statements
+from .times import TimeColumns, postgres_times, sqlite_times
 
-__all__ = ["SqlStore", "claim_query", "open_store", "rebuild_read_models"]
+__all__ = ["SqlStore", "open_store", "rebuild_read_models"]
 
 T = TypeVar("T")
 
-# Appends on PostgreSQL take this transaction-scoped advisory lock: positions are then assigned
-# in commit order, so a reader following ``read_all`` never sees position n + 1 before n.
-_APPEND_LOCK = 0x61775F65  # "aw_e"
 _REBUILD_PAGE = 1000
 
 
@@ -86,7 +93,7 @@ def is_sqlite_engine(engine: Engine) -> bool:
 
 @define
 class SqlStore:
-    """Implements ``attribution_webhooks.core.ports.Storage`` over SQLAlchemy Core.
+    """Implements ``attribution_webhooks.core.ports.Storage`` over SQLAlchemy and the DBAPI.
 
     Build it with ``open_store``. ``executor`` None means inline: the work runs on the loop.
     """
@@ -95,108 +102,92 @@ class SqlStore:
     codec: EventCodec = field(factory=EventCodec)
     executor: ThreadPoolExecutor | None = None
     _sqlite: bool = field(init=False)
+    _sql: Statements = field(init=False)
+    _times: TimeColumns = field(init=False)
+    _states: EndpointStates = field(init=False, factory=EndpointStates)
+    _connections: Connections = field(init=False)
+    _appender: Appender = field(init=False)
+    # SQLite: every call goes through this lane (its one thread); PostgreSQL: appends only.
+    _lane: Lane | None = field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         self._sqlite = is_sqlite_engine(self.engine)
+        self._sql = sqlite_statements if self._sqlite else postgres_statements
+        self._times = sqlite_times if self._sqlite else postgres_times
+        self._connections = Connections(self.engine)
+        projection = Projection(self._sql, self._times, self._states)
+        self._appender = Appender(self._connections, self._sql, self.codec, projection)
+        if self.executor is not None:
+            self._lane = Lane(self.executor, self._run_batch)
 
     def close(self) -> None:
         """Wait for work in progress, then close every connection."""
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+        self._connections.close()
         self.engine.dispose()
+
+    async def _point_read(self, work: Callable[..., T], *args: Any) -> T:
+        """A read of a few rows by index. On SQLite it runs on the caller's thread, on that
+        thread's own connection: it takes 10-20 µs, while handing it to the store's thread and the
+        result back costs 40-100 µs and would queue it behind the writes (a WAL reader never
+        waits for the writer). On PostgreSQL a read is a round trip: it goes to the pool."""
+        if self.executor is None or self._sqlite:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(work, *args))
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
         if self.executor is None:
             return work(*args)
+        if self._sqlite:
+            assert self._lane is not None
+            result: T = await self._lane.submit(Job(call=partial(work, *args)))
+            return result
         return await asyncio.get_running_loop().run_in_executor(self.executor, partial(work, *args))
 
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn.execution_options(**write_options())
-            with conn.begin():
-                yield conn
+    def _run_batch(self, batch: list[Job]) -> None:
+        """A lane's batch, on the store's thread: its appends in one transaction, then its calls."""
+        appends = [job for job in batch if job.appends is not None]
+        if appends:
+            self._appender.commit(appends)
+        for job in batch:
+            if job.call is not None:
+                try:
+                    job.result = job.call()
+                except Exception as error:
+                    job.error = error
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
 
+    @property
+    def append_stats(self) -> AppendStats:
+        """How many append calls were written in how many transactions (group commit)."""
+        return self._appender.stats
+
     # --- EventStore -------------------------------------------------------------------------
 
     async def append(self, *appends: StreamAppend) -> int:
-        return await self._run(self._append, appends)
-
-    def _append(self, appends: Sequence[StreamAppend]) -> int:
-        try:
-            with self._writing() as conn:
-                return self._append_in(conn, appends)
-        except IntegrityError as error:
-            # The unique (stream_id, version) index caught a writer that the version check did not
-            # see (another process's transaction). Name the streams that moved.
-            streams = self._conflicting(appends) or tuple(dict.fromkeys(a.stream_id for a in appends))
-            raise ConcurrencyConflict(streams) from error
-
-    def _append_in(self, conn: Connection, appends: Sequence[StreamAppend]) -> int:
-        if not self._sqlite:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
-        current = _stream_versions(conn, {a.stream_id for a in appends})
-        versions: dict[str, int] = {}
-        conflicts: list[str] = []
-        for append in appends:
-            at = versions.get(append.stream_id, current.get(append.stream_id, 0))
-            if at != append.expected_version:
-                conflicts.append(append.stream_id)
-            versions[append.stream_id] = at + len(append.events)
-        if conflicts:
-            raise ConcurrencyConflict(tuple(dict.fromkeys(conflicts)))
-        position: int = conn.execute(_LAST_POSITION).scalar_one()
-        recorded: list[RecordedEvent] = []
-        rows: list[dict[str, Any]] = []
-        for append in appends:
-            version = append.expected_version
-            for event in append.events:
-                position += 1
-                version += 1
-                stored = self.codec.encode(event)
-                recorded.append(RecordedEvent(position, append.stream_id, version, event))
-                rows.append(
-                    {
-                        "position": position,
-                        "stream_id": append.stream_id,
-                        "version": version,
-                        "event_type": stored.event_type,
-                        "schema_version": stored.schema_version,
-                        "data": stored.data,
-                    }
-                )
-        if rows:
-            conn.execute(insert(events), rows)
-            project(conn, recorded)
-        return position
-
-    def _conflicting(self, appends: Sequence[StreamAppend]) -> tuple[str, ...]:
-        with self._reading() as conn:
-            current = _stream_versions(conn, {a.stream_id for a in appends})
-        seen: set[str] = set()
-        conflicts: list[str] = []
-        for append in appends:
-            if append.stream_id not in seen and current.get(append.stream_id, 0) != append.expected_version:
-                conflicts.append(append.stream_id)
-            seen.add(append.stream_id)
-        return tuple(conflicts)
+        job = Job(appends=appends)
+        if self._lane is None:
+            self._appender.commit([job])
+            if job.error is not None:
+                raise job.error
+            position: int = job.result
+            return position
+        result: int = await self._lane.submit(job)
+        return result
 
     async def read(self, stream_id: str) -> Sequence[RecordedEvent]:
-        query = select(events).where(events.c.stream_id == stream_id).order_by(events.c.version)
-        return await self._run(self._read_events, query)
+        return await self._run(self._read_events, self._sql.read_stream, (stream_id,))
 
     async def read_all(self, after: int = 0, limit: int = 1000) -> Sequence[RecordedEvent]:
-        query = select(events).where(events.c.position > after).order_by(events.c.position).limit(limit)
-        return await self._run(self._read_events, query)
+        return await self._run(self._read_events, self._sql.read_after, (after, limit))
 
-    def _read_events(self, query: Any) -> list[RecordedEvent]:
-        with self._reading() as conn:
-            return _decode_rows(self.codec, conn.execute(query))
+    def _read_events(self, statement: str, parameters: tuple[Any, ...]) -> list[RecordedEvent]:
+        return _decode_rows(self.codec, self._connections.query(statement, parameters))
 
     # --- EndpointDirectory ------------------------------------------------------------------
 
@@ -205,33 +196,41 @@ class SqlStore:
         return found.get(endpoint_id)
 
     async def endpoints(self, endpoint_ids: Collection[str]) -> Mapping[str, EndpointView]:
-        return await self._run(self._endpoints, list(endpoint_ids))
-
-    def _endpoints(self, endpoint_ids: list[str]) -> dict[str, EndpointView]:
         if not endpoint_ids:
             return {}
-        with self._reading() as conn:
-            rows = conn.execute(select(endpoints).where(endpoints.c.endpoint_id.in_(endpoint_ids)))
-            return {row.endpoint_id: endpoint_view(row) for row in rows}
+        return await self._point_read(self._endpoints, list(dict.fromkeys(endpoint_ids)))
+
+    def _endpoints(self, endpoint_ids: list[str]) -> dict[str, EndpointView]:
+        views: dict[str, EndpointView] = {}
+        sql = self._sql
+        for chunk in chunks(endpoint_ids):
+            rows = self._connections.query(sql.in_list(sql.endpoints, len(chunk)), chunk)
+            views.update((row[0], self._endpoint_view(row)) for row in rows)
+        return views
+
+    def _endpoint_view(self, row: Sequence[Any]) -> EndpointView:
+        """From ``endpoint_id, version, failing_since, state``."""
+        failing_since = row[2]
+        return EndpointView(
+            self._states.decode(row[3]),
+            row[1],
+            None if failing_since is None else self._times.from_db(failing_since),
+        )
 
     async def subscribers(self, account_id: str, event_type: str) -> Sequence[EndpointView]:
-        query = (
-            select(endpoints)
-            .where(
-                endpoints.c.account_id == account_id,
-                endpoints.c.status.in_([EndpointStatus.ENABLED.value, EndpointStatus.DISABLED.value]),
-            )
-            .order_by(endpoints.c.registered_position)
-        )
-        views = await self._run(self._endpoint_list, query)
+        return await self._point_read(self._subscribers, account_id, event_type)
+
+    def _subscribers(self, account_id: str, event_type: str) -> list[EndpointView]:
+        rows = self._connections.query(self._sql.subscribers, (account_id,))
+        views = [self._endpoint_view(row) for row in rows]
         return [view for view in views if event_type in view.endpoint.event_types]
 
     async def list_endpoints(
         self, account_id: str, after: str | None = None, limit: int = 100
     ) -> Sequence[EndpointView]:
-        query = select(endpoints).where(
-            endpoints.c.account_id == account_id, endpoints.c.status != EndpointStatus.DELETED.value
-        )
+        query = select(
+            endpoints.c.endpoint_id, endpoints.c.version, endpoints.c.failing_since, endpoints.c.state
+        ).where(endpoints.c.account_id == account_id, endpoints.c.status != EndpointStatus.DELETED.value)
         if after is not None:
             query = query.where(endpoints.c.endpoint_id > after)
         query = query.order_by(endpoints.c.endpoint_id).limit(limit)
@@ -239,38 +238,43 @@ class SqlStore:
 
     def _endpoint_list(self, query: Any) -> list[EndpointView]:
         with self._reading() as conn:
-            return [endpoint_view(row) for row in conn.execute(query)]
+            return [
+                EndpointView(self._states.decode(row.state), row.version, row.failing_since)
+                for row in conn.execute(query)
+            ]
 
     # --- DeliveryQueue ----------------------------------------------------------------------
 
     async def claim(self, now: datetime, limit: int, lease_for: timedelta) -> Sequence[DueDelivery]:
         require_aware(now)
+        if limit <= 0:
+            return []
         return await self._run(self._claim, now, limit, lease_for)
 
     def _claim(self, now: datetime, limit: int, lease_for: timedelta) -> list[DueDelivery]:
-        if limit <= 0:
-            return []
         leased_until = now + lease_for
         lease = secrets.token_hex(12)
-        # Selected in the order the port promises, then leased by primary key in the same
-        # transaction. On SQLite that transaction holds the single write lock from its first
-        # statement (BEGIN IMMEDIATE), so nobody can claim in between; on PostgreSQL the rows
-        # are locked as they are selected, and rows another claimer holds are skipped. (SQLite's
-        # UPDATE … RETURNING cannot return the pre-update due time the order needs.)
-        query = claim_query(now, limit, skip_locked=not self._sqlite)
-        with self._writing() as conn:
-            rows = conn.execute(query).all()
-            if not rows:
-                return []
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.delivery_id.in_([row.delivery_id for row in rows]))
-                .values(queue_at=leased_until, lease=lease)
-            )
-        return [
-            DueDelivery(delivery_view(row).delivery, row.version, lease, leased_until, row.body)
-            for row in rows
-        ]
+        sql, times = self._sql, self._times
+        until = times.to_db(leased_until)
+        if self._sqlite:
+            # Selected in the order the port promises, then leased by primary key in the same
+            # transaction, which holds the single write lock from its first statement (BEGIN
+            # IMMEDIATE), so nobody can claim in between. (SQLite's UPDATE … RETURNING cannot
+            # return the pre-update due time the order needs.)
+            with self._connections.transaction(sql.begin_claim) as cursor:
+                cursor.execute(sql.claim, (times.to_db(now), limit))
+                rows = cursor.fetchall()
+                for chunk in chunks([row[0] for row in rows]):
+                    cursor.execute(sql.in_list(sql.lease, len(chunk)), (until, lease, *chunk))
+        else:
+            # One statement: rows are locked as they are selected, rows another claimer holds
+            # are skipped, and each comes back with the due time it had before, for the order.
+            # (Were the connection lost while it ran, and the claim tried again on a new one,
+            # rows leased by the lost attempt wait for their lease to expire, as a dead
+            # worker's do.)
+            rows = self._connections.query(sql.claim, (times.to_db(now), limit, until, lease))
+            rows.sort(key=lambda row: (row[11], row[0]))
+        return [DueDelivery(delivery_state(row, times), row[9], lease, leased_until, row[10]) for row in rows]
 
     async def release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
         for _, due_at in returns:
@@ -279,33 +283,17 @@ class SqlStore:
             await self._run(self._release, list(returns))
 
     def _release(self, returns: list[tuple[DueDelivery, datetime]]) -> None:
-        statement = (
-            update(deliveries)
-            .where(
-                deliveries.c.delivery_id == _param("b_id", deliveries.c.delivery_id),
-                deliveries.c.lease == _param("b_lease", deliveries.c.lease),
-            )
-            .values(queue_at=_param("b_due", deliveries.c.queue_at), lease=None)
-        )
-        rows = [
-            {"b_id": d.delivery.delivery_id, "b_lease": d.lease, "b_due": due_at} for d, due_at in returns
-        ]
-        with self._writing() as conn:
-            conn.execute(statement, rows)
+        to_db = self._times.to_db
+        rows = [(to_db(due_at), due.delivery.delivery_id, due.lease) for due, due_at in returns]
+        with self._connections.transaction(self._sql.begin_claim) as cursor:
+            write_rows(cursor, self._sql.release, rows)
 
     async def next_due(self) -> datetime | None:
-        return await self._run(self._next_due)
+        return await self._point_read(self._next_due)
 
     def _next_due(self) -> datetime | None:
-        query = (
-            select(deliveries.c.queue_at)
-            .where(deliveries.c.queue_at.isnot(None))
-            .order_by(deliveries.c.queue_at)
-            .limit(1)
-        )
-        with self._reading() as conn:
-            found: datetime | None = conn.execute(query).scalar()
-            return found
+        rows = self._connections.query(self._sql.next_due)
+        return self._times.from_db(rows[0][0]) if rows else None
 
     # --- DeliveryLog ------------------------------------------------------------------------
 
@@ -368,45 +356,22 @@ class SqlStore:
 
     def rebuild_read_models(self) -> int:
         """Empty every read model and replay the whole log into it, in one transaction; returns
-        the number of events replayed. Run it with the workers stopped: leases are forgotten."""
+        the number of events replayed. Run it with the workers stopped: leases are forgotten.
+        The transaction holds the append lock, so no append interleaves."""
         replayed = 0
-        with self._writing() as conn:
-            clear_read_models(conn)
+        projection = self._appender.projection
+        with self._connections.transaction(self._sql.begin_append) as cursor:
+            for table in READ_MODELS:
+                cursor.execute(f"DELETE FROM {table.name}")
             after = 0
             while True:
-                query = (
-                    select(events)
-                    .where(events.c.position > after)
-                    .order_by(events.c.position)
-                    .limit(_REBUILD_PAGE)
-                )
-                page = _decode_rows(self.codec, conn.execute(query))
+                cursor.execute(self._sql.read_after, (after, _REBUILD_PAGE))
+                page = _decode_rows(self.codec, cursor.fetchall())
                 if not page:
                     return replayed
-                project(conn, page)
+                projection.project(cursor, page)
                 replayed += len(page)
                 after = page[-1].position
-
-
-def claim_query(now: datetime, limit: int, *, skip_locked: bool) -> Select[Any]:
-    """The pending deliveries due at ``now``, earliest first, with their bodies. It reads only the
-    partial index of pending rows (``ix_deliveries_queue``): finished ones are not in it."""
-    query = (
-        select(deliveries, published_events.c.body)
-        .join(
-            published_events,
-            and_(
-                published_events.c.account_id == deliveries.c.account_id,
-                published_events.c.event_id == deliveries.c.event_id,
-            ),
-        )
-        .where(deliveries.c.queue_at.isnot(None), deliveries.c.queue_at <= now)
-        .order_by(deliveries.c.queue_at, deliveries.c.delivery_id)
-        .limit(limit)
-    )
-    if skip_locked:
-        query = query.with_for_update(of=deliveries, skip_locked=True)
-    return query
 
 
 def rebuild_read_models(url: str | URL, *, codec: EventCodec | None = None) -> int:
@@ -418,30 +383,9 @@ def rebuild_read_models(url: str | URL, *, codec: EventCodec | None = None) -> i
         store.close()
 
 
-def _param(name: str, column: Any) -> Any:
-    return bindparam(name, type_=column.type)
-
-
-# Built once: the hot path pays for executing statements, not for constructing them.
-_LAST_POSITION = select(func.coalesce(func.max(events.c.position), 0))
-_STREAM_VERSIONS = (
-    select(events.c.stream_id, func.max(events.c.version))
-    .where(events.c.stream_id.in_(bindparam("stream_ids", expanding=True)))
-    .group_by(events.c.stream_id)
-)
-
-
-def _stream_versions(conn: Connection, stream_ids: Collection[str]) -> dict[str, int]:
-    return {row[0]: row[1] for row in conn.execute(_STREAM_VERSIONS, {"stream_ids": list(stream_ids)})}
-
-
-def _decode_rows(codec: EventCodec, rows: Any) -> list[RecordedEvent]:
+def _decode_rows(codec: EventCodec, rows: Sequence[Any]) -> list[RecordedEvent]:
+    """From ``position, stream_id, version, event_type, schema_version, data``."""
     return [
-        RecordedEvent(
-            row.position,
-            row.stream_id,
-            row.version,
-            codec.decode(StoredEvent(row.event_type, row.schema_version, row.data)),
-        )
+        RecordedEvent(row[0], row[1], row[2], codec.decode(StoredEvent(row[3], row[4], row[5])))
         for row in rows
     ]

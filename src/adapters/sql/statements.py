@@ -1,0 +1,199 @@
+"""The hot paths' SQL, written once per dialect and run through the DBAPI cursor.
+
+Claims, appends with their projections, endpoint lookups and ``next_due`` run many times a
+second; going through SQLAlchemy's per-execution machinery (cache keys, compiled parameter
+construction, type processors per row) cost them more than the database did. So they are plain
+SQL text, bound positionally (``?`` for sqlite3, ``%s`` for psycopg), with times converted by
+``times.py``. The tables themselves, migrations and the cold paths (the API's queries, the
+rebuild's reads) stay SQLAlchemy Core; the contract suite runs both over the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import TypeVar
+
+from attrs import frozen
+
+from ...core.endpoint import EndpointStatus
+
+__all__ = ["APPEND_LOCK", "Statements", "chunks", "postgres_statements", "sqlite_statements"]
+
+#: Appends on PostgreSQL take this transaction-scoped advisory lock: positions are then assigned
+#: in commit order, so a reader following ``read_all`` never sees position n + 1 before n.
+APPEND_LOCK = 0x61775F65  # "aw_e"
+
+T = TypeVar("T")
+
+_DELIVERY_STATE = (
+    "delivery_id, status, account_id, endpoint_id, event_id, event_type, test, attempts, due_at, version"
+)
+_LIVE = (EndpointStatus.ENABLED.value, EndpointStatus.DISABLED.value)
+
+
+_LAST_POSITION = "SELECT coalesce(max(position), 0) FROM events"
+_EVENT = "SELECT position, stream_id, version, event_type, schema_version, data FROM events"
+_IN_LIST_LIMIT = 500  # parameters in one IN list, well below every backend's limit
+
+
+def _values(count: int) -> str:
+    return "(" + ", ".join(["?"] * count) + ")"
+
+
+_CLAIM_SQLITE = (
+    f"SELECT d.{_DELIVERY_STATE.replace(', ', ', d.')}, p.body"
+    " FROM deliveries AS d JOIN published_events AS p"
+    " ON p.account_id = d.account_id AND p.event_id = d.event_id"
+    " WHERE d.queue_at IS NOT NULL AND d.queue_at <= ?"
+    " ORDER BY d.queue_at, d.delivery_id LIMIT ?"
+)
+# One statement, so one round trip and its own transaction: the earliest due rows are locked
+# (rows another claimer holds are skipped), leased, and returned with their body and the due
+# time they had before the lease, which orders them.
+_CLAIM_POSTGRES = (
+    "WITH due AS (SELECT delivery_id, queue_at FROM deliveries"
+    " WHERE queue_at IS NOT NULL AND queue_at <= %s"
+    " ORDER BY queue_at, delivery_id LIMIT %s FOR UPDATE SKIP LOCKED)"
+    " UPDATE deliveries AS d SET queue_at = %s, lease = %s FROM due, published_events AS p"
+    " WHERE d.delivery_id = due.delivery_id AND p.account_id = d.account_id AND p.event_id = d.event_id"
+    f" RETURNING d.{_DELIVERY_STATE.replace(', ', ', d.')}, p.body, due.queue_at"
+)
+
+
+@frozen
+class Statements:
+    """The SQL of one dialect. Statements with ``{}`` take an ``IN`` list: see ``in_list``."""
+
+    sqlite: bool
+    #: Opens a write transaction that holds the append lock (SQLite: the database's write lock).
+    begin_append: str
+    #: The last position, read under that lock; None when ``begin_append`` reads it itself
+    #: (its last result), which saves PostgreSQL a round trip.
+    last_position: str | None
+    #: Opens a write transaction for releases (and SQLite's claims): no append lock on PostgreSQL.
+    begin_claim: str
+    #: SQLite: the due rows, earliest first, in the claiming transaction, leased by ``lease``
+    #: after. PostgreSQL: the whole claim, run on its own (see ``_CLAIM_POSTGRES``).
+    claim: str
+    lease: str
+    release: str
+    next_due: str
+    stream_versions: str
+    insert_events: str
+    load_deliveries: str
+    insert_delivery: str
+    update_delivery: str
+    replace_delivery: str
+    load_endpoints: str
+    insert_endpoint: str
+    update_endpoint: str
+    update_failing_since: str
+    insert_published: str
+    insert_attempt: str
+    endpoints: str
+    subscribers: str
+    #: Rows of ``events`` (``position, stream_id, version, event_type, schema_version, data``).
+    read_stream: str
+    read_after: str
+
+    def in_list(self, statement: str, count: int) -> str:
+        """``statement`` with its ``IN ({})`` list holding ``count`` parameters."""
+        return _in_list(statement, count, "?" if self.sqlite else "%s")
+
+
+@lru_cache(maxsize=1024)
+def _in_list(statement: str, count: int, mark: str) -> str:
+    return statement.format(", ".join([mark] * count))
+
+
+def chunks(ids: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``ids`` in pieces that fit one ``IN`` list."""
+    for start in range(0, len(ids), _IN_LIST_LIMIT):
+        yield ids[start : start + _IN_LIST_LIMIT]
+
+
+def _statements(sqlite: bool) -> Statements:
+    def sql(text: str) -> str:
+        # psycopg's placeholder is %s; no statement holds a literal ? or %.
+        return text if sqlite else text.replace("?", "%s")
+
+    return Statements(
+        sqlite=sqlite,
+        begin_append=(
+            "BEGIN IMMEDIATE"
+            if sqlite
+            # One round trip: psycopg sends a string without parameters as one simple query.
+            else f"BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK}); {_LAST_POSITION}"
+        ),
+        last_position=_LAST_POSITION if sqlite else None,
+        begin_claim="BEGIN IMMEDIATE" if sqlite else "BEGIN",
+        claim=_CLAIM_SQLITE if sqlite else _CLAIM_POSTGRES,
+        lease=sql("UPDATE deliveries SET queue_at = ?, lease = ? WHERE delivery_id IN ({})"),
+        release=sql("UPDATE deliveries SET queue_at = ?, lease = NULL WHERE delivery_id = ? AND lease = ?"),
+        next_due="SELECT queue_at FROM deliveries WHERE queue_at IS NOT NULL ORDER BY queue_at LIMIT 1",
+        stream_versions=(
+            "SELECT stream_id, max(version) FROM events WHERE stream_id IN ({}) GROUP BY stream_id"
+        ),
+        insert_events=sql(
+            "INSERT INTO events (position, stream_id, version, event_type, schema_version, data)"
+            " VALUES " + _values(6)
+        ),
+        load_deliveries=(
+            f"SELECT {_DELIVERY_STATE}, last_attempt_at, last_status_code, last_error"
+            " FROM deliveries WHERE delivery_id IN ({})"
+        ),
+        insert_delivery=sql(
+            "INSERT INTO deliveries (delivery_id, account_id, endpoint_id, event_id, event_type, status,"
+            " test, attempts, due_at, version, created_at, updated_at, last_attempt_at, last_status_code,"
+            " last_error, queue_at, lease) VALUES " + _values(17)
+        ),
+        # Any recorded change ends the lease and puts the delivery where its state says. The
+        # columns a delivery's later events never change (ids, type, creation) are left alone.
+        update_delivery=sql(
+            "UPDATE deliveries SET status = ?, attempts = ?, due_at = ?, version = ?, updated_at = ?,"
+            " last_attempt_at = ?, last_status_code = ?, last_error = ?, queue_at = ?, lease = NULL"
+            " WHERE delivery_id = ?"
+        ),
+        # A delivery scheduled again over an existing row: every column.
+        replace_delivery=sql(
+            "UPDATE deliveries SET account_id = ?, endpoint_id = ?, event_id = ?, event_type = ?,"
+            " status = ?, test = ?, attempts = ?, due_at = ?, version = ?, created_at = ?, updated_at = ?,"
+            " last_attempt_at = ?, last_status_code = ?, last_error = ?, queue_at = ?, lease = NULL"
+            " WHERE delivery_id = ?"
+        ),
+        load_endpoints=(
+            "SELECT endpoint_id, version, failing_since, registered_position, state"
+            " FROM endpoints WHERE endpoint_id IN ({})"
+        ),
+        insert_endpoint=sql(
+            "INSERT INTO endpoints (endpoint_id, account_id, status, version, failing_since,"
+            " registered_position, state) VALUES " + _values(7)
+        ),
+        update_endpoint=sql(
+            "UPDATE endpoints SET account_id = ?, status = ?, version = ?, failing_since = ?,"
+            " registered_position = ?, state = ? WHERE endpoint_id = ?"
+        ),
+        update_failing_since=sql("UPDATE endpoints SET failing_since = ? WHERE endpoint_id = ?"),
+        insert_published=sql(
+            "INSERT INTO published_events (account_id, event_id, event_type, body, occurred_at,"
+            " published_at, test) VALUES " + _values(7)
+        ),
+        insert_attempt=sql(
+            "INSERT INTO attempts (position, delivery_id, attempt, started_at, elapsed_ms, succeeded,"
+            " status_code, error, detail, response_body) VALUES " + _values(10)
+        ),
+        endpoints=(
+            "SELECT endpoint_id, version, failing_since, state FROM endpoints WHERE endpoint_id IN ({})"
+        ),
+        subscribers=sql(
+            "SELECT endpoint_id, version, failing_since, state FROM endpoints"
+            f" WHERE account_id = ? AND status IN ('{_LIVE[0]}', '{_LIVE[1]}') ORDER BY registered_position"
+        ),
+        read_stream=sql(f"{_EVENT} WHERE stream_id = ? ORDER BY version"),
+        read_after=sql(f"{_EVENT} WHERE position > ? ORDER BY position LIMIT ?"),
+    )
+
+
+sqlite_statements = _statements(sqlite=True)
+postgres_statements = _statements(sqlite=False)
