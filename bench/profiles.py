@@ -220,12 +220,12 @@ def _ingest(run: Run, raw: Path, seconds: float) -> str:
 
 
 def _claim(run: Run, count: int) -> None:
-    """The claim's plan on PostgreSQL, and the claim's parts on both stores, at two sizes."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.dialects import postgresql
+    """The claim on both stores at two sizes, and on PostgreSQL its plan (``EXPLAIN ANALYZE`` of
+    the store's own claim statement, rolled back)."""
+    import psycopg
 
     from attribution_webhooks.adapters.sql import open_store
-    from attribution_webhooks.adapters.sql.store import claim_query
+    from attribution_webhooks.adapters.sql.statements import postgres_statements
 
     from . import backlog
 
@@ -239,15 +239,13 @@ def _claim(run: Run, count: int) -> None:
             backlog.fill(url, run.base_url, size)
             if backend == "postgres":
                 run.postgres.analyze("p_claim")  # type: ignore[union-attr]
-                engine = create_engine(url)
-                query = claim_query(now, 128, skip_locked=True).compile(
-                    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
-                )
-                with engine.begin() as conn:
-                    plan = conn.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {query}")).scalars().all()
+                dsn = url.replace("postgresql+psycopg://", "postgresql://")
+                with psycopg.connect(dsn) as conn:
+                    params = (now, 128, now + timedelta(minutes=5), "lease-for-explain")
+                    rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + postgres_statements.claim, params)
+                    plan = [row[0] for row in rows]
                     conn.rollback()
-                engine.dispose()
-                print(f"\nPostgreSQL, {size:,} pending: EXPLAIN ANALYZE of the claim's select (128 rows)")
+                print(f"\nPostgreSQL, {size:,} pending: EXPLAIN ANALYZE of the claim (128 rows, rolled back)")
                 print("\n".join("  " + line for line in plan))
             store = open_store(url, inline=True)
             timings: list[float] = []

@@ -138,7 +138,7 @@ def _throughput(s: dict[str, Any]) -> list[str]:
         "",
         *_table(header, rows),
         "Publishing through the core API (`WebhookService.publish`, 16 concurrent callers, one event"
-        " per append): "
+        " each): "
         + "; ".join(f"{backend} {_num(p['events_per_s'])} events/s" for backend, p in publish.items())
         + ".",
         "",
