@@ -43,7 +43,7 @@ from attribution_webhooks.core.wire import encode_json
 
 from .receiver import ReceiverOptions, run_receiver
 
-__all__ = ["ASYNC_CLIENTS", "CLIENTS", "SECRET", "measure", "signed_request"]
+__all__ = ["ASYNC_CLIENTS", "CLIENTS", "SECRET", "measure", "measure_in_subprocess", "signed_request"]
 
 SECRET = "bench_secret_0123456789abcdef"
 BASELINE = "aiohttp"
@@ -99,7 +99,7 @@ class _Counter:
         self.stop = False
 
 
-async def _drive(send: Send, concurrency: int, duration: float) -> dict[str, float]:
+async def _drive(send: Send, concurrency: int, duration: float, warmup: float = WARMUP) -> dict[str, float]:
     counter = _Counter()
 
     async def worker() -> None:
@@ -114,7 +114,7 @@ async def _drive(send: Send, concurrency: int, duration: float) -> dict[str, flo
                 counter.errors += 1
 
     tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
-    await asyncio.sleep(WARMUP)
+    await asyncio.sleep(warmup)
     ok0, err0, t0 = counter.ok, counter.errors, time.perf_counter()
     await asyncio.sleep(duration)
     ok1, err1, t1 = counter.ok, counter.errors, time.perf_counter()
@@ -367,8 +367,10 @@ def _sync_httpx(url: str, concurrency: int, duration: float) -> dict[str, float]
     return {"rps": (ok1 - ok0) / (t1 - t0), "requests": ok1 - ok0, "errors": err1 - err0}
 
 
-def measure(client: str, url: str, concurrency: int, duration: float) -> dict[str, float]:
-    """Run one client against ``url`` in this process and return its rate."""
+def measure(
+    client: str, url: str, concurrency: int, duration: float, warmup: float = WARMUP
+) -> dict[str, float]:
+    """Run one client against ``url`` in this process and return its rate (after ``warmup`` s)."""
     if client == "httpx-sync":
         return _sync_httpx(url, concurrency, duration)
     name, _, loop = client.partition("+")
@@ -378,7 +380,7 @@ def measure(client: str, url: str, concurrency: int, duration: float) -> dict[st
         if name == "worker":
             return await _worker(url, concurrency, duration)
         async with ASYNC_CLIENTS[name](url, body, headers, concurrency) as send:
-            return await _drive(send, concurrency, duration)
+            return await _drive(send, concurrency, duration, warmup)
 
     loop_factory = None
     if loop == "uvloop":
@@ -392,9 +394,12 @@ def measure(client: str, url: str, concurrency: int, duration: float) -> dict[st
 # --- a whole run --------------------------------------------------------------------------------
 
 
-def _measure_in_subprocess(client: str, url: str, concurrency: int, duration: float) -> dict[str, float]:
+def measure_in_subprocess(
+    client: str, url: str, concurrency: int, duration: float, warmup: float = WARMUP
+) -> dict[str, float]:
+    """``measure`` in a fresh interpreter; a failure comes back as 0 requests/s with its stderr."""
     argv = ["one", "--client", client, "--url", url, "--concurrency", str(concurrency)]
-    argv += ["--duration", str(duration)]
+    argv += ["--duration", str(duration), "--warmup", str(warmup)]
     done = subprocess.run(
         [sys.executable, "-m", "bench.clients", *argv],
         capture_output=True,
@@ -423,7 +428,7 @@ def run(
         for round_ in range(rounds):
             for concurrency in concurrencies:
                 for client in clients:
-                    result = _measure_in_subprocess(client, receiver.url, concurrency, duration)
+                    result = measure_in_subprocess(client, receiver.url, concurrency, duration)
                     samples[client, concurrency].append(result["rps"])
                     errors[client, concurrency] += result["errors"]
                     progress(f"round {round_ + 1} c={concurrency} {client}: {result['rps']:.0f} rps")
@@ -481,6 +486,7 @@ def main(argv: list[str] | None = None) -> None:
     one.add_argument("--url", required=True)
     one.add_argument("--concurrency", type=int, default=16)
     one.add_argument("--duration", type=float, default=5.0)
+    one.add_argument("--warmup", type=float, default=WARMUP, help="seconds not counted at the start")
     many = commands.add_parser("run", help="start a receiver and measure every client, interleaved")
     many.add_argument("--clients", default=",".join(CLIENTS))
     many.add_argument("--concurrency", default="1,16,64")
@@ -491,7 +497,7 @@ def main(argv: list[str] | None = None) -> None:
     many.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     if args.command == "one":
-        print(json.dumps(measure(args.client, args.url, args.concurrency, args.duration)))
+        print(json.dumps(measure(args.client, args.url, args.concurrency, args.duration, args.warmup)))
         return
     with _stderr_progress() as progress:
         report = run(

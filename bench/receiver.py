@@ -3,7 +3,16 @@
 It runs in its own process so that it does not share the client's event loop or GIL. It answers
 every POST (by default ``200 OK``), optionally checks ``X-Attribution-Signature`` against the raw
 body, fails a fraction of requests, or answers after a delay. ``GET /stats`` returns its counters
-as JSON. Run it directly::
+as JSON.
+
+Two control resources serve the scenario benchmarks (``bench.__main__``). ``POST /control`` takes
+a JSON object: ``{"record": true}`` starts keeping, for each POST, the ``time.monotonic()`` at which
+it was read, its path, its ``X-Attribution-Event-Id`` and the status answered (the monotonic clock
+is system-wide on Linux, so other processes' timestamps compare with it); ``{"fail_prefix": "/a",
+"fail_from": t0, "fail_until": t1}`` fails every POST whose path starts with the prefix between
+those monotonic times (either bound may be null), with ``fail_status``; ``{"fail_prefix": null}``
+ends that. ``GET /records`` returns the records kept so far as JSON rows ``[time, path, event id,
+status]`` and forgets them. Run it directly::
 
     python -m bench.receiver --port 0 --secret S3cret... --verify --uvloop
 
@@ -23,6 +32,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -75,8 +85,44 @@ class _Stats:
     paths: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Control:
+    """What ``POST /control`` set: recording, and a time window in which some paths fail."""
+
+    record: bool = False
+    records: list[tuple[float, str, str, int]] = field(default_factory=list)
+    fail_prefix: str | None = None
+    fail_status: int = 503
+    fail_from: float | None = None
+    fail_until: float | None = None
+
+    def update(self, settings: dict[str, object]) -> None:
+        if "record" in settings:
+            self.record = bool(settings["record"])
+        if "fail_prefix" in settings:
+            prefix = settings["fail_prefix"]
+            self.fail_prefix = None if prefix is None else str(prefix)
+            self.fail_status = int(settings.get("fail_status", 503))  # type: ignore[call-overload]
+            self.fail_from = settings.get("fail_from")  # type: ignore[assignment]
+            self.fail_until = settings.get("fail_until")  # type: ignore[assignment]
+
+    def failing(self, path: str) -> bool:
+        if self.fail_prefix is None or not path.startswith(self.fail_prefix):
+            return False
+        now = time.monotonic()
+        return (self.fail_from is None or now >= self.fail_from) and (
+            self.fail_until is None or now < self.fail_until
+        )
+
+
 def _response(status: int, body: bytes, content_type: bytes = b"text/plain") -> bytes:
-    reason = {200: b"OK", 401: b"Unauthorized", 404: b"Not Found", 500: b"Internal Server Error"}
+    reason = {
+        200: b"OK",
+        401: b"Unauthorized",
+        404: b"Not Found",
+        500: b"Internal Server Error",
+        503: b"Service Unavailable",
+    }
     return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (
         status,
         reason.get(status, b"Status"),
@@ -87,9 +133,12 @@ def _response(status: int, body: bytes, content_type: bytes = b"text/plain") -> 
 
 
 class _Receiver(asyncio.Protocol):
-    def __init__(self, options: ReceiverOptions, stats: _Stats, rng: random.Random) -> None:
+    def __init__(
+        self, options: ReceiverOptions, stats: _Stats, rng: random.Random, control: _Control | None = None
+    ) -> None:
         self._options = options
         self._stats = stats
+        self._control = control or _Control()
         self._rng = rng
         self._key = options.secret.encode() if options.secret is not None else None
         self._buffer = bytearray()
@@ -152,6 +201,23 @@ class _Receiver(asyncio.Protocol):
         if method == "GET" and path == "/stats":
             payload = dict(vars(stats).items())
             return _response(200, json.dumps(payload).encode(), b"application/json")
+        control = self._control
+        if method == "GET" and path == "/records":
+            records, control.records = control.records, []
+            return _response(200, json.dumps(records).encode(), b"application/json")
+        if method == "POST" and path == "/control":
+            control.update(json.loads(body))
+            return _response(200, b"OK")
+        answer = self._count(path, headers, body)
+        if control.record:
+            status = int(answer[9:12])
+            control.records.append(
+                (time.monotonic(), path, headers.get("x-attribution-event-id", ""), status)
+            )
+        return answer
+
+    def _count(self, path: str, headers: dict[str, str], body: bytes) -> bytes:
+        stats = self._stats
         stats.requests += 1
         stats.bytes_received += len(body)
         stats.paths[path] = stats.paths.get(path, 0) + 1
@@ -166,6 +232,9 @@ class _Receiver(asyncio.Protocol):
         if self._options.fail_rate and self._rng.random() < self._options.fail_rate:
             stats.failed += 1
             return _response(self._options.fail_status, b"failing on purpose")
+        if self._control.failing(path):
+            stats.failed += 1
+            return _response(self._control.fail_status, b"down on purpose")
         return _response(self._options.status, b"OK")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -175,10 +244,11 @@ class _Receiver(asyncio.Protocol):
 async def serve(options: ReceiverOptions, ready: asyncio.Future[int] | None = None) -> None:
     """Serve until cancelled; ``ready`` gets the bound port."""
     stats = _Stats()
+    control = _Control()
     rng = random.Random(options.seed)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: _Receiver(options, stats, rng), options.host, options.port, backlog=1024
+        lambda: _Receiver(options, stats, rng, control), options.host, options.port, backlog=1024
     )
     port = server.sockets[0].getsockname()[1]
     if ready is not None:
@@ -206,6 +276,19 @@ class RunningReceiver:
         with urllib.request.urlopen(f"http://{self.host}:{self.port}/stats", timeout=5) as answer:
             result: dict[str, int] = json.loads(answer.read())
             return result
+
+    def control(self, **settings: object) -> None:
+        """Start or stop recording, or set a failure window (see the module's docstring)."""
+        request = urllib.request.Request(
+            f"http://{self.host}:{self.port}/control", data=json.dumps(settings).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            answer.read()
+
+    def records(self) -> list[tuple[float, str, str, int]]:
+        """The records kept since the last call: ``(monotonic time, path, event id, status)``."""
+        with urllib.request.urlopen(f"http://{self.host}:{self.port}/records", timeout=30) as answer:
+            return [tuple(row) for row in json.loads(answer.read())]  # type: ignore[misc]
 
 
 @contextlib.contextmanager

@@ -1,0 +1,123 @@
+"""The benchmark harness works: ``python -m bench all --quick`` runs every scenario and reports
+sane figures (it does not check that the performance targets are met)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench-results")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "all", "--quick", "--quiet", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = sorted(out.iterdir())
+    assert [f.suffix for f in files if f.suffix != ".png"] == [".json", ".md"]
+    found: dict[str, Any] = json.loads(next(f for f in files if f.suffix == ".json").read_text())
+    found["_markdown"] = next(f for f in files if f.suffix == ".md").read_text()
+    return found
+
+
+def _positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+def test_every_scenario_ran_and_the_run_was_quick(report: dict[str, Any]) -> None:
+    """All six scenarios produced figures, none failed, and --quick took about a minute at most."""
+    assert list(report["scenarios"]) == ["throughput", "latency", "fanout", "outage", "scale", "ingest"]
+    assert not [name for name, found in report["scenarios"].items() if "error" in found]
+    assert report["elapsed_s"] < 120  # under a minute on the reference machine; slack for a busy one
+    for title in (
+        "## 1. Throughput",
+        "## 2. Latency",
+        "## 3. Fan-out",
+        "## 4. Outage",
+        "## 5. Scale",
+        "## 6.",
+    ):
+        assert title in report["_markdown"]
+
+
+def test_throughput_figures_are_sane(report: dict[str, Any]) -> None:
+    """Every client delivered, signatures verified, our rounds delivered exactly the backlog, and
+    each ratio is a finite positive number."""
+    throughput = report["scenarios"]["throughput"]
+    events = throughput["settings"]["events"]
+    for name, rounds in throughput["rounds"].items():
+        for measured in rounds:
+            assert _positive(measured["deliveries_per_s"]), name
+            assert measured["bad_signatures"] == 0, name
+            if name.startswith("ours") and name != "ours_api_sqlite":
+                assert measured["requests"] == events, name
+    # the bare client is the ceiling: nothing else beats it by far
+    bare = throughput["deliveries_per_s"]["bare"]["median"]
+    assert throughput["deliveries_per_s"]["ours_sqlite"]["median"] < 2 * bare
+    for ours, references in throughput["ratios"].items():
+        for reference, found in references.items():
+            assert _positive(found["median"]), (ours, reference)
+
+
+def test_latency_percentiles_are_ordered(report: dict[str, Any]) -> None:
+    """On both paths (core API, POST /events), at each load, the percentiles are positive and
+    ordered, and the floor is below ours."""
+    paths = report["scenarios"]["latency"]["paths"]
+    assert set(paths) == {"core", "api"}
+    for path, found in paths.items():
+        for load, at in found["loads"].items():
+            ours = [at["ours"][key]["median"] for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
+            assert all(_positive(v) for v in ours), (path, load)
+            assert ours == sorted(ours), (path, load)
+            assert at["floor_aiohttp"]["p50_ms"]["median"] < ours[0], (path, load)
+
+
+def test_fanout_reached_every_endpoint_once(report: dict[str, Any]) -> None:
+    """Each of the 1,000 endpoints got every event exactly once."""
+    fanout = report["scenarios"]["fanout"]
+    assert fanout["settings"]["endpoints"] == 1000
+    for measured in fanout["rounds"]:
+        assert measured["endpoints_missing_or_extra"] == 0
+        assert measured["duplicates"] == 0
+        assert _positive(measured["deliveries_per_s"])
+
+
+def test_outage_backlog_drained_after_recovery(report: dict[str, Any]) -> None:
+    """The failing endpoint saw failed attempts, then got everything after it recovered; the
+    healthy one was measured in every phase."""
+    outage = report["scenarios"]["outage"]
+    for measured in outage["rounds"]:
+        assert measured["a_failed_attempts"] > 0
+        assert measured["a_drain_after_recovery_s"] >= 0
+        assert set(measured["b_latency"]) == {"before", "during", "after"}
+
+
+def test_scale_claims_and_memory_are_measured(report: dict[str, Any]) -> None:
+    """Claims took some milliseconds and the worker's memory is plausible, on every backend run."""
+    for backend, found in report["scenarios"]["scale"]["backends"].items():
+        for size in ("small", "large"):
+            assert _positive(found[size]["claim_ms"]["median"]), backend
+            assert 20 < found[size]["peak_rss_mib"]["median"] < 2000, backend
+        assert _positive(found["large_over_small"]["claim_ms"]["median"]), backend
+
+
+def test_ingest_is_measured_next_to_hello_world(report: dict[str, Any]) -> None:
+    """POST /events and the hello world both answered, and the hello world was the faster."""
+    ingest = report["scenarios"]["ingest"]
+    assert _positive(ingest["requests_per_s"]["hello_world"]["median"])
+    for name, found in ingest["ratios_to_hello_world"].items():
+        assert 0 < found["median"] < 1.5, name
