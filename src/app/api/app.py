@@ -11,9 +11,7 @@ import asyncio
 from typing import Any
 
 from litestar import Litestar, Request, get
-from litestar.connection import ASGIConnection
 from litestar.di import Provide
-from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
@@ -75,11 +73,12 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
             return problem(None, 503, f"the database does not answer: {type(error).__name__}")
         return {"status": "ready"}
 
-    async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-        # A guard runs before the body is read: a request without a valid key gets a 401, never a
-        # validation error that would tell a stranger what the API expects.
-        if "account" in handler.parsed_fn_signature.parameters:
-            connection.state["account"] = await auth.account(connection)
+    async def authenticate(request: Request[Any, Any, Any]) -> None:
+        # Runs before the body is read: a request without a valid key gets a 401, never a
+        # validation error that would tell a stranger what the API expects. (A hook rather than
+        # a guard: Litestar copies the route handler for every guard call, 5 % of an ingest.)
+        if "account" in request.route_handler.parsed_fn_signature.parameters:
+            request.state["account"] = await auth.account(request)
 
     async def account(request: Request[Any, Any, Any]) -> str:
         account: str = request.state["account"]
@@ -89,7 +88,7 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
     return Litestar(
         route_handlers=[healthz, readyz, *routers],
         dependencies={"account": Provide(account)},
-        guards=[authenticate],
+        before_request=authenticate,
         dto=WireDTO,
         return_dto=WireDTO,
         plugins=[CamelAttrsSchemaPlugin()],
