@@ -170,3 +170,47 @@ def test_after_a_crash_leases_expire_and_another_worker_delivers() -> None:
         assert started[2] >= timedelta(seconds=40)  # not before the crashed worker's lease ran out
 
     simulate(scenario)
+
+
+def test_a_delivery_waiting_for_a_slot_is_not_sent_once_another_process_disabled_its_endpoint() -> None:
+    """Deliveries claimed but waiting for their endpoint's slot hold a copy of the endpoint: if an
+    API node elsewhere disables it meanwhile (no in-process notice), they are held, not sent."""
+
+    async def scenario(world: World) -> None:
+        endpoint_id = await world.endpoint(SLOW)
+        await world.publish(2)
+        dispatcher = world.dispatcher(per_endpoint_concurrency=1, claim_batch=10)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(dispatcher.run(stop))
+        await world.clock.sleep(0.1)  # the first is in flight, the second waits for its slot
+        elsewhere = WebhookService(world.store, world.clock, SequentialIds(), SeededRandom(9))
+        await elsewhere.disable_endpoint("acct_1", endpoint_id)
+        await world.clock.sleep(5)
+        stop.set()
+        await running
+        assert len(world.network.requests) == 1
+        held = await world.store.deliveries("acct_1", statuses=[DeliveryStatus.HELD])
+        assert len(held) == 1
+
+    simulate(scenario)
+
+
+def test_a_change_in_this_process_reaches_waiting_deliveries_at_once() -> None:
+    """Disabling through this process's service hands waiting deliveries back immediately: they
+    are held within the same instant, not when the endpoint's slot frees up a second later."""
+
+    async def scenario(world: World) -> None:
+        endpoint_id = await world.endpoint(SLOW)
+        await world.publish(2)
+        dispatcher = world.dispatcher(per_endpoint_concurrency=1, claim_batch=10)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(dispatcher.run(stop))
+        await world.clock.sleep(0.1)
+        await world.service.disable_endpoint("acct_1", endpoint_id)
+        await world.clock.sleep(0.1)  # the request in flight still has 0.8 s to go
+        held = await world.store.deliveries("acct_1", statuses=[DeliveryStatus.HELD])
+        assert len(held) == 1
+        stop.set()
+        await running
+
+    simulate(scenario)
