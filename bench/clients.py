@@ -15,8 +15,21 @@ Clients (each also as ``NAME+uvloop``, except the sync one):
 ``aiohttp`` (a raw ``ClientSession``), ``httpx`` (``AsyncClient`` on its default httpcore
 transport), ``httpx-sync`` (``Client`` shared by ``concurrency`` threads), ``httpx-aiohttp``
 (``AsyncClient`` over the ``httpx-aiohttp`` package's transport), ``httpx-ours`` (``AsyncClient``
-over this project's aiohttp transport) and ``port`` (this project's ``HttpTransport``, the
-``Transport`` port that the dispatcher calls, with classification and capped reading).
+over this project's aiohttp transport), ``port`` (this project's ``HttpTransport``, the
+``Transport`` port that the dispatcher calls, with classification and capped reading, over
+libcurl), ``port-aiohttp`` (the same port over aiohttp) and ``port-pyreqwest`` (a prototype of
+the port over pyreqwest, measured only); ``worker`` and ``worker-aiohttp`` (the whole delivery
+path in one process, over libcurl or aiohttp).
+
+Candidates for the client under the port (ADR 0005's second addendum), raw, each with redirects
+and cookies off: ``aiohttp-tuned`` (aiohttp with every optional step off and prepared inputs),
+``pycurl`` (libcurl's multi interface on the event loop, with a minimal driver of our own),
+``pycurl-async`` (the same with pycurl's own ``AsyncCurlMulti``), ``curl_cffi`` (its
+``AsyncSession``), ``pyreqwest``, ``pyqwest``, ``rnet``, ``httpr``, ``primp`` (Rust clients),
+``aiosonic`` and ``niquests``. Only pycurl is a dependency of the service; install the others
+by hand to measure them (a missing one measures as 0 requests/s with the import error). Besides
+requests/s, each measurement reports the client process's CPU time per request (all its
+threads, so work a client moves to threads of its own counts too).
 """
 
 from __future__ import annotations
@@ -48,6 +61,7 @@ __all__ = ["ASYNC_CLIENTS", "CLIENTS", "SECRET", "measure", "measure_in_subproce
 SECRET = "bench_secret_0123456789abcdef"
 BASELINE = "aiohttp"
 WARMUP = 1.0
+DASH = "\u2013"  # en dash, for the tables
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -329,6 +343,7 @@ def _pyreqwest_engine(settings: Any) -> Any:
 
     return Engine()
 
+
 # --- candidate clients (ADR 0005's addendum: what could sit under the port instead of aiohttp) --
 # Each is used raw, as its documentation shows, with what the port would need anyway: redirects
 # off, no cookie store, no decompression where it can be turned off, the whole body read.
@@ -585,9 +600,7 @@ async def _pycurl(url: str, body: bytes, headers: tuple[tuple[str, str], ...], c
 
 
 @contextlib.asynccontextmanager
-async def _pycurl_async(
-    url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int
-) -> Any:
+async def _pycurl_async(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
     """pycurl with its own asyncio glue (``pycurl.AsyncCurlMulti``, since 7.46)."""
     import pycurl
 
@@ -897,20 +910,20 @@ def run(
 
 def markdown(report: dict[str, Any]) -> str:
     """The report as a Markdown table per concurrency: requests/s and CPU µs per request, each with
-    its ratio to raw aiohttp (median of the per-round ratios, min–max)."""
+    its ratio to raw aiohttp (median of the per-round ratios, with min and max)."""
     lines = []
     for concurrency, row in report["results"].items():
         lines += [
             f"c={concurrency}:",
             "",
-            "| client | requests/s | ÷ raw aiohttp (min–max) | CPU µs/request | ÷ raw aiohttp |",
+            f"| client | requests/s | ÷ raw aiohttp (min{DASH}max) | CPU µs/request | ÷ raw aiohttp |",
             "| --- | ---: | ---: | ---: | ---: |",
         ]
         for client, cell in row.items():
             ratios = cell.get("ratio_rounds") or [float("nan")]
             lines.append(
                 f"| {client} | {cell['rps']:,} | {cell.get('ratio_to_aiohttp', float('nan')):.2f}x "
-                f"({min(ratios):.2f}–{max(ratios):.2f}) | {cell['cpu_us']:.0f} "
+                f"({min(ratios):.2f}{DASH}{max(ratios):.2f}) | {cell['cpu_us']:.0f} "
                 f"| {cell.get('cpu_ratio_to_aiohttp', float('nan')):.2f}x |"
             )
         lines.append("")

@@ -66,7 +66,9 @@ def test_a_cancelled_attempt_leaves_the_transport_usable(server: ScriptedServer)
     assert [o.status for o in outcomes if isinstance(o, HttpResponse)] == [200, 200, 200]
 
 
-def test_a_proxy_in_the_environment_is_not_used(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_proxy_in_the_environment_is_not_used(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Only the configured proxy is used: http_proxy and friends in the environment are ignored."""
     with ForwardProxy.running() as proxy:
         for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):

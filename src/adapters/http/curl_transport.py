@@ -225,11 +225,8 @@ class CurlTransport:
         return handle
 
     async def _address(self, host: str, port: int) -> str:
-        """The vetted address to connect to, from a short-lived cache of vetted answers."""
+        """The vetted address to connect to, looked up now (``exchange`` reads the cache)."""
         key = (host, port)
-        cached = self._vetted.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
         pending = self._resolving.get(key)
         if pending is None:
             # One lookup per name at a time: concurrent first deliveries to a host share it.
@@ -256,7 +253,16 @@ class CurlTransport:
         """
         deadline = time.monotonic() + total
         host, port, literal = _target(url)
-        address = host if literal else await self._address(host, port)
+        if literal:
+            address = host
+        else:
+            cached = self._vetted.get((host, port))
+            if cached is not None and cached[0] > time.monotonic():
+                address = cached[1]
+            else:
+                # A lookup counts against the deadline too.
+                async with asyncio.timeout(total):
+                    address = await self._address(host, port)
         multi = self._multi or self._open()
         settings = self.settings
         answer = CurlAnswer(settings.log_body_limit, settings.read_body_limit)
@@ -282,7 +288,8 @@ class CurlTransport:
         try:
             await multi.perform(handle)
         except pycurl.error as error:
-            code, message = error.args
+            details: tuple[object, ...] = error.args  # (libcurl's error code, its message)
+            code, message = int(str(details[0])), str(details[1])
             answer.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
             if answer.status < 200:
                 if code in _CONNECT_ERRORS and not literal:

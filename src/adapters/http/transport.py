@@ -26,9 +26,6 @@ __all__ = ["HttpTransport"]
 
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _ENCODED = frozenset({"gzip", "deflate", "x-gzip"})
-# libcurl enforces the request's deadline itself (so that a status received just before it is
-# still the answer); the event loop's timeout then only backs it up.
-_CURL_BACKSTOP = 1.0
 
 
 class _Answer(Protocol):
@@ -128,7 +125,6 @@ class HttpTransport:
             and self.settings.proxy is not None
             and self.settings.mode is EgressMode.PRODUCTION
         )
-        self._grace = _CURL_BACKSTOP if self._curl is not None else 0.0
 
     async def __aenter__(self) -> HttpTransport:
         return self
@@ -153,9 +149,15 @@ class HttpTransport:
         answer: _Answer | None = None
         body = bytearray()
         try:
-            async with asyncio.timeout(total + self._grace):
+            if self._curl is not None:
+                # libcurl keeps the deadline itself, so that a status received just before it is
+                # still the answer; an event-loop timeout would cost as much as the check again.
                 answer = await self._exchange(request, total)
                 await self._read(answer, body)
+            else:
+                async with asyncio.timeout(total):
+                    answer = await self._exchange(request, total)
+                    await self._read(answer, body)
         except TimeoutError:
             if answer is None:
                 kind, detail = self._deadline(progress, total)
