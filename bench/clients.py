@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import statistics
@@ -296,7 +297,6 @@ def _pyreqwest_engine(settings: Any) -> Any:
     header lookups as the libcurl engine. It cannot pin a request to a vetted address (reqwest
     resolves names itself; ``ClientBuilder.resolve`` is per client), so it is no candidate for
     production mode; the egress check and classification are left out."""
-    from pyreqwest.client import ClientBuilder
 
     from attribution_webhooks.adapters.http.curl_transport import CurlAnswer, CurlTransport
 
@@ -310,18 +310,8 @@ def _pyreqwest_engine(settings: Any) -> Any:
     class Engine(CurlTransport):
         def __init__(self) -> None:
             super().__init__(settings)
-            self._client = (
-                ClientBuilder()
-                .follow_redirects(False)
-                .gzip(False)
-                .brotli(False)
-                .zstd(False)
-                .deflate(False)
-                .referer(False)
-                .max_connections(settings.max_connections)
-                .connect_timeout(settings.connect_timeout)
-                .build()
-            )
+            builder = _pyreqwest_builder(settings.max_connections)
+            self._client = builder.connect_timeout(settings.connect_timeout).build()
 
         async def exchange(
             self, url: str, headers: Any, body: bytes, total: float, connect: float
@@ -390,22 +380,19 @@ async def _aiohttp_tuned(
         yield send
 
 
-@contextlib.asynccontextmanager
-async def _pyreqwest(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+def _pyreqwest_builder(connections: int) -> Any:
+    """A pyreqwest client that follows no redirects, decompresses nothing, sends no Referer."""
     from pyreqwest.client import ClientBuilder
 
+    builder = ClientBuilder().follow_redirects(False).gzip(False).brotli(False).zstd(False)
+    return builder.deflate(False).referer(False).max_connections(connections)
+
+
+@contextlib.asynccontextmanager
+async def _pyreqwest(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+
     prepared = _header_dict(headers)
-    builder = (
-        ClientBuilder()
-        .follow_redirects(False)
-        .gzip(False)
-        .brotli(False)
-        .zstd(False)
-        .deflate(False)
-        .referer(False)
-        .max_connections(concurrency)
-    )
-    async with builder.build() as client:
+    async with _pyreqwest_builder(concurrency).build() as client:
 
         async def send() -> bool:
             response = await client.post(url).headers(prepared).body_bytes(body).build().send()
@@ -462,32 +449,22 @@ async def _rnet(url: str, body: bytes, headers: tuple[tuple[str, str], ...], con
     yield send
 
 
-@contextlib.asynccontextmanager
-async def _httpr(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
-    import httpr
+def _requests_style(module: str) -> Callable[..., Any]:
+    """httpr and primp: the same ``AsyncClient`` API (httpr's runs its blocking client in threads)."""
 
-    prepared = _header_dict(headers)
-    async with httpr.AsyncClient(follow_redirects=False, cookie_store=False, referer=False) as client:
+    @contextlib.asynccontextmanager
+    async def client(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+        factory = importlib.import_module(module).AsyncClient
+        prepared = _header_dict(headers)
+        async with factory(follow_redirects=False, cookie_store=False, referer=False) as session:
 
-        async def send() -> bool:
-            response = await client.post(url, content=body, headers=prepared)
-            return bool(response.status_code == 200)
+            async def send() -> bool:
+                response = await session.post(url, content=body, headers=prepared)
+                return bool(response.status_code == 200)
 
-        yield send
+            yield send
 
-
-@contextlib.asynccontextmanager
-async def _primp(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
-    import primp
-
-    prepared = _header_dict(headers)
-    async with primp.AsyncClient(follow_redirects=False, cookie_store=False, referer=False) as client:
-
-        async def send() -> bool:
-            response = await client.post(url, content=body, headers=prepared)
-            return bool(response.status_code == 200)
-
-        yield send
+    return client
 
 
 @contextlib.asynccontextmanager
@@ -551,86 +528,60 @@ class _CurlMulti:
             for handle in ok:
                 self.multi.remove_handle(handle)
                 self.waiters.pop(handle).set_result(0)
-            for handle, code, _ in failed:
+            for handle, code, message in failed:
                 self.multi.remove_handle(handle)
-                self.waiters.pop(handle).set_result(code)
+                self.waiters.pop(handle).set_exception(self._pycurl.error(code, message))
             if not queued:
                 break
 
-    async def perform(self, handle: Any) -> int:
+    async def perform(self, handle: Any) -> None:
+        """Run one transfer; raises ``pycurl.error`` as ``pycurl.AsyncCurlMulti.perform`` does."""
         future = self.loop.create_future()
         self.waiters[handle] = future
         self.multi.add_handle(handle)
-        return await future
+        await future
+
+    async def aclose(self) -> None:
+        self.multi.close()
 
 
-@contextlib.asynccontextmanager
-async def _pycurl(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
-    import pycurl
+def _pycurl_on(driver: str) -> Callable[..., Any]:
+    """pycurl driven by our minimal ``_CurlMulti`` (``own``) or by ``pycurl.AsyncCurlMulti``."""
 
-    curl = _CurlMulti()
-    # "Expect:" stops libcurl's 100-continue round trip for bodies over 1 KB.
-    lines = [f"{name}: {value}" for name, value in headers] + ["Expect:"]
-    idle = []
-    for _ in range(concurrency):
-        handle = pycurl.Curl()
-        handle.setopt(pycurl.FOLLOWLOCATION, 0)
-        handle.setopt(pycurl.NOSIGNAL, 1)
-        idle.append(handle)
+    @contextlib.asynccontextmanager
+    async def client(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+        import pycurl
 
-    async def send() -> bool:
-        handle = idle.pop()
-        chunks: list[bytes] = []
-        try:
-            handle.setopt(pycurl.URL, url)
-            handle.setopt(pycurl.HTTPHEADER, lines)
-            handle.setopt(pycurl.POSTFIELDS, body)
-            handle.setopt(pycurl.WRITEFUNCTION, chunks.append)
-            code = await curl.perform(handle)
-            return code == 0 and handle.getinfo(pycurl.RESPONSE_CODE) == 200
-        finally:
+        multi = _CurlMulti() if driver == "own" else pycurl.AsyncCurlMulti()
+        # "Expect:" stops libcurl's 100-continue round trip for bodies over 1 KB.
+        lines = [f"{name}: {value}" for name, value in headers] + ["Expect:"]
+        idle = []
+        for _ in range(concurrency):
+            handle = pycurl.Curl()
+            handle.setopt(pycurl.NOSIGNAL, 1)
             idle.append(handle)
 
-    try:
-        yield send
-    finally:
-        for handle in idle:
-            handle.close()
-        curl.multi.close()
+        async def send() -> bool:
+            handle = idle.pop()
+            chunks: list[bytes] = []
+            try:
+                handle.setopt(pycurl.URL, url)
+                handle.setopt(pycurl.HTTPHEADER, lines)
+                handle.setopt(pycurl.POSTFIELDS, body)
+                handle.setopt(pycurl.WRITEFUNCTION, chunks.append)
+                await multi.perform(handle)
+                return bool(handle.getinfo(pycurl.RESPONSE_CODE) == 200)
+            finally:
+                idle.append(handle)
 
-
-@contextlib.asynccontextmanager
-async def _pycurl_async(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
-    """pycurl with its own asyncio glue (``pycurl.AsyncCurlMulti``, since 7.46)."""
-    import pycurl
-
-    multi = pycurl.AsyncCurlMulti()
-    lines = [f"{name}: {value}" for name, value in headers] + ["Expect:"]
-    idle = []
-    for _ in range(concurrency):
-        handle = pycurl.Curl()
-        handle.setopt(pycurl.NOSIGNAL, 1)
-        idle.append(handle)
-
-    async def send() -> bool:
-        handle = idle.pop()
-        chunks: list[bytes] = []
         try:
-            handle.setopt(pycurl.URL, url)
-            handle.setopt(pycurl.HTTPHEADER, lines)
-            handle.setopt(pycurl.POSTFIELDS, body)
-            handle.setopt(pycurl.WRITEFUNCTION, chunks.append)
-            await multi.perform(handle)
-            return bool(handle.getinfo(pycurl.RESPONSE_CODE) == 200)
+            yield send
         finally:
-            idle.append(handle)
+            await multi.aclose()
+            for handle in idle:
+                handle.close()
 
-    try:
-        yield send
-    finally:
-        await multi.aclose()
-        for handle in idle:
-            handle.close()
+    return client
 
 
 @contextlib.asynccontextmanager
@@ -742,11 +693,11 @@ ASYNC_CLIENTS: dict[str, Callable[..., Any]] = {
     "pyreqwest": _pyreqwest,
     "pyqwest": _pyqwest,
     "rnet": _rnet,
-    "httpr": _httpr,
-    "primp": _primp,
+    "httpr": _requests_style("httpr"),
+    "primp": _requests_style("primp"),
     "curl_cffi": _curl_cffi,
-    "pycurl": _pycurl,
-    "pycurl-async": _pycurl_async,
+    "pycurl": _pycurl_on("own"),
+    "pycurl-async": _pycurl_on("AsyncCurlMulti"),
     "aiosonic": _aiosonic,
     "niquests": _niquests,
 }
