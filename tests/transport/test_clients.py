@@ -23,7 +23,7 @@ from attribution_webhooks.core.outcomes import ErrorKind, HttpResponse, Transpor
 from attribution_webhooks.core.ports import OutboundRequest
 from receivers.proxy import ForwardProxy
 
-from .conftest import DEV, HEADERS, ScriptedServer, run, send_once
+from .conftest import DEV, HEADERS, ScriptedServer, fixed_lookup, run, send_once
 
 
 def _request(url: str, timeout: float = 2.0) -> OutboundRequest:
@@ -135,3 +135,16 @@ def test_the_final_answer_s_headers_are_read_past_interim_and_proxy_answers() ->
     assert answer.write(b"abcdef") is None
     assert answer.write(b"ghi") == 0  # past the budget: libcurl is told to stop
     assert bytes(answer.body) == b"abcd"
+
+
+def test_an_internationalised_host_name_is_sent_as_punycode(
+    server: ScriptedServer, client: HttpClient
+) -> None:
+    """Over libcurl, a non-ASCII host name is looked up and sent in its ASCII (punycode) form."""
+    if client is HttpClient.AIOHTTP:
+        pytest.skip("aiohttp hands the resolver the Unicode name (getaddrinfo encodes it itself)")
+    lookup = fixed_lookup({"xn--bcher-kva.example": ["127.0.0.1"]})
+    outcome = run(send_once(f"http://bücher.example:{server.port}/ok", lookup=lookup))
+    assert isinstance(outcome, HttpResponse), outcome
+    [received] = server.requests("/ok")
+    assert received.headers["host"] == f"xn--bcher-kva.example:{server.port}"

@@ -74,8 +74,11 @@ _CONNECT_ERRORS = frozenset({pycurl.E_COULDNT_CONNECT, pycurl.E_OPERATION_TIMEDO
 
 
 @functools.lru_cache(maxsize=4096)
-def _target(url: str) -> tuple[str, int, bool]:
-    """Host, port, and whether the host is an IP literal, parsed once per endpoint URL."""
+def _target(url: str) -> tuple[str, str, int, bool]:
+    """The URL in ASCII (libcurl takes no IDN here: a non-ASCII name goes as punycode, a path
+    percent-encoded), its host, port, and whether the host is an IP literal; once per URL."""
+    if not url.isascii():
+        url = str(httpx.URL(url))
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
@@ -84,7 +87,7 @@ def _target(url: str) -> tuple[str, int, bool]:
         literal = True
     except ValueError:
         literal = False
-    return host, port, literal
+    return url, host, port, literal
 
 
 def _bracketed(address: str) -> str:
@@ -252,7 +255,7 @@ class CurlTransport:
         ``socket.gaierror`` from the egress check).
         """
         deadline = time.monotonic() + total
-        host, port, literal = _target(url)
+        url, host, port, literal = _target(url)
         if literal:
             address = host
         else:

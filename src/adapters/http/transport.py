@@ -1,4 +1,5 @@
-"""The ``Transport`` port over an ``httpx.AsyncClient``: one POST in, one ``Outcome`` out."""
+"""The ``Transport`` port: one POST in, one ``Outcome`` out, over libcurl by default (ADR 0005's
+second addendum), aiohttp as the fallback, or any httpx transport."""
 
 from __future__ import annotations
 
