@@ -148,3 +148,12 @@ def test_an_internationalised_host_name_is_sent_as_punycode(
     assert isinstance(outcome, HttpResponse), outcome
     [received] = server.requests("/ok")
     assert received.headers["host"] == f"xn--bcher-kva.example:{server.port}"
+
+
+def test_a_header_with_a_line_break_is_refused(server: ScriptedServer) -> None:
+    """A header value with CR or LF is never sent (it would inject headers): a failure instead."""
+    headers = (*HEADERS, ("X-Attribution-Event-Type", "deal.attributed\r\nX-Injected: yes"))
+    outcome = run(send_once(server.url("/ok"), headers=headers))
+    assert isinstance(outcome, TransportFailure), outcome
+    assert outcome.kind in (ErrorKind.PROTOCOL, ErrorKind.OTHER)  # libcurl's check, aiohttp's ValueError
+    assert all("x-injected" not in r.headers for r in server.requests())

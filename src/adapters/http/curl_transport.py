@@ -270,6 +270,10 @@ class CurlTransport:
         settings = self.settings
         answer = CurlAnswer(settings.log_body_limit, settings.read_body_limit)
         lines = [f"{name}: {value}" for name, value in headers]
+        joined = "".join(lines)
+        if "\n" in joined or "\r" in joined:
+            # libcurl sends header lines as given (aiohttp would refuse): no header injection.
+            raise httpx.LocalProtocolError("a header name or value holds a line break")
         # libcurl's own additions: none of Accept, Expect: 100-continue (one more round trip for
         # bodies over 1 KiB) or a form Content-Type for a body that did not say what it is.
         lines += ("Accept:", "Expect:")
