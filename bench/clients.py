@@ -15,8 +15,21 @@ Clients (each also as ``NAME+uvloop``, except the sync one):
 ``aiohttp`` (a raw ``ClientSession``), ``httpx`` (``AsyncClient`` on its default httpcore
 transport), ``httpx-sync`` (``Client`` shared by ``concurrency`` threads), ``httpx-aiohttp``
 (``AsyncClient`` over the ``httpx-aiohttp`` package's transport), ``httpx-ours`` (``AsyncClient``
-over this project's aiohttp transport) and ``port`` (this project's ``HttpTransport``, the
-``Transport`` port that the dispatcher calls, with classification and capped reading).
+over this project's aiohttp transport), ``port`` (this project's ``HttpTransport``, the
+``Transport`` port that the dispatcher calls, with classification and capped reading, over
+libcurl), ``port-aiohttp`` (the same port over aiohttp) and ``port-pyreqwest`` (a prototype of
+the port over pyreqwest, measured only); ``worker`` and ``worker-aiohttp`` (the whole delivery
+path in one process, over libcurl or aiohttp).
+
+Candidates for the client under the port (ADR 0005's second addendum), raw, each with redirects
+and cookies off: ``aiohttp-tuned`` (aiohttp with every optional step off and prepared inputs),
+``pycurl`` (libcurl's multi interface on the event loop, with a minimal driver of our own),
+``pycurl-async`` (the same with pycurl's own ``AsyncCurlMulti``), ``curl_cffi`` (its
+``AsyncSession``), ``pyreqwest``, ``pyqwest``, ``rnet``, ``httpr``, ``primp`` (Rust clients),
+``aiosonic`` and ``niquests``. Only pycurl is a dependency of the service; install the others
+by hand to measure them (a missing one measures as 0 requests/s with the import error). Besides
+requests/s, each measurement reports the client process's CPU time per request (all its
+threads, so work a client moves to threads of its own counts too).
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import statistics
@@ -48,6 +62,7 @@ __all__ = ["ASYNC_CLIENTS", "CLIENTS", "SECRET", "measure", "measure_in_subproce
 SECRET = "bench_secret_0123456789abcdef"
 BASELINE = "aiohttp"
 WARMUP = 1.0
+DASH = "\u2013"  # en dash, for the tables
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -115,12 +130,23 @@ async def _drive(send: Send, concurrency: int, duration: float, warmup: float = 
 
     tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
     await asyncio.sleep(warmup)
-    ok0, err0, t0 = counter.ok, counter.errors, time.perf_counter()
+    ok0, err0, t0, cpu0 = counter.ok, counter.errors, time.perf_counter(), time.process_time()
     await asyncio.sleep(duration)
-    ok1, err1, t1 = counter.ok, counter.errors, time.perf_counter()
+    ok1, err1, t1, cpu1 = counter.ok, counter.errors, time.perf_counter(), time.process_time()
     counter.stop = True
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"rps": (ok1 - ok0) / (t1 - t0), "requests": ok1 - ok0, "errors": err1 - err0}
+    return _rate(ok1 - ok0, err1 - err0, t1 - t0, cpu1 - cpu0)
+
+
+def _rate(requests: int, errors: int, wall: float, cpu: float) -> dict[str, float]:
+    """Requests per second, and the client process's CPU time (every thread) per request in µs."""
+    return {
+        "rps": requests / wall,
+        "requests": requests,
+        "errors": errors,
+        "cpu_us": cpu / requests * 1e6 if requests else 0.0,
+        "cpu_share": cpu / wall,  # 1.0 is one core busy; above 1 the client used more than one
+    }
 
 
 class _BareConnection(asyncio.Protocol):
@@ -241,26 +267,362 @@ def _httpx_ours(url: str, body: bytes, headers: tuple[tuple[str, str], ...], con
     return _httpx_client(httpx.AsyncClient(transport=transport), url, body, headers)
 
 
-@contextlib.asynccontextmanager
-async def _port(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
-    from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpTransport
-    from attribution_webhooks.core.outcomes import HttpResponse
-    from attribution_webhooks.core.ports import OutboundRequest
+def _port_with(client: str | None) -> Callable[..., Any]:
+    """``HttpTransport.send()`` over libcurl (the default), aiohttp, or the pyreqwest prototype."""
 
-    settings = EgressSettings(mode=EgressMode.DEVELOPMENT, max_connections=concurrency)
-    request = OutboundRequest(url, headers, body, timedelta(seconds=15))
-    async with HttpTransport(settings) as transport:
+    @contextlib.asynccontextmanager
+    async def port(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+        from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpTransport
+        from attribution_webhooks.core.outcomes import HttpResponse
+        from attribution_webhooks.core.ports import OutboundRequest
+
+        settings = EgressSettings(mode=EgressMode.DEVELOPMENT, max_connections=concurrency)
+        if client == "aiohttp":
+            settings = EgressSettings(mode=EgressMode.DEVELOPMENT, max_connections=concurrency, client=client)
+        engine = _pyreqwest_engine(settings) if client == "pyreqwest" else None
+        request = OutboundRequest(url, headers, body, timedelta(seconds=15))
+        async with HttpTransport(settings, transport=engine) as transport:
+
+            async def send() -> bool:
+                outcome = await transport.send(request)
+                return isinstance(outcome, HttpResponse) and outcome.status == 200
+
+            yield send
+
+    return port
+
+
+def _pyreqwest_engine(settings: Any) -> Any:
+    """A prototype, for measuring only: pyreqwest behind the port, with the same body limits and
+    header lookups as the libcurl engine. It cannot pin a request to a vetted address (reqwest
+    resolves names itself; ``ClientBuilder.resolve`` is per client), so it is no candidate for
+    production mode; the egress check and classification are left out."""
+
+    from attribution_webhooks.adapters.http.curl_transport import CurlAnswer, CurlTransport
+
+    class Answer(CurlAnswer):
+        __slots__ = ("headers",)
+
+        def header(self, name: str) -> str | None:
+            value: str | None = self.headers.get(name)
+            return value
+
+    class Engine(CurlTransport):
+        def __init__(self) -> None:
+            super().__init__(settings)
+            builder = _pyreqwest_builder(settings.max_connections)
+            self._client = builder.connect_timeout(settings.connect_timeout).build()
+
+        async def exchange(
+            self, url: str, headers: Any, body: bytes, total: float, connect: float
+        ) -> CurlAnswer:
+            answer = Answer(settings.log_body_limit, settings.read_body_limit)
+            builder = self._client.post(url).headers(headers).body_bytes(body)
+            request = builder.timeout(timedelta(seconds=total)).build_streamed()
+            async with request as response:
+                answer.status = response.status
+                answer.headers = response.headers
+                reader = response.body_reader
+                while (chunk := await reader.read_chunk()) is not None:
+                    if answer.write(bytes(chunk)) == 0:
+                        break
+            return answer
+
+        async def aclose(self) -> None:
+            await self._client.close()
+
+    return Engine()
+
+
+# --- candidate clients (ADR 0005's addendum: what could sit under the port instead of aiohttp) --
+# Each is used raw, as its documentation shows, with what the port would need anyway: redirects
+# off, no cookie store, no decompression where it can be turned off, the whole body read.
+
+
+def _header_dict(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return dict(headers)
+
+
+@contextlib.asynccontextmanager
+async def _aiohttp_tuned(
+    url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int
+) -> Any:
+    """aiohttp with everything optional turned off and the per-request inputs prepared once."""
+    import aiohttp
+    from multidict import CIMultiDict
+    from yarl import URL
+
+    prepared = CIMultiDict(headers)
+    target = URL(url, encoded=True)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=15)
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=False)
+    async with aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        raise_for_status=False,
+        trust_env=False,
+        requote_redirect_url=False,
+        timeout=timeout,
+    ) as session:
 
         async def send() -> bool:
-            outcome = await transport.send(request)
-            return isinstance(outcome, HttpResponse) and outcome.status == 200
+            response = await session._request(
+                "POST", target, data=body, headers=prepared, allow_redirects=False, compress=None
+            )
+            try:
+                await response.read()
+                return response.status == 200
+            finally:
+                response.release()
 
         yield send
 
 
-async def _worker(url: str, concurrency: int, duration: float) -> dict[str, float]:
+def _pyreqwest_builder(connections: int) -> Any:
+    """A pyreqwest client that follows no redirects, decompresses nothing, sends no Referer."""
+    from pyreqwest.client import ClientBuilder
+
+    builder = ClientBuilder().follow_redirects(False).gzip(False).brotli(False).zstd(False)
+    return builder.deflate(False).referer(False).max_connections(connections)
+
+
+@contextlib.asynccontextmanager
+async def _pyreqwest(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+
+    prepared = _header_dict(headers)
+    async with _pyreqwest_builder(concurrency).build() as client:
+
+        async def send() -> bool:
+            response = await client.post(url).headers(prepared).body_bytes(body).build().send()
+            await response.bytes()
+            return response.status == 200
+
+        yield send
+
+
+@contextlib.asynccontextmanager
+async def _pyqwest(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+    from pyqwest import Client, HTTPTransport
+
+    transport = HTTPTransport(
+        follow_redirects=False,
+        enable_gzip=False,
+        enable_brotli=False,
+        enable_zstd=False,
+        enable_otel=False,
+        pool_max_idle_per_host=concurrency,
+    )
+    async with transport:
+        client = Client(transport)
+
+        async def send() -> bool:
+            response = await client.post(url, headers, body)
+            return response.status == 200
+
+        yield send
+
+
+@contextlib.asynccontextmanager
+async def _rnet(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+    import rnet
+
+    prepared = _header_dict(headers)
+    client = rnet.Client(
+        allow_redirects=False,
+        cookie_store=False,
+        referer=False,
+        gzip=False,
+        brotli=False,
+        deflate=False,
+        zstd=False,
+        pool_max_size=concurrency,
+        pool_max_idle_per_host=concurrency,
+    )
+
+    async def send() -> bool:
+        response = await client.post(url, headers=prepared, body=body)
+        await response.bytes()
+        return bool(response.status == 200)
+
+    yield send
+
+
+def _requests_style(module: str) -> Callable[..., Any]:
+    """httpr and primp: the same ``AsyncClient`` API (httpr's runs its blocking client in threads)."""
+
+    @contextlib.asynccontextmanager
+    async def client(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+        factory = importlib.import_module(module).AsyncClient
+        prepared = _header_dict(headers)
+        async with factory(follow_redirects=False, cookie_store=False, referer=False) as session:
+
+            async def send() -> bool:
+                response = await session.post(url, content=body, headers=prepared)
+                return bool(response.status_code == 200)
+
+            yield send
+
+    return client
+
+
+@contextlib.asynccontextmanager
+async def _curl_cffi(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+    from curl_cffi.requests import AsyncSession
+
+    prepared = _header_dict(headers)
+    async with AsyncSession(max_clients=concurrency, allow_redirects=False) as session:
+
+        async def send() -> bool:
+            response = await session.post(
+                url, data=body, headers=prepared, discard_cookies=True, accept_encoding=None
+            )
+            return bool(response.status_code == 200)
+
+        yield send
+
+
+class _CurlMulti:
+    """libcurl's multi interface on the running event loop (pycurl has no asyncio glue of its own)."""
+
+    def __init__(self) -> None:
+        import pycurl
+
+        self._pycurl = pycurl
+        self.loop = asyncio.get_running_loop()
+        self.multi = pycurl.CurlMulti()
+        self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self._timer: asyncio.TimerHandle | None = None
+        self._watched: dict[int, int] = {}
+        self.waiters: dict[Any, asyncio.Future[int]] = {}
+
+    def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
+        pycurl = self._pycurl
+        old = self._watched.pop(fd, 0)
+        if old & pycurl.POLL_IN:
+            self.loop.remove_reader(fd)
+        if old & pycurl.POLL_OUT:
+            self.loop.remove_writer(fd)
+        if what == pycurl.POLL_REMOVE:
+            return
+        if what & pycurl.POLL_IN:
+            self.loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
+        if what & pycurl.POLL_OUT:
+            self.loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
+        self._watched[fd] = what
+
+    def _on_timer(self, ms: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if ms >= 0:
+            self._timer = self.loop.call_later(ms / 1000, self._act, self._pycurl.SOCKET_TIMEOUT, 0)
+
+    def _act(self, fd: int, event: int) -> None:
+        while self.multi.socket_action(fd, event)[0] == self._pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        while True:
+            queued, ok, failed = self.multi.info_read()
+            for handle in ok:
+                self.multi.remove_handle(handle)
+                self.waiters.pop(handle).set_result(0)
+            for handle, code, message in failed:
+                self.multi.remove_handle(handle)
+                self.waiters.pop(handle).set_exception(self._pycurl.error(code, message))
+            if not queued:
+                break
+
+    async def perform(self, handle: Any) -> None:
+        """Run one transfer; raises ``pycurl.error`` as ``pycurl.AsyncCurlMulti.perform`` does."""
+        future = self.loop.create_future()
+        self.waiters[handle] = future
+        self.multi.add_handle(handle)
+        await future
+
+    async def aclose(self) -> None:
+        self.multi.close()
+
+
+def _pycurl_on(driver: str) -> Callable[..., Any]:
+    """pycurl driven by our minimal ``_CurlMulti`` (``own``) or by ``pycurl.AsyncCurlMulti``."""
+
+    @contextlib.asynccontextmanager
+    async def client(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+        import pycurl
+
+        multi = _CurlMulti() if driver == "own" else pycurl.AsyncCurlMulti()
+        # "Expect:" stops libcurl's 100-continue round trip for bodies over 1 KB.
+        lines = [f"{name}: {value}" for name, value in headers] + ["Expect:"]
+        idle = []
+        for _ in range(concurrency):
+            handle = pycurl.Curl()
+            handle.setopt(pycurl.NOSIGNAL, 1)
+            idle.append(handle)
+
+        async def send() -> bool:
+            handle = idle.pop()
+            chunks: list[bytes] = []
+            try:
+                handle.setopt(pycurl.URL, url)
+                handle.setopt(pycurl.HTTPHEADER, lines)
+                handle.setopt(pycurl.POSTFIELDS, body)
+                handle.setopt(pycurl.WRITEFUNCTION, chunks.append)
+                await multi.perform(handle)
+                return bool(handle.getinfo(pycurl.RESPONSE_CODE) == 200)
+            finally:
+                idle.append(handle)
+
+        try:
+            yield send
+        finally:
+            await multi.aclose()
+            for handle in idle:
+                handle.close()
+
+    return client
+
+
+@contextlib.asynccontextmanager
+async def _aiosonic(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+    import aiosonic
+    from aiosonic.connectors import TCPConnector
+    from aiosonic.pools import PoolConfig
+
+    prepared = _header_dict(headers)
+    connector = TCPConnector(pool_configs={":default": PoolConfig(size=concurrency, max_conn_requests=None)})
+    client = aiosonic.HTTPClient(connector=connector)
+
+    async def send() -> bool:
+        response = await client.post(url, data=body, headers=prepared, follow=False)
+        await response.content()
+        return bool(response.status_code == 200)
+
+    try:
+        yield send
+    finally:
+        await connector.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def _niquests(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
+    import niquests
+
+    prepared = _header_dict(headers)
+    async with niquests.AsyncSession(pool_maxsize=concurrency, disable_http2=True, disable_http3=True) as s:
+
+        async def send() -> bool:
+            response = await s.post(url, data=body, headers=prepared, allow_redirects=False)
+            return bool(response.status_code == 200)
+
+        yield send
+
+
+async def _worker(url: str, concurrency: int, duration: float, client: str = "curl") -> dict[str, float]:
     """Deliveries per second through the whole worker: WebhookService + Dispatcher + MemoryStore +
-    HttpTransport. Events are published in the same process, keeping ``4 * concurrency`` pending."""
+    HttpTransport (over ``client``). Events are published in the same process, keeping
+    ``4 * concurrency`` pending."""
     from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpTransport
     from attribution_webhooks.adapters.memory import MemoryStore
     from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
@@ -276,7 +638,7 @@ async def _worker(url: str, concurrency: int, duration: float) -> dict[str, floa
         SystemRandom(),
         ServiceSettings(endpoint_rules=EndpointRules(require_https=False)),
     )
-    settings = EgressSettings(mode=EgressMode.DEVELOPMENT, max_connections=concurrency)
+    settings = EgressSettings(mode=EgressMode.DEVELOPMENT, max_connections=concurrency, client=client)
     async with HttpTransport(settings) as transport:
         dispatcher = Dispatcher(
             service,
@@ -307,14 +669,15 @@ async def _worker(url: str, concurrency: int, duration: float) -> dict[str, floa
 
         feeder = asyncio.ensure_future(feed())
         await asyncio.sleep(WARMUP)
-        ok0, err0, t0 = dispatcher.stats.succeeded, dispatcher.stats.failed_attempts, time.perf_counter()
+        stats = dispatcher.stats
+        ok0, err0, t0, cpu0 = stats.succeeded, stats.failed_attempts, time.perf_counter(), time.process_time()
         await asyncio.sleep(duration)
-        ok1, err1, t1 = dispatcher.stats.succeeded, dispatcher.stats.failed_attempts, time.perf_counter()
+        ok1, err1, t1, cpu1 = stats.succeeded, stats.failed_attempts, time.perf_counter(), time.process_time()
         finished = True
         await feeder
         stop.set()
         await runner
-    return {"rps": (ok1 - ok0) / (t1 - t0), "requests": ok1 - ok0, "errors": err1 - err0}
+    return _rate(ok1 - ok0, err1 - err0, t1 - t0, cpu1 - cpu0)
 
 
 ASYNC_CLIENTS: dict[str, Callable[..., Any]] = {
@@ -323,13 +686,28 @@ ASYNC_CLIENTS: dict[str, Callable[..., Any]] = {
     "httpx": _httpx,
     "httpx-aiohttp": _httpx_aiohttp,
     "httpx-ours": _httpx_ours,
-    "port": _port,
+    "port": _port_with(None),
+    "port-aiohttp": _port_with("aiohttp"),
+    "port-pyreqwest": _port_with("pyreqwest"),
+    "aiohttp-tuned": _aiohttp_tuned,
+    "pyreqwest": _pyreqwest,
+    "pyqwest": _pyqwest,
+    "rnet": _rnet,
+    "httpr": _requests_style("httpr"),
+    "primp": _requests_style("primp"),
+    "curl_cffi": _curl_cffi,
+    "pycurl": _pycurl_on("own"),
+    "pycurl-async": _pycurl_on("AsyncCurlMulti"),
+    "aiosonic": _aiosonic,
+    "niquests": _niquests,
 }
 CLIENTS = [
     *list(ASYNC_CLIENTS),
     "httpx-sync",
     "worker",
     "worker+uvloop",
+    "worker-aiohttp",
+    "worker-aiohttp+uvloop",
     *[f"{name}+uvloop" for name in ASYNC_CLIENTS],
 ]
 
@@ -358,13 +736,13 @@ def _sync_httpx(url: str, concurrency: int, duration: float) -> dict[str, float]
         for thread in threads:
             thread.start()
         time.sleep(WARMUP)
-        ok0, err0, t0 = sum(counts), sum(errors), time.perf_counter()
+        ok0, err0, t0, cpu0 = sum(counts), sum(errors), time.perf_counter(), time.process_time()
         time.sleep(duration)
-        ok1, err1, t1 = sum(counts), sum(errors), time.perf_counter()
+        ok1, err1, t1, cpu1 = sum(counts), sum(errors), time.perf_counter(), time.process_time()
         stop.set()
         for thread in threads:
             thread.join()
-    return {"rps": (ok1 - ok0) / (t1 - t0), "requests": ok1 - ok0, "errors": err1 - err0}
+    return _rate(ok1 - ok0, err1 - err0, t1 - t0, cpu1 - cpu0)
 
 
 def measure(
@@ -379,6 +757,8 @@ def measure(
     async def run() -> dict[str, float]:
         if name == "worker":
             return await _worker(url, concurrency, duration)
+        if name == "worker-aiohttp":
+            return await _worker(url, concurrency, duration, "aiohttp")
         async with ASYNC_CLIENTS[name](url, body, headers, concurrency) as send:
             return await _drive(send, concurrency, duration, warmup)
 
@@ -421,30 +801,53 @@ def run(
     receiver_uvloop: bool = True,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Measure every client at every concurrency, ``rounds`` times interleaved; medians and ratios."""
-    samples: dict[tuple[str, int], list[float]] = {(c, n): [] for c in clients for n in concurrencies}
-    errors: dict[tuple[str, int], float] = dict.fromkeys(samples, 0)
+    """Measure every client at every concurrency, ``rounds`` times interleaved; medians and ratios.
+
+    A ratio is taken per round (against raw aiohttp measured in the same round) and its median
+    reported with min and max, so the drift between rounds cancels (ADR 0007)."""
+    keys = [(c, n) for c in clients for n in concurrencies]
+    rates: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    cpus: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    errors: dict[tuple[str, int], float] = dict.fromkeys(keys, 0)
+    failures: dict[tuple[str, int], str] = {}
     with run_receiver(ReceiverOptions(secret=SECRET, verify=True, uvloop=receiver_uvloop)) as receiver:
         for round_ in range(rounds):
             for concurrency in concurrencies:
                 for client in clients:
                     result = measure_in_subprocess(client, receiver.url, concurrency, duration)
-                    samples[client, concurrency].append(result["rps"])
+                    rates[client, concurrency].append(result["rps"])
+                    cpus[client, concurrency].append(result.get("cpu_us", 0.0))
                     errors[client, concurrency] += result["errors"]
-                    progress(f"round {round_ + 1} c={concurrency} {client}: {result['rps']:.0f} rps")
+                    if "failure" in result:
+                        failures[client, concurrency] = str(result["failure"])
+                    progress(
+                        f"round {round_ + 1} c={concurrency} {client}: {result['rps']:.0f} rps, "
+                        f"{result.get('cpu_us', 0.0):.0f} µs CPU/request"
+                    )
         stats = receiver.stats()
-    table: dict[str, dict[str, dict[str, float]]] = {}
+    table: dict[str, dict[str, dict[str, Any]]] = {}
     for concurrency in concurrencies:
-        baseline = statistics.median(samples[BASELINE, concurrency]) if BASELINE in clients else None
-        row: dict[str, dict[str, float]] = {}
+        row: dict[str, dict[str, Any]] = {}
         for client in clients:
-            median = statistics.median(samples[client, concurrency])
-            row[client] = {
-                "rps": round(median),
-                "ratio_to_aiohttp": round(median / baseline, 3) if baseline else float("nan"),
-                "rounds": [round(x) for x in samples[client, concurrency]],  # type: ignore[dict-item]
-                "errors": errors[client, concurrency],
+            key = (client, concurrency)
+            cell: dict[str, Any] = {
+                "rps": round(statistics.median(rates[key])),
+                "rounds": [round(x) for x in rates[key]],
+                "cpu_us": round(statistics.median(cpus[key]), 1),
+                "cpu_us_rounds": [round(x, 1) for x in cpus[key]],
+                "errors": errors[key],
             }
+            if BASELINE in clients:
+                paired = zip(rates[key], rates[BASELINE, concurrency], strict=True)
+                ratios = [mine / base if base else float("nan") for mine, base in paired]
+                cpu_paired = zip(cpus[key], cpus[BASELINE, concurrency], strict=True)
+                cpu_ratios = [mine / base if base else float("nan") for mine, base in cpu_paired]
+                cell["ratio_to_aiohttp"] = round(statistics.median(ratios), 3)
+                cell["ratio_rounds"] = [round(x, 3) for x in ratios]
+                cell["cpu_ratio_to_aiohttp"] = round(statistics.median(cpu_ratios), 3)
+            if key in failures:
+                cell["failure"] = failures[key]
+            row[client] = cell
         table[str(concurrency)] = row
     return {
         "body_bytes": len(signed_request()[0]),
@@ -457,19 +860,24 @@ def run(
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """The report as a Markdown table: requests/s (ratio to raw aiohttp) per concurrency."""
-    concurrencies = list(report["results"])
-    clients = list(report["results"][concurrencies[0]])
-    lines = [
-        "| client | " + " | ".join(f"c={c}" for c in concurrencies) + " |",
-        "| --- | " + " | ".join("---:" for _ in concurrencies) + " |",
-    ]
-    for client in clients:
-        cells = []
-        for concurrency in concurrencies:
-            cell = report["results"][concurrency][client]
-            cells.append(f"{cell['rps']:,} ({cell['ratio_to_aiohttp']:.2f}x)")
-        lines.append(f"| {client} | " + " | ".join(cells) + " |")
+    """The report as a Markdown table per concurrency: requests/s and CPU µs per request, each with
+    its ratio to raw aiohttp (median of the per-round ratios, with min and max)."""
+    lines = []
+    for concurrency, row in report["results"].items():
+        lines += [
+            f"c={concurrency}:",
+            "",
+            f"| client | requests/s | ÷ raw aiohttp (min{DASH}max) | CPU µs/request | ÷ raw aiohttp |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for client, cell in row.items():
+            ratios = cell.get("ratio_rounds") or [float("nan")]
+            lines.append(
+                f"| {client} | {cell['rps']:,} | {cell.get('ratio_to_aiohttp', float('nan')):.2f}x "
+                f"({min(ratios):.2f}{DASH}{max(ratios):.2f}) | {cell['cpu_us']:.0f} "
+                f"| {cell.get('cpu_ratio_to_aiohttp', float('nan')):.2f}x |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -11,10 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 import pytest
 import trustme
 
-from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpTransport, Lookup
+from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpClient, HttpTransport, Lookup
 from attribution_webhooks.core.outcomes import Outcome
 from attribution_webhooks.core.ports import OutboundRequest
 
@@ -57,6 +58,20 @@ def fixed_lookup(table: dict[str, list[str]]) -> Lookup:
         return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip) for ip in table[host]]
 
     return lookup
+
+
+@pytest.fixture(autouse=True, params=list(HttpClient), ids=[client.value for client in HttpClient])
+def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> HttpClient:
+    """Every transport test runs over each client the port can use: libcurl (the default) and
+    aiohttp (the fallback). The settings a test builds get this client put into them."""
+    chosen: HttpClient = request.param
+    original = HttpTransport.__init__
+
+    def init(self: HttpTransport, settings: EgressSettings | None = None, **kwargs: Any) -> None:
+        original(self, attrs.evolve(settings or EgressSettings(), client=chosen), **kwargs)
+
+    monkeypatch.setattr(HttpTransport, "__init__", init)
+    return chosen
 
 
 @pytest.fixture

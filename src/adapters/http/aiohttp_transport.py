@@ -1,4 +1,5 @@
-"""An httpx transport that sends through aiohttp (ADR 0005).
+"""An httpx transport that sends through aiohttp (ADR 0005); since the second addendum, the
+fallback to libcurl (``EgressSettings.client``) and a transport for any ``httpx.AsyncClient``.
 
 httpx is the API the code sees; its default transport (httpcore) is several times slower than
 aiohttp under concurrency, so requests go out through one ``aiohttp.ClientSession``. aiohttp's

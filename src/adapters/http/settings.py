@@ -11,7 +11,7 @@ from attrs import field, frozen
 
 from ...core.errors import ValidationError
 
-__all__ = ["ENV_PREFIX", "EgressMode", "EgressSettings", "Network"]
+__all__ = ["ENV_PREFIX", "EgressMode", "EgressSettings", "HttpClient", "Network"]
 
 ENV_PREFIX = "ATTRIBUTION_WEBHOOKS_EGRESS_"
 
@@ -23,6 +23,20 @@ class EgressMode(StrEnum):
 
     PRODUCTION = "production"
     DEVELOPMENT = "development"
+
+
+class HttpClient(StrEnum):
+    """The HTTP client under the port: libcurl through pycurl (the default), or aiohttp (ADR 0005)."""
+
+    CURL = "curl"
+    AIOHTTP = "aiohttp"
+
+
+def _client(value: object) -> HttpClient:
+    try:
+        return HttpClient(str(value).lower())
+    except ValueError:
+        raise ValidationError("client", "use curl or aiohttp") from None
 
 
 def _networks(value: object) -> tuple[Network, ...]:
@@ -55,6 +69,7 @@ class EgressSettings:
     ``allow_networks`` lists internal networks that production mode may reach nonetheless
     (say, a partner's on-premises range behind a VPN); it is empty by default.
     ``ca_file`` replaces the certifi bundle for verifying receivers' certificates.
+    ``client`` picks the HTTP client under the port (libcurl unless set to aiohttp).
     """
 
     mode: EgressMode = EgressMode.PRODUCTION
@@ -71,6 +86,7 @@ class EgressSettings:
     source_address: str | None = None
     allow_networks: tuple[Network, ...] = field(default=(), converter=_networks)
     ca_file: str | None = None
+    client: HttpClient = field(default=HttpClient.CURL, converter=_client)
 
     def __attrs_post_init__(self) -> None:
         if self.timeout <= timedelta(0) or self.connect_timeout <= timedelta(0):
@@ -94,7 +110,8 @@ class EgressSettings:
         """Settings from ``ATTRIBUTION_WEBHOOKS_EGRESS_*`` variables; unset ones keep their default.
 
         MODE, TIMEOUT / CONNECT_TIMEOUT (seconds), MAX_CONNECTIONS, MAX_CONNECTIONS_PER_HOST,
-        PROXY, SOURCE_ADDRESS, ALLOW_NETWORKS (comma- or space-separated CIDRs), CA_FILE.
+        PROXY, SOURCE_ADDRESS, ALLOW_NETWORKS (comma- or space-separated CIDRs), CA_FILE,
+        CLIENT (curl or aiohttp).
         """
 
         def get(name: str) -> str | None:
@@ -125,6 +142,11 @@ class EgressSettings:
             checked_mode = EgressMode(mode.lower()) if mode else defaults.mode
         except ValueError:
             raise ValidationError(prefix + "MODE", "use production or development") from None
+        client = get("CLIENT")
+        try:
+            checked_client = HttpClient(client.lower()) if client else defaults.client
+        except ValueError:
+            raise ValidationError(prefix + "CLIENT", "use curl or aiohttp") from None
         return cls(
             mode=checked_mode,
             timeout=seconds("TIMEOUT", defaults.timeout),
@@ -135,4 +157,5 @@ class EgressSettings:
             source_address=get("SOURCE_ADDRESS"),
             allow_networks=_networks(get("ALLOW_NETWORKS") or ""),
             ca_file=get("CA_FILE"),
+            client=checked_client,
         )

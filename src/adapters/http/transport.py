@@ -1,4 +1,5 @@
-"""The ``Transport`` port over an ``httpx.AsyncClient``: one POST in, one ``Outcome`` out."""
+"""The ``Transport`` port: one POST in, one ``Outcome`` out, over libcurl by default (ADR 0005's
+second addendum), aiohttp as the fallback, or any httpx transport."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from ...core.outcomes import ErrorKind, HttpResponse, Outcome, TransportFailure
 from ...core.ports import OutboundRequest
 from .aiohttp_transport import AiohttpTransport, Progress, track_progress
 from .classify import classify, parse_retry_after
+from .curl_transport import CurlTransport
 from .egress import BlockedTarget, Lookup, check_url, resolve_vetted, system_lookup
-from .settings import EgressMode, EgressSettings
+from .settings import EgressMode, EgressSettings, HttpClient
 
 __all__ = ["HttpTransport"]
 
@@ -73,9 +75,11 @@ def _parsed_url(url: str) -> httpx.URL:
 class HttpTransport:
     """Implements ``attribution_webhooks.core.ports.Transport``.
 
-    Requests go to one pooled httpx transport (keep-alive per host): ``AiohttpTransport`` unless
-    another is given (``httpx.MockTransport`` in tests that cannot open a socket). No cookies
-    are kept: one receiver's cookie must never travel with another account's delivery.
+    Requests go through libcurl (``CurlTransport``, keep-alive per host) unless
+    ``settings.client`` says aiohttp (``AiohttpTransport``) or another transport is given: our
+    ``AiohttpTransport``, or any httpx transport (``httpx.MockTransport`` in tests that cannot
+    open a socket). No cookies are kept: one receiver's cookie must never travel with another
+    account's delivery.
 
     The request's ``timeout`` bounds the whole exchange, body included; connecting may take
     ``settings.connect_timeout`` of it. Redirects are not followed. The response body is read up
@@ -91,24 +95,37 @@ class HttpTransport:
         settings: EgressSettings | None = None,
         *,
         lookup: Lookup = system_lookup,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | CurlTransport | None = None,
     ) -> None:
         self.settings = settings or EgressSettings()
         self._lookup = lookup
-        # Requests go straight to the httpx transport: AsyncClient.send() adds auth, cookies,
-        # event hooks and redirect handling, which a webhook POST never uses, at about the cost
-        # of the whole aiohttp exchange (ADR 0005). The transport is still httpx's interface:
-        # httpx.Request in, httpx.Response out, httpx exceptions.
-        self._transport = transport or AiohttpTransport(self.settings, lookup)
+        if transport is None:
+            if self.settings.client is HttpClient.CURL:
+                transport = CurlTransport(self.settings, lookup)
+            else:
+                transport = AiohttpTransport(self.settings, lookup)
+        # libcurl does the whole exchange in C, body limits and deadline included (ADR 0005's
+        # second addendum): about half of aiohttp's CPU per request.
+        self._curl = transport if isinstance(transport, CurlTransport) else None
+        # Otherwise requests go straight to the httpx transport: AsyncClient.send() adds auth,
+        # cookies, event hooks and redirect handling, which a webhook POST never uses, at about
+        # the cost of the whole aiohttp exchange (ADR 0005). The transport is still httpx's
+        # interface: httpx.Request in, httpx.Response out, httpx exceptions.
+        self._transport: httpx.AsyncBaseTransport | CurlTransport = transport
         # Our own aiohttp transport also has a lean entrance that skips building the httpx
         # Request and Response objects, which nothing here reads: it nearly doubles the rate.
-        self._lean = self._transport if isinstance(self._transport, AiohttpTransport) else None
+        self._lean = transport if isinstance(transport, AiohttpTransport) else None
         self._checked: dict[str, BlockedTarget | None] = {}
         # The dispatcher's headers carry their own User-Agent; these cover what a request lacks.
         self._defaults = (("User-Agent", self.settings.user_agent), ("Accept-Encoding", "identity"))
         # Behind a proxy the proxy resolves names, so production mode resolves and vets here and
         # sends to the vetted address, with the name kept for Host and TLS (SNI, certificate).
-        self._pin_here = self.settings.proxy is not None and self.settings.mode is EgressMode.PRODUCTION
+        # (libcurl pins every transfer to its vetted address itself, proxy or not.)
+        self._pin_here = (
+            self._curl is None
+            and self.settings.proxy is not None
+            and self.settings.mode is EgressMode.PRODUCTION
+        )
 
     async def __aenter__(self) -> HttpTransport:
         return self
@@ -133,9 +150,15 @@ class HttpTransport:
         answer: _Answer | None = None
         body = bytearray()
         try:
-            async with asyncio.timeout(total):
+            if self._curl is not None:
+                # libcurl keeps the deadline itself, so that a status received just before it is
+                # still the answer; an event-loop timeout would cost as much as the check again.
                 answer = await self._exchange(request, total)
                 await self._read(answer, body)
+            else:
+                async with asyncio.timeout(total):
+                    answer = await self._exchange(request, total)
+                    await self._read(answer, body)
         except TimeoutError:
             if answer is None:
                 kind, detail = self._deadline(progress, total)
@@ -173,6 +196,8 @@ class HttpTransport:
         timeout = {"connect": connect, "read": total, "write": total, "pool": total}
         given = {name.lower() for name, _ in request.headers}
         headers = [*request.headers, *(pair for pair in self._defaults if pair[0].lower() not in given)]
+        if self._curl is not None:
+            return await self._curl.exchange(request.url, headers, request.body, total, connect)
         url, sni_hostname = request.url, None
         if self._pin_here:
             url, sni_hostname, host_header = await self._pinned(url)
@@ -187,6 +212,7 @@ class HttpTransport:
         outgoing = httpx.Request(
             "POST", _parsed_url(url), headers=headers, content=request.body, extensions=extensions
         )
+        assert isinstance(self._transport, httpx.AsyncBaseTransport)
         return _HttpxAnswer(await self._transport.handle_async_request(outgoing))
 
     async def _pinned(self, url: str) -> tuple[str, str, str]:
