@@ -8,6 +8,7 @@ from datetime import timedelta
 from attrs import define
 
 from ..adapters.http import EgressMode, EgressSettings, HttpTransport, check_target
+from ..adapters.http.settings import HttpClient
 from ..adapters.signing import HmacSigner
 from ..adapters.sql import ApiKeyStore, SqlStore, open_store
 from ..adapters.sql.wakeups import PostgresWakeups
@@ -66,6 +67,7 @@ def _egress(settings: Settings) -> EgressSettings:
         proxy=settings.egress_proxy,
         source_address=settings.egress_source_address,
         allow_networks=settings.egress_allow_networks,
+        client=HttpClient(settings.egress_client),
     )
 
 

@@ -53,6 +53,7 @@ class Settings:
     egress_proxy: str | None = None
     egress_source_address: str | None = None
     egress_allow_networks: tuple[str, ...] = ()
+    egress_client: str = "curl"
     log_level: str = "info"
 
     @classmethod
@@ -131,6 +132,13 @@ def _level(text: str) -> str:
     if level not in ("debug", "info", "warning", "error"):
         raise ValueError(f"{text!r}: use debug, info, warning or error")
     return level
+
+
+def _client(text: str) -> str:
+    client = text.strip().lower()
+    if client not in ("curl", "aiohttp"):
+        raise ValueError(f"{text!r}: use curl (libcurl, the default) or aiohttp")
+    return client
 
 
 def _text(text: str) -> str:
@@ -214,6 +222,13 @@ OPTIONS: tuple[Option, ...] = (
         "internal networks production mode may deliver to nonetheless (CIDRs, comma-separated)",
         "CIDRS",
         "db",
+    ),
+    _option(
+        "egress_client",
+        _client,
+        "the HTTP client that sends deliveries: curl (libcurl, default) or aiohttp",
+        "CLIENT",
+        "run",
     ),
     _option("log_level", _level, "debug, info, warning or error (default info)", "LEVEL", "run"),
 )
