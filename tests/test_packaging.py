@@ -64,3 +64,20 @@ def test_the_wheel_holds_the_package_and_nothing_else(tmp_path: Path) -> None:
         assert f"attribution_webhooks/{module}" in names
     assert any(name.startswith("attribution_webhooks/adapters/sql/migrations/versions/") for name in names)
     assert "attribution_webhooks/py.typed" in names
+
+
+def test_the_service_runs_without_the_optional_extras(tmp_path: Path) -> None:
+    """The README's run command installs no extras: serving on SQLite must not need psycopg (the
+    "postgres" extra) nor anything of "bench"."""
+    script = f"""
+import sys
+for name in ("psycopg", "psycopg_binary", "celery", "matplotlib", "requests"):
+    sys.modules[name] = None  # importing it now fails, as on a machine without the extra
+from attribution_webhooks.app import cli, runner
+from attribution_webhooks.app.bootstrap import open_runtime
+from attribution_webhooks.app.settings import Settings
+runtime = open_runtime(Settings.from_sources(None, {{"ATTRIBUTION_WEBHOOKS_DATABASE_URL": "sqlite:///{tmp_path}/x.sqlite3"}}))
+assert runtime.wakeups() is None
+runtime.close()
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)

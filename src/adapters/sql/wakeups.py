@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from sqlalchemy.engine import URL, make_url
+
+if TYPE_CHECKING:  # psycopg is the optional "postgres" extra: imported only when it is used
+    import psycopg
 
 from ...core.services import ServiceListener
 
@@ -49,6 +51,8 @@ class PostgresWakeups:
         self._flushing: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> PostgresWakeups:
+        import psycopg
+
         self._sender = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
         return self
 
@@ -75,6 +79,8 @@ class PostgresWakeups:
             self._flushing = asyncio.ensure_future(self._flush())
 
     async def _flush(self) -> None:
+        import psycopg
+
         while self._pending and self._sender is not None:
             payloads, self._pending = sorted(self._pending), set()
             try:
@@ -90,6 +96,8 @@ class PostgresWakeups:
     async def listen(self, listener: ServiceListener, stop: asyncio.Event) -> None:
         """Pass every wake-up from the database to ``listener`` until ``stop`` is set. Reconnects
         after a lost connection; never raises for database trouble."""
+        import psycopg
+
         while not stop.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
