@@ -79,11 +79,12 @@ def test_a_proxy_in_the_environment_is_not_used(
     assert seen == []
 
 
+@pytest.mark.parametrize(
+    "client", [HttpClient.CURL], indirect=True, ids=["curl"]
+)  # aiohttp tries every address
 def test_a_refused_connection_looks_the_name_up_again(server: ScriptedServer, client: HttpClient) -> None:
     """Over libcurl, after a failed connection the next attempt resolves afresh, so it can reach
     a new address (libcurl is pinned to one vetted address per attempt)."""
-    if client is HttpClient.AIOHTTP:
-        pytest.skip("aiohttp tries every address of an answer and keeps the answer for 10 s")
     answers = iter(["127.0.0.3", "127.0.0.1"])  # nothing listens on 127.0.0.3 at that port
 
     async def lookup(host: str, port: int) -> list[tuple[int, str]]:
@@ -137,12 +138,13 @@ def test_the_final_answer_s_headers_are_read_past_interim_and_proxy_answers() ->
     assert bytes(answer.body) == b"abcd"
 
 
+@pytest.mark.parametrize(
+    "client", [HttpClient.CURL], indirect=True, ids=["curl"]
+)  # aiohttp's resolver encodes it
 def test_an_internationalised_host_name_is_sent_as_punycode(
     server: ScriptedServer, client: HttpClient
 ) -> None:
     """Over libcurl, a non-ASCII host name is looked up and sent in its ASCII (punycode) form."""
-    if client is HttpClient.AIOHTTP:
-        pytest.skip("aiohttp hands the resolver the Unicode name (getaddrinfo encodes it itself)")
     lookup = fixed_lookup({"xn--bcher-kva.example": ["127.0.0.1"]})
     outcome = run(send_once(f"http://bücher.example:{server.port}/ok", lookup=lookup))
     assert isinstance(outcome, HttpResponse), outcome
