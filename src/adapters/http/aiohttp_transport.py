@@ -97,28 +97,28 @@ class AiohttpAnswer:
     """A response being read: its status, its headers, its body in chunks. Errors while reading
     come out as httpx's, like everywhere else in this package."""
 
-    __slots__ = ("_response", "status")
+    __slots__ = ("response", "status")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
+        self.response = response
         self.status = response.status
 
     def header(self, name: str) -> str | None:
-        return self._response.headers.get(name)
+        return self.response.headers.get(name)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.content.iter_any():
+            async for chunk in self.response.content.iter_any():
                 yield chunk
         except (aiohttp.ClientError, OSError) as error:
             raise _to_httpx(error) from error
 
     async def aclose(self) -> None:
         # release() pools the connection when the body was read to its end; close() drops it.
-        if self._response.content.at_eof():
-            self._response.release()
+        if self.response.content.at_eof():
+            self.response.release()
         else:
-            self._response.close()
+            self.response.close()
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -247,7 +247,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.TransportError as error:
             error.request = request
             raise
-        response = answer._response
+        response = answer.response
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,

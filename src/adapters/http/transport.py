@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import functools
 import time
 import zlib
@@ -149,16 +150,13 @@ class HttpTransport:
         progress = track_progress()
         answer: _Answer | None = None
         body = bytearray()
+        # libcurl keeps the deadline itself, so that a status received just before it is still
+        # the answer; an event-loop timeout on top would cost as much as the check again.
+        deadline = contextlib.nullcontext() if self._curl is not None else asyncio.timeout(total)
         try:
-            if self._curl is not None:
-                # libcurl keeps the deadline itself, so that a status received just before it is
-                # still the answer; an event-loop timeout would cost as much as the check again.
+            async with deadline:
                 answer = await self._exchange(request, total)
                 await self._read(answer, body)
-            else:
-                async with asyncio.timeout(total):
-                    answer = await self._exchange(request, total)
-                    await self._read(answer, body)
         except TimeoutError:
             if answer is None:
                 kind, detail = self._deadline(progress, total)
@@ -193,11 +191,11 @@ class HttpTransport:
     async def _exchange(self, request: OutboundRequest, total: float) -> _Answer:
         self._check(request.url)
         connect = min(self.settings.connect_timeout.total_seconds(), total)
-        timeout = {"connect": connect, "read": total, "write": total, "pool": total}
         given = {name.lower() for name, _ in request.headers}
         headers = [*request.headers, *(pair for pair in self._defaults if pair[0].lower() not in given)]
         if self._curl is not None:
             return await self._curl.exchange(request.url, headers, request.body, total, connect)
+        timeout = {"connect": connect, "read": total, "write": total, "pool": total}
         url, sni_hostname = request.url, None
         if self._pin_here:
             url, sni_hostname, host_header = await self._pinned(url)
