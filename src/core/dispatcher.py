@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _MIN_WAIT = 0.001  # never spin: a wait is at least a millisecond
 _FIRST_LATENCY_GUESS = 0.1  # seconds, for an endpoint this worker has not sent to yet
+_MAX_REMEMBERED = 10_000  # endpoints whose latency and pacing a dispatcher keeps
 
 
 @frozen
@@ -102,6 +103,7 @@ class Dispatcher:
     _waiting: dict[str, deque[_Job]] = field(factory=dict, init=False)
     _n_waiting: int = field(default=0, init=False)
     _decisions: list[_Decision] = field(factory=list, init=False)
+    _recording: int = field(default=0, init=False)
     _decided: asyncio.Event = field(factory=asyncio.Event, init=False)
     _flushed: asyncio.Event = field(factory=asyncio.Event, init=False)
     _latency: dict[str, float] = field(factory=dict, init=False)
@@ -127,7 +129,7 @@ class Dispatcher:
     @property
     def busy(self) -> int:
         """Deliveries leased by this dispatcher and not yet recorded."""
-        return len(self._in_flight) + self._n_waiting + len(self._decisions)
+        return len(self._in_flight) + self._n_waiting + len(self._decisions) + self._recording
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set, then shut down gracefully: claim nothing more, give
@@ -201,6 +203,8 @@ class Dispatcher:
         latency = self._latency.get(endpoint_id, _FIRST_LATENCY_GUESS)
         slot = timedelta(seconds=max(latency, 0.01) / self.settings.per_endpoint_concurrency)
         until = max(self._paced_until.get(endpoint_id, now), now) + slot
+        if len(self._paced_until) > _MAX_REMEMBERED:  # past paces no longer matter
+            self._paced_until = {e: t for e, t in self._paced_until.items() if t > now}
         self._paced_until[endpoint_id] = until
         return until
 
@@ -317,6 +321,8 @@ class Dispatcher:
             )
         self.stats.attempts += 1
         seconds = outcome.elapsed.total_seconds()
+        if len(self._latency) > _MAX_REMEMBERED:
+            self._latency.clear()  # an estimate per endpoint; it is relearnt from the next attempt
         previous = self._latency.get(delivery.endpoint_id, seconds)
         self._latency[delivery.endpoint_id] = 0.8 * previous + 0.2 * seconds
         sample = self.service.random.random() if self.service.settings.retry.jitter else 0.5
@@ -335,6 +341,7 @@ class Dispatcher:
             self._decided.clear()
             while self._decisions:
                 batch, self._decisions = self._decisions, []
+                self._recording = len(batch)
                 try:
                     await self._record(batch)
                 except asyncio.CancelledError:
@@ -343,6 +350,8 @@ class Dispatcher:
                     log.exception("recording %d outcomes failed; retrying", len(batch))
                     self._decisions[:0] = batch
                     await self.service.clock.sleep(1.0)
+                finally:
+                    self._recording = 0
             self._flushed.set()
 
     async def _record(self, batch: list[_Decision]) -> None:
