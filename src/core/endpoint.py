@@ -259,7 +259,10 @@ def decide(command: EndpointCommand, state: Endpoint, rules: EndpointRules) -> l
         case RotateSecret():
             _require_live(state)
             if not timedelta(0) <= command.grace <= MAX_ROTATION_GRACE:
-                raise ValidationError("gracePeriod", f"must be between 0 and {MAX_ROTATION_GRACE.days} days")
+                most = int(MAX_ROTATION_GRACE.total_seconds())
+                raise ValidationError(
+                    "gracePeriodSeconds", f"must be from 0 to {most} ({MAX_ROTATION_GRACE.days} days)"
+                )
             return [
                 SecretRotated(
                     endpoint_id=state.endpoint_id,
