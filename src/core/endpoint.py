@@ -176,6 +176,14 @@ def validate_url(url: object, require_https: bool, field: str = "url") -> str:
         raise ValidationError(field, "must use https:// (plain http:// is allowed only in development mode)")
     if not parts.hostname:
         raise ValidationError(field, "has no host name")
+    if "@" in parts.netloc:
+        # A password in a URL is shown wherever the URL is (lists, logs, the dashboard): it would
+        # be a secret in plain sight. Receivers authenticate requests by the signature instead.
+        raise ValidationError(
+            field,
+            "must not contain a user name or password (user:pass@host): "
+            "verify the X-Attribution-Signature header instead",
+        )
     if port == 0:
         raise ValidationError(field, "port 0 is not a valid destination")
     if parts.fragment or url.endswith("#"):
