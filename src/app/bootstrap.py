@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from attrs import define
 
+from ..adapters.crypto import Keyring, KeyringError
 from ..adapters.http import EgressMode, EgressSettings, HttpTransport, check_target
 from ..adapters.http.settings import HttpClient
 from ..adapters.signing import HmacSigner
@@ -20,7 +21,7 @@ from ..core.retry import RetryPolicy
 from ..core.services import ServiceSettings, WebhookService
 from .settings import Mode, Settings, SettingsError
 
-__all__ = ["Runtime", "open_runtime"]
+__all__ = ["Runtime", "open_runtime", "secret_keyring"]
 
 
 @define
@@ -83,6 +84,20 @@ def _dispatch(settings: Settings) -> DispatchSettings:
     )
 
 
+def secret_keyring(settings: Settings) -> Keyring | None:
+    """The master keys that encrypt webhook secrets; None (a development key kept in the
+    database, with a warning) is allowed in development mode only."""
+    if settings.secret_keys is not None:
+        return Keyring.parse(settings.secret_keys)
+    if settings.mode is Mode.PRODUCTION:
+        raise SettingsError(
+            "production mode needs ATTRIBUTION_WEBHOOKS_SECRET_KEYS, the master key that encrypts webhook "
+            "secrets (make one: python3 -c 'import base64,os; "
+            "print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
+        )
+    return None
+
+
 def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
     """Build every part from ``settings`` and open the database (SQLite migrates itself;
     PostgreSQL must have been upgraded with ``db upgrade``). Raises SettingsError for settings
@@ -97,6 +112,15 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
         endpoint_rules=EndpointRules(require_https=settings.mode is Mode.PRODUCTION),
         retry=retry,
     )
-    store = open_store(settings.database_url, migrate=migrate)
+    keyring = secret_keyring(settings)
+    store = open_store(settings.database_url, migrate=migrate, keyring=keyring)
+    if keyring is not None:
+        # A new key put first in the keyring takes over every data key at once, so the old one
+        # can leave the keyring after one start (ADR 0010). A key missing from it stops us here.
+        try:
+            store.rewrap_keys()
+        except KeyringError as error:
+            store.close()
+            raise SettingsError(str(error)) from None
     service = WebhookService(store, SystemClock(), UlidGenerator(), SystemRandom(), service_settings)
     return Runtime(settings, store, ApiKeyStore(store.engine), service, egress, dispatch)

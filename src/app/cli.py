@@ -100,7 +100,10 @@ def _logging(level: str) -> None:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    revision = upgrade(_settings(args).database_url)
+    from .bootstrap import secret_keyring
+
+    settings = _settings(args)
+    revision = upgrade(settings.database_url, secret_keyring(settings))  # it seals plaintext secrets
     print(f"database at revision {revision}")
     return 0
 

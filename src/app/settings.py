@@ -14,8 +14,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
+from ..adapters.crypto import Keyring, KeyringError
 from ..adapters.sql import DEFAULT_URL
 from ..core.retry import SPEC_DELAYS
 
@@ -55,6 +56,8 @@ class Settings:
     egress_allow_networks: tuple[str, ...] = ()
     egress_client: str = "curl"
     log_level: str = "info"
+    #: Master keys that encrypt webhook secrets at rest, newest first (ADR 0010). Never shown.
+    secret_keys: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_sources(
@@ -147,6 +150,14 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _secret_keys(text: str) -> str:
+    try:
+        Keyring.parse(text)
+    except KeyringError as error:
+        raise ValueError(str(error)) from None
+    return text
+
+
 def _networks(text: str) -> tuple[str, ...]:
     return tuple(part for part in re.split(r"[,\s]+", text.strip()) if part)
 
@@ -231,6 +242,14 @@ OPTIONS: tuple[Option, ...] = (
         "run",
     ),
     _option("log_level", _level, "debug, info, warning or error (default info)", "LEVEL", "run"),
+    _option(
+        "secret_keys",
+        _secret_keys,
+        "master keys that encrypt webhook secrets, newest first, comma-separated (required in "
+        "production; prefer the environment variable)",
+        "KEYS",
+        "db",
+    ),
 )
 
 

@@ -89,7 +89,8 @@ class Endpoint:
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets that sign a request sent at ``now``: the current one first."""
         expires = self.previous_secret_expires_at
-        if self.previous_secret is not None and expires is not None and now < expires:
+        # An empty previous secret is one a store has already shredded: it never signs.
+        if self.previous_secret and expires is not None and now < expires:
             return (self.secret, self.previous_secret)
         return (self.secret,)
 
@@ -381,7 +382,16 @@ def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
                 state, status=EndpointStatus.ENABLED, disabled_reason=None, updated_at=event.enabled_at
             )
         case EndpointDeleted():
-            return _replace(state, status=EndpointStatus.DELETED, updated_at=event.deleted_at)
+            # A deleted endpoint never signs again: it keeps no secret (stores destroy the keys
+            # that sealed them, ADR 0010).
+            return _replace(
+                state,
+                status=EndpointStatus.DELETED,
+                secret="",
+                previous_secret=None,
+                previous_secret_expires_at=None,
+                updated_at=event.deleted_at,
+            )
     raise TypeError(f"not an endpoint event: {event!r}")
 
 

@@ -173,7 +173,14 @@ def test_the_delivery_client_can_be_switched_back_to_aiohttp(tmp_path: Path) -> 
         ({"ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT": "aiohttp"}, HttpClient.AIOHTTP),
     ):
         runtime = open_runtime(
-            Settings.from_sources(None, {"ATTRIBUTION_WEBHOOKS_DATABASE_URL": database, **env})
+            Settings.from_sources(
+                None,
+                {
+                    "ATTRIBUTION_WEBHOOKS_DATABASE_URL": database,
+                    "ATTRIBUTION_WEBHOOKS_MODE": "development",
+                    **env,
+                },
+            )
         )
         try:
             assert runtime.egress.client is expected

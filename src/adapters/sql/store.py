@@ -30,9 +30,11 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import URL
 
 from ...core.delivery import DeliveryStatus
-from ...core.endpoint import EndpointStatus
+from ...core.endpoint import Endpoint, EndpointStatus
 from ...core.ports import RecordedEvent, StreamAppend
 from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
+from ..crypto import Keyring
+from ..sealing import open_endpoint, open_recorded, tokens_in
 from .appending import Appender, AppendStats
 from .codec import EndpointStates, EventCodec, StoredEvent, require_aware
 from .connections import Connections
@@ -48,6 +50,7 @@ from .projection import (
     write_rows,
 )
 from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
+from .secret_keys import SqlKeys, store_keyring
 from .statements import Statements, chunks, postgres_statements, sqlite_statements
 from .times import TimeColumns, postgres_times, sqlite_times
 
@@ -65,6 +68,7 @@ def open_store(
     pool_size: int = 4,
     codec: EventCodec | None = None,
     migrate: bool | None = None,
+    keyring: Keyring | None = None,
 ) -> SqlStore:
     """A store on ``url`` (default: ``DEFAULT_URL``, a SQLite file in the working directory).
 
@@ -72,19 +76,22 @@ def open_store(
     PostgreSQL ``migrate`` defaults to False and the schema must already be at the latest
     revision (``attribution_webhooks.adapters.sql.upgrade``, the CLI's ``db upgrade``).
     ``inline`` runs the database work on the caller's thread: see the module's docstring.
+    ``keyring`` seals webhook secrets (ADR 0010); without one, a development key kept in the
+    database does (the app refuses that in production mode).
     """
     engine = create_engine(url or DEFAULT_URL, pool_size=pool_size)
     try:
         if migrate if migrate is not None else is_sqlite_engine(engine):
-            ensure_schema(engine)
+            ensure_schema(engine, keyring)
         else:
             check_schema(engine)
+        ring = store_keyring(engine, keyring)
     except BaseException:
         engine.dispose()
         raise
     threads = 1 if is_sqlite_engine(engine) else pool_size
     executor = None if inline else ThreadPoolExecutor(threads, thread_name_prefix="aw-store")
-    return SqlStore(engine, codec or EventCodec(), executor)
+    return SqlStore(engine, codec or EventCodec(), executor, keyring=ring)
 
 
 def is_sqlite_engine(engine: Engine) -> bool:
@@ -101,11 +108,14 @@ class SqlStore:
     engine: Engine
     codec: EventCodec = field(factory=EventCodec)
     executor: ThreadPoolExecutor | None = None
+    #: Seals webhook secrets; None: the database's development key (see ``open_store``).
+    keyring: Keyring | None = field(default=None, kw_only=True)
     _sqlite: bool = field(init=False)
     _sql: Statements = field(init=False)
     _times: TimeColumns = field(init=False)
-    _states: EndpointStates = field(init=False, factory=EndpointStates)
+    _states: EndpointStates = field(init=False)  # opened: what the ports hand out
     _connections: Connections = field(init=False)
+    _keys: SqlKeys = field(init=False)
     _appender: Appender = field(init=False)
     # SQLite: every call goes through this lane (its one thread); PostgreSQL: appends only.
     _lane: Lane | None = field(init=False, default=None)
@@ -115,8 +125,11 @@ class SqlStore:
         self._sql = sqlite_statements if self._sqlite else postgres_statements
         self._times = sqlite_times if self._sqlite else postgres_times
         self._connections = Connections(self.engine)
-        projection = Projection(self._sql, self._times, self._states)
-        self._appender = Appender(self._connections, self._sql, self.codec, projection)
+        keyring = self.keyring if self.keyring is not None else store_keyring(self.engine, None)
+        self._keys = SqlKeys(keyring, self._connections, self._sqlite, self._times)
+        self._states = EndpointStates(finish=self._open_endpoint)
+        projection = Projection(self._sql, self._times, EndpointStates(), self._keys)
+        self._appender = Appender(self._connections, self._sql, self.codec, projection, self._keys)
         if self.executor is not None:
             self._lane = Lane(self.executor, self._run_batch)
 
@@ -187,7 +200,26 @@ class SqlStore:
         return await self._run(self._read_events, self._sql.read_after, (after, limit))
 
     def _read_events(self, statement: str, parameters: tuple[Any, ...]) -> list[RecordedEvent]:
-        return _decode_rows(self.codec, self._connections.query(statement, parameters))
+        recorded = _decode_rows(self.codec, self._connections.query(statement, parameters))
+        opened = self._keys.open(tokens_in(item.event for item in recorded))
+        return [open_recorded(item, opened) for item in recorded] if opened else recorded
+
+    def _open_endpoint(self, state: Endpoint) -> Endpoint:
+        return open_endpoint(state, self._keys.open(tokens_in((state,))))
+
+    # --- secrets (ADR 0010) -----------------------------------------------------------------
+
+    def destroy_expired_keys(self, now: datetime) -> int:
+        """Destroy the keys of rotated-out secrets whose grace period ended by ``now`` (claims do
+        it too, every ``PURGE_INTERVAL``); returns how many."""
+        destroyed = self._keys.purge(require_aware(now), force=True)
+        if destroyed:
+            self._states.clear()
+        return destroyed
+
+    def rewrap_keys(self) -> int:
+        """Wrap every data key with the keyring's newest master key; returns how many changed."""
+        return self._keys.rewrap()
 
     # --- EndpointDirectory ------------------------------------------------------------------
 
@@ -238,10 +270,8 @@ class SqlStore:
 
     def _endpoint_list(self, query: Any) -> list[EndpointView]:
         with self._reading() as conn:
-            return [
-                EndpointView(self._states.decode(row.state), row.version, row.failing_since)
-                for row in conn.execute(query)
-            ]
+            rows = conn.execute(query).all()
+        return [EndpointView(self._states.decode(row.state), row.version, row.failing_since) for row in rows]
 
     # --- DeliveryQueue ----------------------------------------------------------------------
 
@@ -252,6 +282,9 @@ class SqlStore:
         return await self._run(self._claim, now, limit, lease_for)
 
     def _claim(self, now: datetime, limit: int, lease_for: timedelta) -> list[DueDelivery]:
+        # Workers claim all the time, so claims also end rotated-out secrets on schedule.
+        if self._keys.purge(now):
+            self._states.clear()
         leased_until = now + lease_for
         lease = secrets.token_hex(12)
         sql, times = self._sql, self._times
@@ -374,9 +407,11 @@ class SqlStore:
                 after = page[-1].position
 
 
-def rebuild_read_models(url: str | URL, *, codec: EventCodec | None = None) -> int:
+def rebuild_read_models(
+    url: str | URL, *, codec: EventCodec | None = None, keyring: Keyring | None = None
+) -> int:
     """Rebuild the read models of the database at ``url`` from its event log (the CLI's command)."""
-    store = open_store(url, inline=True, codec=codec)
+    store = open_store(url, inline=True, codec=codec, keyring=keyring)
     try:
         return store.rebuild_read_models()
     finally:
