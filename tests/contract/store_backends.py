@@ -11,6 +11,7 @@ import inspect
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,3 +119,15 @@ def opened(url: str | URL, **options: Any) -> Iterator[SqlStore]:
         yield store
     finally:
         store.close()
+
+
+def database_bytes(url: str | URL) -> bytes:
+    """Everything the database holds as an attacker would read it: SQLite's file with its
+    write-ahead log and shared memory; PostgreSQL's dump (pg_dump)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(str(parsed.database))
+        parts = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+        return b"".join(part.read_bytes() for part in parts if part.exists())
+    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    return subprocess.run(["pg_dump", "--no-owner", dsn], check=True, capture_output=True).stdout

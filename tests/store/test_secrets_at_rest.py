@@ -4,13 +4,12 @@ once a secret stops signing, gone for good, even for someone holding the master 
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
+from store_backends import database_bytes
 
 from attribution_webhooks.adapters.crypto import Keyring, KeyringError, generate_master_key, open_secret
 from attribution_webhooks.adapters.sql import SqlStore, open_store
@@ -32,18 +31,6 @@ def registered(endpoint_id: str, secret: str) -> StreamAppend:
         endpoint_id, "acct_1", "https://x.example/h", ("deal.attributed",), secret, "", False, T0
     )
     return StreamAppend(endpoint_id, 0, (event,))
-
-
-def database_bytes(url: str | URL) -> bytes:
-    """Everything the database holds as an attacker would read it: SQLite's file with its
-    write-ahead log and shared memory; PostgreSQL's dump (pg_dump)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        path = Path(str(parsed.database))
-        parts = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-        return b"".join(part.read_bytes() for part in parts if part.exists())
-    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    return subprocess.run(["pg_dump", "--no-owner", dsn], check=True, capture_output=True).stdout
 
 
 def key_rows(store: SqlStore) -> dict[str, tuple[str, str]]:
