@@ -20,9 +20,21 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ...core.endpoint import Endpoint
 from ...core.events import DomainEvent
+from ...core.ports import RecordedEvent
 from ..crypto import Keyring, MasterKey, generate_master_key, open_secret, seal_secret
-from ..sealing import SHREDDED, KeyChanges, key_of, make_token, seal_event
+from ..sealing import (
+    SHREDDED,
+    KeyChanges,
+    key_of,
+    make_token,
+    open_endpoint,
+    open_recorded,
+    seal_event,
+    tokens_in,
+)
+from .codec import EndpointStates
 from .connections import Connections
 from .engine import write_options
 from .schema import development_key as development_key_table
@@ -85,8 +97,13 @@ class SqlKeys:
     connections: Connections
     sqlite: bool
     times: TimeColumns
+    #: Endpoint states with their secrets opened, by row text: what the store's ports hand out.
+    states: EndpointStates = field(init=False)
     _next_purge: datetime | None = field(default=None, init=False)
     _destroyed: bool = field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.states = EndpointStates(finish=self.open_state)
 
     def _sql(self, statement: str) -> str:
         return statement if self.sqlite else statement.replace("?", "%s")
@@ -153,6 +170,13 @@ class SqlKeys:
             opened[token] = SHREDDED if key is None else open_secret(key_id, key, ciphertext)
         return opened
 
+    def open_events(self, recorded: list[RecordedEvent]) -> list[RecordedEvent]:
+        opened = self.open(tokens_in(item.event for item in recorded))
+        return [open_recorded(item, opened) for item in recorded] if opened else recorded
+
+    def open_state(self, state: Endpoint) -> Endpoint:
+        return open_endpoint(state, self.open(tokens_in((state,))))
+
     # --- maintenance
 
     def purge(self, now: datetime, *, force: bool = False) -> int:
@@ -169,6 +193,7 @@ class SqlKeys:
         if destroyed:
             self._destroyed = True
             self.after_commit()
+            self.states.clear()  # a state's text is unchanged, but what it opens to is not
         return destroyed
 
     def rewrap(self) -> int:

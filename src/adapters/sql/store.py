@@ -30,11 +30,10 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import URL
 
 from ...core.delivery import DeliveryStatus
-from ...core.endpoint import Endpoint, EndpointStatus
+from ...core.endpoint import EndpointStatus
 from ...core.ports import RecordedEvent, StreamAppend
 from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
 from ..crypto import Keyring
-from ..sealing import open_endpoint, open_recorded, tokens_in
 from .appending import Appender, AppendStats
 from .codec import EndpointStates, EventCodec, StoredEvent, require_aware
 from .connections import Connections
@@ -115,7 +114,7 @@ class SqlStore:
     _times: TimeColumns = field(init=False)
     _states: EndpointStates = field(init=False)  # opened: what the ports hand out
     _connections: Connections = field(init=False)
-    _keys: SqlKeys = field(init=False)
+    _keys: SqlKeys = field(init=False)  # the data keys of webhook secrets (ADR 0010)
     _appender: Appender = field(init=False)
     # SQLite: every call goes through this lane (its one thread); PostgreSQL: appends only.
     _lane: Lane | None = field(init=False, default=None)
@@ -127,7 +126,7 @@ class SqlStore:
         self._connections = Connections(self.engine)
         keyring = self.keyring if self.keyring is not None else store_keyring(self.engine, None)
         self._keys = SqlKeys(keyring, self._connections, self._sqlite, self._times)
-        self._states = EndpointStates(finish=self._open_endpoint)
+        self._states = self._keys.states
         projection = Projection(self._sql, self._times, EndpointStates(), self._keys)
         self._appender = Appender(self._connections, self._sql, self.codec, projection, self._keys)
         if self.executor is not None:
@@ -200,22 +199,14 @@ class SqlStore:
         return await self._run(self._read_events, self._sql.read_after, (after, limit))
 
     def _read_events(self, statement: str, parameters: tuple[Any, ...]) -> list[RecordedEvent]:
-        recorded = _decode_rows(self.codec, self._connections.query(statement, parameters))
-        opened = self._keys.open(tokens_in(item.event for item in recorded))
-        return [open_recorded(item, opened) for item in recorded] if opened else recorded
-
-    def _open_endpoint(self, state: Endpoint) -> Endpoint:
-        return open_endpoint(state, self._keys.open(tokens_in((state,))))
-
-    # --- secrets (ADR 0010) -----------------------------------------------------------------
+        return self._keys.open_events(
+            _decode_rows(self.codec, self._connections.query(statement, parameters))
+        )
 
     def destroy_expired_keys(self, now: datetime) -> int:
-        """Destroy the keys of rotated-out secrets whose grace period ended by ``now`` (claims do
-        it too, every ``PURGE_INTERVAL``); returns how many."""
-        destroyed = self._keys.purge(require_aware(now), force=True)
-        if destroyed:
-            self._states.clear()
-        return destroyed
+        """Destroy the keys of secrets whose rotation grace ended by ``now`` (claims also do, every
+        ``PURGE_INTERVAL``); returns how many."""
+        return self._keys.purge(require_aware(now), force=True)
 
     def rewrap_keys(self) -> int:
         """Wrap every data key with the keyring's newest master key; returns how many changed."""
@@ -282,9 +273,7 @@ class SqlStore:
         return await self._run(self._claim, now, limit, lease_for)
 
     def _claim(self, now: datetime, limit: int, lease_for: timedelta) -> list[DueDelivery]:
-        # Workers claim all the time, so claims also end rotated-out secrets on schedule.
-        if self._keys.purge(now):
-            self._states.clear()
+        self._keys.purge(now)  # workers claim all the time: rotated-out secrets end on schedule
         leased_until = now + lease_for
         lease = secrets.token_hex(12)
         sql, times = self._sql, self._times
