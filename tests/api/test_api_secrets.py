@@ -58,9 +58,7 @@ def test_a_malformed_or_missing_master_key_is_one_line(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'k.sqlite3'}"
     runtime = open_runtime(Settings(database_url=database, secret_keys=generate_master_key()))
     try:
-        asyncio.run(
-            runtime.service.register_endpoint("acct_1", "https://1.1.1.1/h", ["deal.attributed"])
-        )
+        asyncio.run(runtime.service.register_endpoint("acct_1", "https://1.1.1.1/h", ["deal.attributed"]))
     finally:
         runtime.close()
     with pytest.raises(SettingsError, match="not in the keyring") as raised:
