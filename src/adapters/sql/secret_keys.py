@@ -44,6 +44,7 @@ from .times import TimeColumns
 __all__ = ["DEVELOPMENT_KEY_NOTE", "SqlKeys", "development_key", "store_keyring"]
 
 _log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 #: Expired keys are looked for at most this often (by the time the claims pass in).
 PURGE_INTERVAL = timedelta(seconds=10)
@@ -85,7 +86,10 @@ def store_keyring(engine: Engine, configured: Keyring | None) -> Keyring:
         conn.execution_options(**write_options())
         with conn.begin():
             key = development_key(conn)
-    _log.warning(DEVELOPMENT_KEY_NOTE)
+    database = engine.url.render_as_string()
+    if database not in _warned:  # once per database and process: loud, not a flood
+        _warned.add(database)
+        _log.warning(DEVELOPMENT_KEY_NOTE)
     return Keyring((key,))
 
 
