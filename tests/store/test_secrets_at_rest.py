@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -143,5 +144,38 @@ async def test_a_new_master_key_takes_over_and_a_missing_one_is_named(sql_url: s
     try:
         with pytest.raises(KeyringError, match=new.newest.key_id):
             await store.read("wh_1")
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("read", ["list", "lookup"])
+async def test_a_page_of_endpoints_opens_its_secrets_with_one_key_query(
+    sql_url: str | URL, read: str
+) -> None:
+    """Listing (or looking up) many endpoints costs one key query, not one per endpoint."""
+    keyring = Keyring.parse(MASTER)
+    store = open_store(sql_url, keyring=keyring)
+    try:
+        await store.append(*(registered(f"wh_{n:02}", S1) for n in range(30)))
+    finally:
+        store.close()
+    store = open_store(sql_url, keyring=keyring)  # nothing decoded yet
+    try:
+        statements: list[str] = []
+        connections = store._connections
+        query = connections.query
+
+        def counting(statement: str, parameters: Any = ()) -> list[Any]:
+            statements.append(statement)
+            return query(statement, parameters)
+
+        connections.query = counting  # type: ignore[method-assign]
+        if read == "list":
+            views = list(await store.list_endpoints("acct_1"))
+        else:
+            views = list((await store.endpoints([f"wh_{n:02}" for n in range(30)])).values())
+        assert len(views) == 30
+        assert {view.endpoint.secret for view in views} == {S1}
+        assert sum("secret_keys" in statement for statement in statements) == 1
     finally:
         store.close()

@@ -11,7 +11,7 @@ time, and the log is never rewritten. A name, once written, is never reused for 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, get_args
 
@@ -224,23 +224,34 @@ class EndpointStates:
     """``decode_endpoint`` with a memory: the endpoint rows that every claim, publish and outcome
     reads hold the same few states again and again. ``Endpoint`` is frozen, so a decoded state is
     shared safely; the text is the key, so a changed row is decoded afresh. ``finish``, if given,
-    is applied to each decoded state (the store opens its sealed secrets there)."""
+    is applied to the states decoded together (the store opens their sealed secrets there, with
+    one key lookup for the lot)."""
 
-    def __init__(self, size: int = 4096, finish: Callable[[Endpoint], Endpoint] | None = None) -> None:
+    def __init__(
+        self, size: int = 4096, finish: Callable[[list[Endpoint]], list[Endpoint]] | None = None
+    ) -> None:
         self._size = size
         self._finish = finish
         self._decoded: dict[str, Endpoint] = {}
 
     def decode(self, text: str) -> Endpoint:
         found = self._decoded.get(text)
-        if found is None:
-            found = decode_endpoint(text)
+        return found if found is not None else self.decode_all([text])[0]
+
+    def decode_all(self, texts: Sequence[str]) -> list[Endpoint]:
+        known = self._decoded
+        found = {text: known[text] for text in texts if text in known}
+        new = [text for text in dict.fromkeys(texts) if text not in found]
+        if new:
+            states = [decode_endpoint(text) for text in new]
             if self._finish is not None:
-                found = self._finish(found)
-            if len(self._decoded) >= self._size:
-                self._decoded.clear()  # rare and cheap to refill; no eviction order to keep
-            self._decoded[text] = found
-        return found
+                states = self._finish(states)
+            fresh = dict(zip(new, states, strict=True))
+            if len(known) + len(fresh) > self._size:
+                known.clear()  # rare and cheap to refill; no eviction order to keep
+            known.update(fresh)
+            found.update(fresh)
+        return [found[text] for text in texts]
 
     def clear(self) -> None:
         """Forget every state (secrets have been shredded: an unchanged text may open differently)."""

@@ -107,7 +107,7 @@ class SqlKeys:
     _destroyed: bool = field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.states = EndpointStates(finish=self.open_state)
+        self.states = EndpointStates(finish=self.open_states)
 
     def _sql(self, statement: str) -> str:
         return statement if self.sqlite else statement.replace("?", "%s")
@@ -178,8 +178,9 @@ class SqlKeys:
         opened = self.open(tokens_in(item.event for item in recorded))
         return [open_recorded(item, opened) for item in recorded] if opened else recorded
 
-    def open_state(self, state: Endpoint) -> Endpoint:
-        return open_endpoint(state, self.open(tokens_in((state,))))
+    def open_states(self, states: list[Endpoint]) -> list[Endpoint]:
+        opened = self.open(tokens_in(states))
+        return [open_endpoint(state, opened) for state in states]
 
     # --- maintenance
 

@@ -228,24 +228,25 @@ class SqlStore:
         sql = self._sql
         for chunk in chunks(endpoint_ids):
             rows = self._connections.query(sql.in_list(sql.endpoints, len(chunk)), chunk)
-            views.update((row[0], self._endpoint_view(row)) for row in rows)
+            views.update(zip((row[0] for row in rows), self._endpoint_views(rows), strict=True))
         return views
 
-    def _endpoint_view(self, row: Sequence[Any]) -> EndpointView:
-        """From ``endpoint_id, version, failing_since, state``."""
-        failing_since = row[2]
-        return EndpointView(
-            self._states.decode(row[3]),
-            row[1],
-            None if failing_since is None else self._times.from_db(failing_since),
-        )
+    def _endpoint_views(self, rows: Sequence[Any]) -> list[EndpointView]:
+        """From rows of ``endpoint_id, version, failing_since, state``; states not decoded yet are
+        opened together (one key query for the lot)."""
+        from_db = self._times.from_db
+        states = self._states.decode_all([row[3] for row in rows])
+        return [
+            EndpointView(state, row[1], None if row[2] is None else from_db(row[2]))
+            for state, row in zip(states, rows, strict=True)
+        ]
 
     async def subscribers(self, account_id: str, event_type: str) -> Sequence[EndpointView]:
         return await self._point_read(self._subscribers, account_id, event_type)
 
     def _subscribers(self, account_id: str, event_type: str) -> list[EndpointView]:
         rows = self._connections.query(self._sql.subscribers, (account_id,))
-        views = [self._endpoint_view(row) for row in rows]
+        views = self._endpoint_views(rows)
         return [view for view in views if event_type in view.endpoint.event_types]
 
     async def list_endpoints(
@@ -262,7 +263,10 @@ class SqlStore:
     def _endpoint_list(self, query: Any) -> list[EndpointView]:
         with self._reading() as conn:
             rows = conn.execute(query).all()
-        return [EndpointView(self._states.decode(row.state), row.version, row.failing_since) for row in rows]
+        states = self._states.decode_all([row.state for row in rows])
+        return [
+            EndpointView(st, row.version, row.failing_since) for st, row in zip(states, rows, strict=True)
+        ]
 
     # --- DeliveryQueue ----------------------------------------------------------------------
 
