@@ -52,8 +52,8 @@ PURGE_INTERVAL = timedelta(seconds=10)
 DEVELOPMENT_KEY_NOTE = (
     "no ATTRIBUTION_WEBHOOKS_SECRET_KEYS: webhook secrets are encrypted with a development key "
     "kept IN THE DATABASE, which protects nothing if the database leaks. Production requires the "
-    "setting (generate a key: python -c 'from attribution_webhooks.adapters.crypto import "
-    "generate_master_key as g; print(g())')"
+    "setting (make a key: python3 -c 'import base64,os; "
+    "print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
 )
 
 
