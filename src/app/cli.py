@@ -8,6 +8,7 @@ environment variable of the same name. Errors are one line on stderr and a non-z
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -29,8 +30,8 @@ from ..adapters.sql import SchemaNotCurrent, upgrade
 from ..adapters.system import UlidGenerator
 from ..core.catalog import EVENT_TYPES, check_event_type
 from ..core.errors import DomainError, ValidationError
-from ..core.services import NewEvent
 from ..core.wire import encode_json
+from .services import NewEvent
 from .settings import API, DATABASE, DELIVERY, Settings, SettingsError, setting_options
 
 if TYPE_CHECKING:
@@ -343,10 +344,10 @@ def _demo(seed: int) -> int:
     Prints its delivery log: every attempt, the retries of a receiver that is down for ten
     minutes included. Nothing touches the network.
     """
-    # Imported only when asked for: the demo runs on the test fakes, which the service never needs.
-    from .demo import run_demo
-
-    return run_demo(seed, sys.stdout)
+    # The demo runs on the simulation's fakes, which production code does not import: load it
+    # only when asked for.
+    demo = importlib.import_module("attribution_webhooks.testing.demo")
+    return int(demo.run_demo(seed, sys.stdout))
 
 
 # --- errors -------------------------------------------------------------------------------------
