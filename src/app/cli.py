@@ -50,10 +50,7 @@ class CliError(Exception):
         self.status = status
 
 
-@click.group(
-    name=PROG,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+@click.group(name=PROG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name=PROG, message="%(prog)s %(version)s")
 def cli() -> None:
     """Webhook delivery for the Attribution API."""
@@ -383,16 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _usage(error: click.UsageError) -> str:
     """click's usage error as one line: a bad value names its flag or environment variable."""
-    message = error.format_message()
-    param, ctx = getattr(error, "param", None), error.ctx
-    if isinstance(error, click.BadParameter) and isinstance(param, click.Option) and ctx is not None:
-        name = param.opts[0]
-        if param.name and ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT:
-            name = str(param.envvar)
-        if not isinstance(error, click.MissingParameter):
-            message = f"{name}: {error.message}"
-    help_path = ctx.command_path if ctx is not None else PROG
-    return f"{message.rstrip('.')} (see {help_path} --help)"
+    message, ctx = error.format_message(), error.ctx
+    param = error.param if isinstance(error, click.BadParameter) else None
+    if isinstance(param, click.Option) and ctx is not None and not isinstance(error, click.MissingParameter):
+        source = ctx.get_parameter_source(param.name) if param.name else None
+        name = str(param.envvar) if source is ParameterSource.ENVIRONMENT else param.opts[0]
+        message = f"{name}: {error.message}"
+    return f"{message.rstrip('.')} (see {ctx.command_path if ctx else PROG} --help)"
 
 
 def _fail(message: str, status: int) -> int:
