@@ -97,12 +97,13 @@ def _dispatch(settings: Settings) -> DispatchSettings:
     )
 
 
-def secret_keyring(settings: Settings) -> Keyring | None:
-    """The master keys that encrypt webhook secrets; None (a development key kept in the
-    database, with a warning) is allowed in development mode only."""
+def secret_keyring(settings: Settings, *, serving: bool = True) -> Keyring | None:
+    """The master keys that encrypt webhook secrets; None means the development key kept in the
+    database (with a warning), which a process serving in production mode may not use. (The
+    database commands take no mode: they use whatever key the database was set up with.)"""
     if settings.secret_keys is not None:
         return Keyring.parse(settings.secret_keys)
-    if settings.mode is Mode.PRODUCTION:
+    if serving and settings.mode is Mode.PRODUCTION:
         raise SettingsError(
             "production mode needs ATTRIBUTION_WEBHOOKS_SECRET_KEYS, the master key that encrypts webhook "
             "secrets (make one: python3 -c 'import base64,os; "
@@ -111,7 +112,7 @@ def secret_keyring(settings: Settings) -> Keyring | None:
     return None
 
 
-def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
+def open_runtime(settings: Settings, *, migrate: bool | None = None, serving: bool = True) -> Runtime:
     """Build every part from ``settings`` and open the database (SQLite migrates itself;
     PostgreSQL must have been upgraded with ``db upgrade``). Raises SettingsError for settings
     that cannot work together."""
@@ -125,7 +126,7 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
         endpoint_rules=EndpointRules(require_https=settings.mode is Mode.PRODUCTION),
         retry=retry,
     )
-    keyring = secret_keyring(settings)
+    keyring = secret_keyring(settings, serving=serving)
     store = open_store(settings.database_url, migrate=migrate, keyring=keyring)
     if keyring is not None:
         # A new key put first in the keyring takes over every data key at once, so the old one

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from attribution_webhooks.adapters.crypto import generate_master_key
 from attribution_webhooks.app.bootstrap import open_runtime
+from attribution_webhooks.app.cli import main
 from attribution_webhooks.app.settings import Mode, Settings, SettingsError
 
 production = pytest.mark.parametrize("apis", [Mode.PRODUCTION], indirect=True)
@@ -49,12 +50,17 @@ def test_production_refuses_to_start_without_the_master_key(tmp_path: Path) -> N
     assert not (tmp_path / "p.sqlite3").exists()
 
 
-def test_a_malformed_or_missing_master_key_is_one_line(tmp_path: Path) -> None:
+def test_a_malformed_or_missing_master_key_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A key that is not 32 bytes of base64 names the variable; a keyring without the key that
     wrapped the stored secrets names the missing key, and the service does not start."""
-    environ = {"ATTRIBUTION_WEBHOOKS_SECRET_KEYS": "not-a-key"}
-    with pytest.raises(SettingsError, match="ATTRIBUTION_WEBHOOKS_SECRET_KEYS: a secret key"):
-        Settings.from_sources(None, environ)
+    monkeypatch.setenv("ATTRIBUTION_WEBHOOKS_SECRET_KEYS", "not-a-key")
+    argv = ["api-keys", "list", "--database-url", f"sqlite:///{tmp_path / 'm.sqlite3'}"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "ATTRIBUTION_WEBHOOKS_SECRET_KEYS: a secret key" in error
+    assert error.count("\n") == 1
     database = f"sqlite:///{tmp_path / 'k.sqlite3'}"
     runtime = open_runtime(Settings(database_url=database, secret_keys=generate_master_key()))
     try:
@@ -77,3 +83,18 @@ def test_development_without_a_key_keeps_one_in_the_database_loudly(
     notes = [r.getMessage() for r in caplog.records if "development key" in r.getMessage()]
     assert len(notes) == 1  # once per database and process
     assert "IN THE DATABASE" in notes[0]
+
+
+def test_serve_refuses_production_without_a_key_but_database_commands_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``serve`` in production without the key is one line and exit 2; the database commands
+    (which take no mode) use the key the database was set up with."""
+    monkeypatch.delenv("ATTRIBUTION_WEBHOOKS_SECRET_KEYS", raising=False)
+    database = ["--database-url", f"sqlite:///{tmp_path / 'c.sqlite3'}"]
+    assert main(["serve", "--mode", "production", "--port", "0", *database]) == 2
+    error = capsys.readouterr().err
+    assert "production mode needs ATTRIBUTION_WEBHOOKS_SECRET_KEYS" in error
+    assert error.count("\n") == 1
+    assert main(["api-keys", "create", "--account", "acct_c", *database]) == 0
+    assert main(["webhooks", "list", "--account", "acct_c", *database]) == 0
