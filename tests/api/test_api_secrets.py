@@ -4,7 +4,7 @@ clear, and production refuses to start without the master key (ADR 0010)."""
 from __future__ import annotations
 
 import asyncio
-import logging
+import io
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from attribution_webhooks.adapters.crypto import generate_master_key
 from attribution_webhooks.app.bootstrap import open_runtime
 from attribution_webhooks.app.cli import main
+from attribution_webhooks.app.runner import note_development_key
 from attribution_webhooks.app.settings import Mode, Settings, SettingsError
 
 production = pytest.mark.parametrize("apis", [Mode.PRODUCTION], indirect=True)
@@ -72,17 +73,37 @@ def test_a_malformed_or_missing_master_key_is_one_line(
     assert "\n" not in str(raised.value)
 
 
-def test_development_without_a_key_keeps_one_in_the_database_loudly(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Development mode makes its own key (kept in the database, the same on every start) and says so."""
+def test_development_without_a_key_keeps_one_in_the_database_loudly(tmp_path: Path) -> None:
+    """Development mode makes its own key, kept in the database and the same on every start,
+    and the service says so on every start; with a configured key it says nothing."""
     database = f"sqlite:///{tmp_path / 'd.sqlite3'}"
-    with caplog.at_level(logging.WARNING):
-        for _ in range(2):
-            open_runtime(Settings(database_url=database, mode=Mode.DEVELOPMENT)).close()
-    notes = [r.getMessage() for r in caplog.records if "development key" in r.getMessage()]
-    assert len(notes) == 1  # once per database and process
-    assert "IN THE DATABASE" in notes[0]
+    masters = set()
+    for _ in range(2):
+        runtime = open_runtime(Settings(database_url=database, mode=Mode.DEVELOPMENT))
+        try:
+            out = io.StringIO()
+            note_development_key(runtime, out)
+            assert out.getvalue().startswith("WARNING: ")
+            assert "IN THE DATABASE" in out.getvalue()
+            asyncio.run(
+                runtime.service.register_endpoint("acct_1", "http://127.0.0.1:9/h", ["deal.attributed"])
+            )
+            with runtime.store.engine.connect() as conn:
+                masters |= set(conn.exec_driver_sql("SELECT master_id FROM secret_keys").scalars())
+        finally:
+            runtime.close()
+    assert len(masters) == 1
+    runtime = open_runtime(Settings(database_url=database, secret_keys=generate_master_key()))
+    try:
+        out = io.StringIO()
+        note_development_key(runtime, out)
+        assert out.getvalue() == ""
+        views = asyncio.run(runtime.store.list_endpoints("acct_1"))
+        assert len(views) == 2
+        for view in views:  # what the development key sealed still opens
+            assert view.endpoint.secret.startswith("whsec_")
+    finally:
+        runtime.close()
 
 
 def test_serve_refuses_production_without_a_key_but_database_commands_work(

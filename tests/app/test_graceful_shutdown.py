@@ -69,9 +69,7 @@ def test_worker_delivers_work_of_another_process_and_stops_gracefully(tmp_path: 
     database = tmp_path / "worker.sqlite3"
     db = ["--database-url", f"sqlite:///{database}"]
     env = {"ATTRIBUTION_WEBHOOKS_MODE": "development"}
-    # Development mode: production would need ATTRIBUTION_WEBHOOKS_SECRET_KEYS (ADR 0010).
-    keys = cli("api-keys", "create", "--account", "acct_w", "--mode", "development", *db)
-    subprocess.run(keys, check=True, capture_output=True)
+    subprocess.run(cli("api-keys", "create", "--account", "acct_w", *db), check=True, capture_output=True)
     with ScriptedServer.running() as receiver:
         import asyncio
 

@@ -179,3 +179,25 @@ async def test_a_page_of_endpoints_opens_its_secrets_with_one_key_query(
         assert sum("secret_keys" in statement for statement in statements) == 1
     finally:
         store.close()
+
+
+async def test_without_a_key_a_configured_database_gets_no_development_key(sql_url: str | URL) -> None:
+    """Opened without a keyring, a database whose secrets configured keys seal makes no key of its
+    own: what does not touch a secret works, what does says which setting it needs."""
+    store = open_store(sql_url, keyring=Keyring.parse(MASTER))
+    try:
+        await store.append(registered("wh_1", S1))
+    finally:
+        store.close()
+    store = open_store(sql_url)
+    try:
+        assert not store.development_key
+        assert await store.next_due() is None
+        with pytest.raises(KeyringError, match="ATTRIBUTION_WEBHOOKS_SECRET_KEYS"):
+            await store.read("wh_1")
+        with pytest.raises(KeyringError, match="ATTRIBUTION_WEBHOOKS_SECRET_KEYS"):
+            await store.append(registered("wh_2", S2))
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM development_key")).scalar_one() == 0
+    finally:
+        store.close()

@@ -9,7 +9,6 @@ after keys are destroyed, so no copy of a destroyed key stays in the database's 
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ...core.endpoint import Endpoint
 from ...core.events import DomainEvent
 from ...core.ports import RecordedEvent
-from ..crypto import Keyring, MasterKey, generate_master_key, open_secret, seal_secret
+from ..crypto import Keyring, KeyringError, MasterKey, generate_master_key, open_secret, seal_secret
 from ..sealing import (
     SHREDDED,
     KeyChanges,
@@ -38,13 +37,12 @@ from .codec import EndpointStates
 from .connections import Connections
 from .engine import write_options
 from .schema import development_key as development_key_table
+from .schema import secret_keys as secret_keys_table
 from .statements import chunks
 from .times import TimeColumns
 
 __all__ = ["DEVELOPMENT_KEY_NOTE", "SqlKeys", "development_key", "store_keyring"]
 
-_log = logging.getLogger(__name__)
-_warned: set[str] = set()
 
 #: Expired keys are looked for at most this often (by the time the claims pass in).
 PURGE_INTERVAL = timedelta(seconds=10)
@@ -76,20 +74,22 @@ def development_key(conn: Connection) -> MasterKey:
     return MasterKey.from_text(found)
 
 
-def store_keyring(engine: Engine, configured: Keyring | None) -> Keyring:
+def store_keyring(engine: Engine, configured: Keyring | None) -> Keyring | None:
     """The keyring a store uses: the configured one, which can still open what an earlier
-    development key wrapped; without one, the development key (created if need be), loudly."""
+    development key wrapped; without one, the development key (created if need be; the service
+    says so loudly on every start: ``DEVELOPMENT_KEY_NOTE``).
+    None: no key given for a database whose secrets configured keys seal (nothing that touches a
+    secret works then, and no development key is made beside those)."""
     with engine.connect() as conn:
+        found = _read_development_key(conn)
         if configured is not None:
-            found = _read_development_key(conn)
             return configured if found is None else configured.also(MasterKey.from_text(found))
+        if found is None and conn.execute(select(secret_keys_table.c.key_id).limit(1)).first():
+            return None
+        conn.rollback()  # end the read; the key is made in a write transaction of its own
         conn.execution_options(**write_options())
         with conn.begin():
             key = development_key(conn)
-    database = engine.url.render_as_string()
-    if database not in _warned:  # once per database and process: loud, not a flood
-        _warned.add(database)
-        _log.warning(DEVELOPMENT_KEY_NOTE)
     return Keyring((key,))
 
 
@@ -97,7 +97,7 @@ def store_keyring(engine: Engine, configured: Keyring | None) -> Keyring:
 class SqlKeys:
     """Creates, opens, expires and destroys data keys on the store's connections."""
 
-    keyring: Keyring
+    keyring: Keyring | None  # None: see ``store_keyring``
     connections: Connections
     sqlite: bool
     times: TimeColumns
@@ -108,6 +108,15 @@ class SqlKeys:
 
     def __attrs_post_init__(self) -> None:
         self.states = EndpointStates(finish=self.open_states)
+
+    @property
+    def _ring(self) -> Keyring:
+        if self.keyring is None:
+            raise KeyringError(
+                "the webhook secrets of this database are encrypted with configured keys: "
+                "set ATTRIBUTION_WEBHOOKS_SECRET_KEYS"
+            )
+        return self.keyring
 
     def _sql(self, statement: str) -> str:
         return statement if self.sqlite else statement.replace("?", "%s")
@@ -121,7 +130,7 @@ class SqlKeys:
         def new_token(endpoint_id: str, secret: str) -> str:
             if key_of(secret) is not None or secret == SHREDDED:
                 return secret
-            key = self.keyring.new_data_key(f"sk_{secrets.token_hex(12)}")
+            key = self._ring.new_data_key(f"sk_{secrets.token_hex(12)}")
             rows.append((key.key_id, endpoint_id, key.master_id, key.wrapped))
             return make_token(key.key_id, seal_secret(key, secret))
 
@@ -166,7 +175,7 @@ class SqlKeys:
         for chunk in chunks(sorted(k for k in by_key if k is not None)):
             marks = ", ".join(["?" if self.sqlite else "%s"] * len(chunk))
             rows += self.connections.query(statement.format(marks), chunk)
-        keys = {row[0]: self.keyring.unwrap(row[0], row[1], row[2]) for row in rows}
+        keys = {row[0]: self._ring.unwrap(row[0], row[1], row[2]) for row in rows}
         opened: dict[str, str] = {}
         for token in tokens:
             _, key_id, ciphertext = token.split(" ", 2)
@@ -204,7 +213,8 @@ class SqlKeys:
     def rewrap(self) -> int:
         """Wrap every data key with the newest master key (after a new key is put first in the
         keyring: then the older ones can be dropped from it). Returns how many were rewrapped."""
-        newest = self.keyring.newest.key_id
+        ring = self._ring
+        newest = ring.newest.key_id
         select = self._sql("SELECT key_id, master_id, wrapped FROM secret_keys WHERE master_id <> ?")
         update = self._sql(
             "UPDATE secret_keys SET master_id = ?, wrapped = ? WHERE key_id = ? AND master_id = ?"
@@ -214,6 +224,6 @@ class SqlKeys:
             return 0
         with self.connections.transaction("BEGIN IMMEDIATE" if self.sqlite else "BEGIN") as cursor:
             for key_id, master_id, wrapped in rows:
-                key = self.keyring.wrap(key_id, self.keyring.unwrap(key_id, master_id, wrapped))
+                key = ring.wrap(key_id, ring.unwrap(key_id, master_id, wrapped))
                 cursor.execute(update, (key.master_id, key.wrapped, key_id, master_id))
         return len(rows)

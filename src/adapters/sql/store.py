@@ -90,7 +90,8 @@ def open_store(
         raise
     threads = 1 if is_sqlite_engine(engine) else pool_size
     executor = None if inline else ThreadPoolExecutor(threads, thread_name_prefix="aw-store")
-    return SqlStore(engine, codec or EventCodec(), executor, keyring=ring)
+    development = keyring is None and ring is not None
+    return SqlStore(engine, codec or EventCodec(), executor, keyring=ring, development_key=development)
 
 
 def is_sqlite_engine(engine: Engine) -> bool:
@@ -109,6 +110,8 @@ class SqlStore:
     executor: ThreadPoolExecutor | None = None
     #: Seals webhook secrets; None: the database's development key (see ``open_store``).
     keyring: Keyring | None = field(default=None, kw_only=True)
+    #: The keyring is the database's own development key (``secret_keys.DEVELOPMENT_KEY_NOTE``).
+    development_key: bool = field(default=False, kw_only=True)
     _sqlite: bool = field(init=False)
     _sql: Statements = field(init=False)
     _times: TimeColumns = field(init=False)
