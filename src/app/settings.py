@@ -55,6 +55,7 @@ class Settings:
     egress_allow_networks: tuple[str, ...] = ()
     egress_client: str = "curl"
     log_level: str = "info"
+    session_secret: str | None = None
 
     @classmethod
     def from_sources(
@@ -229,6 +230,14 @@ OPTIONS: tuple[Option, ...] = (
         "the HTTP client that sends deliveries: curl (libcurl, default) or aiohttp",
         "CLIENT",
         "run",
+    ),
+    _option(
+        "session_secret",
+        _text,
+        "the key of dashboard sessions, shared by every serve process (default: generated once, kept "
+        "in a file next to the SQLite database)",
+        "TEXT",
+        "http",
     ),
     _option("log_level", _level, "debug, info, warning or error (default info)", "LEVEL", "run"),
 )
