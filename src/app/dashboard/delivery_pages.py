@@ -86,7 +86,9 @@ def delivery_handlers(runtime: Runtime) -> list[Any]:
         except ValidationError as problem:
             wanted, chosen, error = LogFilter(), {}, str(problem)
         if fixed is not None and wanted.statuses is None:
-            wanted = LogFilter(wanted.endpoint_id, fixed, wanted.event_type, wanted.created_from, wanted.created_until)
+            wanted = LogFilter(
+                wanted.endpoint_id, fixed, wanted.event_type, wanted.created_from, wanted.created_until
+            )
         result = await log_page(service, account, wanted, cursor, PAGE_SIZE)
         webhooks = await service.store.list_endpoints(account, limit=1000)
         return page(
@@ -162,7 +164,7 @@ def delivery_handlers(runtime: Runtime) -> list[Any]:
             {"id": "evt_test_…", "type": chosen, "timestamp": "…", "data": SAMPLE_DATA[chosen]}, indent=2
         )
         if is_htmx(request) and request.query_params.get("part") == "sample":
-            return page(request, "_sample.html", sample=sample)
+            return page(request, "_sample.html", sample=sample, chosen=chosen)
         sent = request.query_params.get("delivery")
         result = await delivery_context(request, sent) if sent else None
         return page(

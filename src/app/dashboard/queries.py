@@ -82,7 +82,11 @@ async def disabled_since(service: WebhookService, view: EndpointView) -> datetim
 
 
 async def attempt_headers(
-    service: WebhookService, delivery: DeliveryView, attempts: Sequence[AttemptView], body: str, user_agent: str
+    service: WebhookService,
+    delivery: DeliveryView,
+    attempts: Sequence[AttemptView],
+    body: str,
+    user_agent: str,
 ) -> list[tuple[tuple[str, str], ...]]:
     """The request headers of each attempt, as sent: the endpoint's state is folded from its
     events up to the attempt's start, so a rotated secret signs as it did then."""

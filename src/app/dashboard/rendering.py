@@ -34,6 +34,10 @@ def _when(value: datetime | None) -> str:
     return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _clock(value: datetime | None) -> str:
+    return "—" if value is None else value.astimezone(UTC).strftime("%m-%d %H:%M:%S")
+
+
 def _iso(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -70,7 +74,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, iso=_iso, relative=_relative, pretty=_pretty)
+    env.filters.update(when=_when, clock=_clock, iso=_iso, relative=_relative, pretty=_pretty)
     return env
 
 

@@ -43,7 +43,9 @@ def guard(keys: KeyCheck) -> Any:
             request.state["dashboard_account"] = account
             return None
         request.scope["session"] = {"csrf": csrf_token(request)}
-        target = "/dashboard/sign-in?next=" + quote(path if request.method == "GET" else "/dashboard/webhooks")
+        target = "/dashboard/sign-in?next=" + quote(
+            path if request.method == "GET" else "/dashboard/webhooks"
+        )
         if is_htmx(request):
             return Response(b"", status_code=204, headers={"HX-Redirect": target})
         return Redirect(path=target, status_code=303)

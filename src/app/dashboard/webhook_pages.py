@@ -36,12 +36,13 @@ class CatalogEntry:
     example: str
 
 
+def _description(event_type: EventType) -> str:
+    text = inspect.cleandoc(payload_class(event_type).__doc__ or "").replace("``", "")
+    return text.removeprefix(f"{event_type.value}: ")  # the checkbox's label already names the type
+
+
 CATALOG = tuple(
-    CatalogEntry(
-        member.value,
-        inspect.cleandoc(payload_class(member).__doc__ or "").replace("``", ""),
-        json.dumps(SAMPLE_DATA[member], indent=2),
-    )
+    CatalogEntry(member.value, _description(member), json.dumps(SAMPLE_DATA[member], indent=2))
     for member in EventType
 )
 
@@ -90,13 +91,13 @@ def webhook_handlers(runtime: Runtime) -> list[Any]:
                 values["standard_webhooks"],
             )
         except ValidationError as error:
-            return page(
-                request, "webhook_new.html", 422, catalog=CATALOG, values=values, error=str(error)
-            )
+            return page(request, "webhook_new.html", 422, catalog=CATALOG, values=values, error=str(error))
         # The secret is shown on this response only: it is not kept in the session.
         return page(request, "webhook_created.html", 201, webhook=view.endpoint)
 
-    async def show(request: Request[Any, Any, Any], webhook_id: str, status: int = 200, **extra: Any) -> Template:
+    async def show(
+        request: Request[Any, Any, Any], webhook_id: str, status: int = 200, **extra: Any
+    ) -> Template:
         view = await service.endpoint(signed_in(request), webhook_id)
         extra.setdefault("error", None)
         extra.setdefault("values", None)
@@ -173,4 +174,16 @@ def webhook_handlers(runtime: Runtime) -> list[Any]:
         await service.delete_endpoint(signed_in(request), webhook_id)
         return see_other("/dashboard/webhooks?deleted=1")
 
-    return [list_webhooks, new_form, create, read, update, enable, disable, rotate, reveal, confirm_delete, remove]
+    return [
+        list_webhooks,
+        new_form,
+        create,
+        read,
+        update,
+        enable,
+        disable,
+        rotate,
+        reveal,
+        confirm_delete,
+        remove,
+    ]

@@ -1,0 +1,116 @@
+"""The dashboard's fixtures: a real ``serve`` process, a receiver that can be stopped and started
+again on the same port, and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dashboard_helpers import CHROMIUM, Receiver, Service, free_port
+
+__all__: list[str] = []
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver(free_port())
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+def _cli(database: Path, *args: str) -> str:
+    command = [sys.executable, "-m", "attribution_webhooks.app.cli", *args]
+    result = subprocess.run(
+        [*command, "--database-url", f"sqlite:///{database}"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    """Keep reading the service's output, so that it never blocks on a full pipe."""
+    for _ in process.stdout or ():
+        pass
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """``serve --mode development`` with retries after 1 s and 2 s, and two accounts' keys."""
+    directory = tmp_path_factory.mktemp("dashboard")
+    database = directory / "service.sqlite3"
+    command = [
+        sys.executable, "-m", "attribution_webhooks.app.cli", "serve", "--mode", "development",
+        "--port", "0", "--retry-delays", "1s,2s", "--poll-interval", "200ms",
+        "--database-url", f"sqlite:///{database}",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=directory,
+    )
+    try:
+        assert process.stdout is not None
+        output: list[str] = []
+        url = key = None
+        for line in process.stdout:
+            output.append(line)
+            if found := re.search(r"serving (http://\S+)", line):
+                url = found.group(1)
+            if found := re.search(r"X-API-Key: (\S+)", line):
+                key = found.group(1)
+                break
+        assert url, "".join(output)
+        assert key, "".join(output)
+        threading.Thread(target=_drain, args=(process,), daemon=True).start()
+        other = _cli(database, "api-keys", "create", "--account", "acct_other").strip().splitlines()[-1]
+        yield Service(url, key, other, database)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright. Missing, it skips here and fails in CI (CI=true)."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium (as .ci/run does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: $ATTRIBUTION_WEBHOOKS_SCREENSHOTS (e.g. docs/screenshots), else a
+    temporary directory (they are taken either way, so the code that takes them is exercised)."""
+    target = os.environ.get("ATTRIBUTION_WEBHOOKS_SCREENSHOTS")
+    if not target:
+        return tmp_path
+    path = Path(target)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
