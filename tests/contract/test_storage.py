@@ -481,12 +481,18 @@ async def test_endpoint_health_counts_recent_attempts_per_endpoint(store: Storag
     await publish(store, "evt_2", {"dlv_4": "wh_1"}, when=at(2))
     await publish(store, "evt_1", {"dlv_9": "wh_9"}, when=at(2), account="acct_2")
     await record(store, "dlv_3", failed("dlv_3", "wh_3", 1, at(5)), RetryScheduled("dlv_3", 2, at(65), at(5)))
-    await record(store, "dlv_1", failed("dlv_1", "wh_1", 1, at(20)), RetryScheduled("dlv_1", 2, at(80), at(20)))
+    await record(
+        store, "dlv_1", failed("dlv_1", "wh_1", 1, at(20)), RetryScheduled("dlv_1", 2, at(80), at(20))
+    )
     await record(store, "dlv_4", succeeded("dlv_4", "wh_1", 1, at(21)))
-    await record(store, "dlv_2", failed("dlv_2", "wh_2", 1, at(22)), RetryScheduled("dlv_2", 2, at(82), at(22)))
+    await record(
+        store, "dlv_2", failed("dlv_2", "wh_2", 1, at(22)), RetryScheduled("dlv_2", 2, at(82), at(22))
+    )
     await record(store, "dlv_9", succeeded("dlv_9", "wh_9", 1, at(23)))
     await record(store, "dlv_1", succeeded("dlv_1", "wh_1", 2, at(80)))
-    await record(store, "dlv_2", failed("dlv_2", "wh_2", 2, at(82)), DeliveryFailed("dlv_2", "wh_2", 2, at(82)))
+    await record(
+        store, "dlv_2", failed("dlv_2", "wh_2", 2, at(82)), DeliveryFailed("dlv_2", "wh_2", 2, at(82))
+    )
 
     health = await store.endpoint_health(ACCOUNT, at(10))
     assert set(health) == {"wh_1", "wh_2"}  # wh_3's only attempt is older; wh_9 is another account's

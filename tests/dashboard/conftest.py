@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_helpers import CHROMIUM, Receiver, Service, free_port
+from dashboard_helpers import CHROMIUM, Receiver, Service, User, free_port
+from litestar.testing import TestClient
+
+from attribution_webhooks.adapters.sql import open_store
+from attribution_webhooks.app.api import create_app
+from attribution_webhooks.app.bootstrap import Runtime, open_runtime
+from attribution_webhooks.app.settings import Mode, Settings
 
 __all__: list[str] = []
 
@@ -114,3 +121,36 @@ def shots(tmp_path: Path) -> Path:
     path = Path(target)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dashboard-template") / "template.sqlite3"
+    open_store(f"sqlite:///{path}", inline=True).close()
+    return path
+
+
+@pytest.fixture
+def make_runtime(migrated_template: Path, tmp_path: Path) -> Iterator[Callable[[Mode], Runtime]]:
+    """A runtime over a fresh copy of the migrated SQLite file, in the mode asked for."""
+    opened: list[Runtime] = []
+
+    def make(mode: Mode = Mode.DEVELOPMENT) -> Runtime:
+        target = tmp_path / f"db-{len(opened)}.sqlite3"
+        shutil.copyfile(migrated_template, target)
+        runtime = open_runtime(Settings(database_url=f"sqlite:///{target}", mode=mode))
+        opened.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in opened:
+        runtime.close()
+
+
+@pytest.fixture
+def users(make_runtime: Callable[[Mode], Runtime]) -> Iterator[tuple[User, User]]:
+    """Alice and Bob, each with a key and a browser-like client of one development-mode service."""
+    runtime = make_runtime(Mode.DEVELOPMENT)
+    app = create_app(runtime, auth_ttl=0)  # keys re-checked on every request
+    with TestClient(app) as alice_client, TestClient(app) as bob_client:
+        yield User.create(runtime, alice_client, "acct_alice"), User.create(runtime, bob_client, "acct_bob")

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import http.server
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHROMIUM", "Received", "Receiver", "Service", "free_port", "sign_in"]
+from litestar.testing import TestClient
+
+from attribution_webhooks.app.bootstrap import Runtime
+
+__all__ = ["CHROMIUM", "Received", "Receiver", "Service", "User", "free_port", "sign_in"]
 
 #: Debian's Chromium: Playwright drives it; no browser is downloaded.
 CHROMIUM = "/usr/bin/chromium"
@@ -85,3 +91,51 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class User:
+    """One account's key and a client that keeps its cookies, as a browser does."""
+
+    runtime: Runtime
+    client: TestClient[Any]
+    account: str
+    key: str
+    csrf: str = ""
+
+    @classmethod
+    def create(cls, runtime: Runtime, client: TestClient[Any], account: str) -> User:
+        now = datetime.now(UTC)
+        runtime.keys.create_account(account, account, now)
+        _, key = runtime.keys.create_key(account, "tests", now)
+        return cls(runtime, client, account, key)
+
+    def sign_in(self) -> User:
+        form = self.client.get("/dashboard/sign-in")
+        self.csrf = _CSRF.search(form.text).group(1)  # type: ignore[union-attr]
+        answer = self.post("/dashboard/sign-in", {"api_key": self.key, "next": "/dashboard/webhooks"})
+        assert answer.status_code == 303, answer.text
+        self.csrf = _CSRF.search(self.client.get("/dashboard/webhooks").text).group(1)  # type: ignore[union-attr]
+        return self
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, data: dict[str, Any] | None = None, csrf: bool = True) -> Any:
+        form = {**(data or {}), **({"csrf_token": self.csrf} if csrf else {})}
+        return self.client.post(path, data=form, follow_redirects=False)
+
+    def api(self, method: str, path: str, json: Any = None) -> Any:
+        return self.client.request(method, path, json=json, headers={"X-API-Key": self.key})
+
+    def add_webhook(self, url: str = "https://receiver.example/hooks", **fields: Any) -> str:
+        answer = self.post("/dashboard/webhooks/new", {"url": url, "events": ["deal.attributed"], **fields})
+        assert answer.status_code == 201, answer.text
+        return re.search(r"/dashboard/webhooks/(wh_\w+)", answer.text).group(1)  # type: ignore[union-attr]
+
+    def log_size(self) -> int:
+        with self.runtime.store.engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one())

@@ -86,7 +86,7 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         return account
 
     routers = [webhook_routes(runtime), delivery_routes(runtime), *event_routes(runtime)]
-    dashboard = Dashboard(runtime)
+    dashboard = Dashboard(runtime, key_recheck=auth_ttl)
     return Litestar(
         route_handlers=[healthz, readyz, *routers, *dashboard.routers],
         template_config=dashboard.templates,

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Router
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.middleware.session import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from litestar.types import ASGIApp
@@ -54,7 +54,7 @@ def _sessions(config: CookieBackendConfig) -> Callable[[ASGIApp], ASGIApp]:
 class Dashboard:
     """The dashboard's routers and templates for ``create_app``."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, key_recheck: float = 10.0) -> None:
         handlers: list[Any] = [
             *signin_handlers(runtime.keys),
             *webhook_handlers(runtime),
@@ -64,7 +64,7 @@ class Dashboard:
             "/dashboard",
             route_handlers=handlers,
             middleware=[_sessions(session_config(runtime.settings))],
-            before_request=guard(KeyCheck(runtime.keys)),
+            before_request=guard(KeyCheck(runtime.keys, key_recheck)),
             exception_handlers=error_handlers(),
             dto=None,
             return_dto=None,

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.params import Parameter
 from litestar.response import Template
 
 from ...core.catalog import EventType
@@ -71,6 +72,10 @@ def _filters(query: Any, endpoint_id: str | None = None) -> tuple[LogFilter, dic
     return wanted, chosen
 
 
+_WEBHOOK = Parameter(description="The webhook's id.")
+_DELIVERY = Parameter(description="The delivery's id.")
+
+
 def delivery_handlers(runtime: Runtime) -> list[Any]:
     service = runtime.service
     user_agent = runtime.dispatch.user_agent
@@ -113,7 +118,9 @@ def delivery_handlers(runtime: Runtime) -> list[Any]:
     async def failures(request: Request[Any, Any, Any]) -> Template:
         return await log(request, "failures.html", STATUS_FILTERS["problems"])
 
-    async def delivery_context(request: Request[Any, Any, Any], delivery_id: str) -> dict[str, Any]:
+    async def delivery_context(
+        request: Request[Any, Any, Any], delivery_id: str = _DELIVERY
+    ) -> dict[str, Any]:
         account = signed_in(request)
         view = await service.delivery(account, delivery_id)
         event = await service.event(account, view.delivery.event_id)
@@ -130,18 +137,18 @@ def delivery_handlers(runtime: Runtime) -> list[Any]:
         }
 
     @get("/deliveries/{delivery_id:str}", include_in_schema=False)
-    async def delivery(request: Request[Any, Any, Any], delivery_id: str) -> Template:
+    async def delivery(request: Request[Any, Any, Any], delivery_id: str = _DELIVERY) -> Template:
         context = await delivery_context(request, delivery_id)
         name = "_delivery_live.html" if is_htmx(request) else "delivery.html"
         return page(request, name, **context)
 
     @post("/deliveries/{delivery_id:str}/retry", include_in_schema=False)
-    async def retry(request: Request[Any, Any, Any], delivery_id: str) -> Response[Any]:
+    async def retry(request: Request[Any, Any, Any], delivery_id: str = _DELIVERY) -> Response[Any]:
         await service.redeliver(signed_in(request), delivery_id)
         return see_other(f"/dashboard/deliveries/{delivery_id}?retried=1")
 
     @post("/webhooks/{webhook_id:str}/recover", include_in_schema=False)
-    async def recover(request: Request[Any, Any, Any], webhook_id: str) -> Response[Any]:
+    async def recover(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
         account = signed_in(request)
         form = await request.form()
         await service.endpoint(account, webhook_id)
@@ -155,7 +162,7 @@ def delivery_handlers(runtime: Runtime) -> list[Any]:
         return see_other(f"/dashboard/deliveries?webhook={webhook_id}&recovered={count}")
 
     @get("/webhooks/{webhook_id:str}/test", include_in_schema=False)
-    async def test_form(request: Request[Any, Any, Any], webhook_id: str) -> Template:
+    async def test_form(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Template:
         view = await service.endpoint(signed_in(request), webhook_id)
         chosen = request.query_params.get("type") or view.endpoint.event_types[0]
         if chosen not in set(EventType):
@@ -178,7 +185,7 @@ def delivery_handlers(runtime: Runtime) -> list[Any]:
         )
 
     @post("/webhooks/{webhook_id:str}/test", include_in_schema=False)
-    async def send_test(request: Request[Any, Any, Any], webhook_id: str) -> Response[Any]:
+    async def send_test(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
         form = await request.form()
         event_type = str(form.get("type", ""))
         result = await service.send_test(signed_in(request), webhook_id, event_type)
@@ -187,7 +194,7 @@ def delivery_handlers(runtime: Runtime) -> list[Any]:
         )
 
     @get("/deliveries/{delivery_id:str}/result", include_in_schema=False)
-    async def test_result(request: Request[Any, Any, Any], delivery_id: str) -> Template:
+    async def test_result(request: Request[Any, Any, Any], delivery_id: str = _DELIVERY) -> Template:
         return page(request, "_test_result.html", result=await delivery_context(request, delivery_id))
 
     return [deliveries, failures, delivery, retry, recover, test_form, send_test, test_result]

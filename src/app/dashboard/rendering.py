@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 from litestar.types import ExceptionHandlersMap
@@ -88,7 +88,8 @@ def is_htmx(request: Request[Any, Any, Any]) -> bool:
 
 def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **context: Any) -> Template:
     """Render ``name`` with what every page needs: the account, the CSRF token, the time."""
-    session = request.scope.get("session") or {}
+    session = request.scope.get("session")
+    session = session if isinstance(session, dict) else {}
     params = list(request.query_params.multi_items())
     context.setdefault("now", datetime.now(UTC))
     return Template(

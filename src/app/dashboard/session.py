@@ -116,10 +116,12 @@ def check_csrf(connection: ASGIConnection[Any, Any, Any, Any], presented: object
 
 
 class KeyCheck:
-    """Whether the key a session signed in with is still valid, re-asked every ``KEY_RECHECK`` s."""
+    """Whether the key a session signed in with is still valid, re-asked every ``ttl`` seconds
+    (as ``X-API-Key`` checks are remembered: a revoked key stops working within it)."""
 
-    def __init__(self, keys: ApiKeyStore) -> None:
+    def __init__(self, keys: ApiKeyStore, ttl: float = KEY_RECHECK) -> None:
         self._keys = keys
+        self._ttl = ttl
         self._checked: dict[str, float] = {}
 
     async def still_valid(self, account: str, key_id: str) -> bool:
@@ -131,5 +133,5 @@ class KeyCheck:
         if valid:
             if len(self._checked) > 10_000:
                 self._checked.clear()
-            self._checked[key_id] = now + KEY_RECHECK
+            self._checked[key_id] = now + self._ttl
         return valid

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from litestar import Request, Response, get, post
+from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from ...adapters.sql import ApiKeyStore
@@ -59,7 +60,9 @@ def signin_handlers(key_store: ApiKeyStore) -> list[Any]:
         return Redirect(path="/dashboard/webhooks", status_code=303)
 
     @get("/sign-in", include_in_schema=False)
-    async def sign_in_form(request: Request[Any, Any, Any], next: str | None = None) -> Template:
+    async def sign_in_form(
+        request: Request[Any, Any, Any], next: str | None = Parameter(default=None)
+    ) -> Template:
         return page(request, "sign_in.html", next=_safe_next(next), error=None)
 
     @post("/sign-in", include_in_schema=False)

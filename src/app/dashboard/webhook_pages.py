@@ -14,6 +14,7 @@ from typing import Any
 from attrs import frozen
 from litestar import Request, Response, get, post
 from litestar.datastructures import FormMultiDict
+from litestar.params import Parameter
 from litestar.response import Template
 
 from ...core.catalog import EventType, payload_class
@@ -60,6 +61,9 @@ def _form_values(form: FormMultiDict) -> dict[str, Any]:
         "secret": str(form.get("secret", "")).strip(),
         "standard_webhooks": form.get("standard_webhooks") == "on",
     }
+
+
+_WEBHOOK = Parameter(description="The webhook's id.")
 
 
 def webhook_handlers(runtime: Runtime) -> list[Any]:
@@ -114,11 +118,11 @@ def webhook_handlers(runtime: Runtime) -> list[Any]:
         )
 
     @get("/webhooks/{webhook_id:str}", include_in_schema=False)
-    async def read(request: Request[Any, Any, Any], webhook_id: str) -> Template:
+    async def read(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Template:
         return await show(request, webhook_id)
 
     @post("/webhooks/{webhook_id:str}", include_in_schema=False)
-    async def update(request: Request[Any, Any, Any], webhook_id: str) -> Response[Any]:
+    async def update(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
         account = signed_in(request)
         values = _form_values(await request.form())
         try:
@@ -137,17 +141,17 @@ def webhook_handlers(runtime: Runtime) -> list[Any]:
         return see_other(f"/dashboard/webhooks/{webhook_id}?saved=1")
 
     @post("/webhooks/{webhook_id:str}/enable", include_in_schema=False)
-    async def enable(request: Request[Any, Any, Any], webhook_id: str) -> Response[Any]:
+    async def enable(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
         await service.enable_endpoint(signed_in(request), webhook_id)
         return see_other(f"/dashboard/webhooks/{webhook_id}")
 
     @post("/webhooks/{webhook_id:str}/disable", include_in_schema=False)
-    async def disable(request: Request[Any, Any, Any], webhook_id: str) -> Response[Any]:
+    async def disable(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
         await service.disable_endpoint(signed_in(request), webhook_id)
         return see_other(f"/dashboard/webhooks/{webhook_id}")
 
     @post("/webhooks/{webhook_id:str}/rotate", include_in_schema=False)
-    async def rotate(request: Request[Any, Any, Any], webhook_id: str) -> Response[Any]:
+    async def rotate(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
         form = await request.form()
         hours = str(form.get("grace_hours", "24")).strip()
         try:
@@ -160,17 +164,17 @@ def webhook_handlers(runtime: Runtime) -> list[Any]:
         return await show(request, webhook_id, rotated=True, secret=view.endpoint.secret)
 
     @post("/webhooks/{webhook_id:str}/reveal", include_in_schema=False)
-    async def reveal(request: Request[Any, Any, Any], webhook_id: str) -> Template:
+    async def reveal(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Template:
         view = await service.endpoint(signed_in(request), webhook_id)
         return await show(request, webhook_id, secret=view.endpoint.secret)
 
     @get("/webhooks/{webhook_id:str}/delete", include_in_schema=False)
-    async def confirm_delete(request: Request[Any, Any, Any], webhook_id: str) -> Template:
+    async def confirm_delete(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Template:
         view = await service.endpoint(signed_in(request), webhook_id)
         return page(request, "webhook_delete.html", webhook=view.endpoint)
 
     @post("/webhooks/{webhook_id:str}/delete", include_in_schema=False)
-    async def remove(request: Request[Any, Any, Any], webhook_id: str) -> Response[Any]:
+    async def remove(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
         await service.delete_endpoint(signed_in(request), webhook_id)
         return see_other("/dashboard/webhooks?deleted=1")
 
