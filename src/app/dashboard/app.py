@@ -15,7 +15,9 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from litestar.types import ASGIApp
 
+from ...adapters.signing import HmacSigner
 from ..bootstrap import Runtime
+from ..services.reports import Reports
 from .delivery_pages import delivery_handlers
 from .rendering import STATIC, error_handlers, template_config
 from .session import KeyCheck, session_config
@@ -55,10 +57,11 @@ class Dashboard:
     """The dashboard's routers and templates for ``create_app``."""
 
     def __init__(self, runtime: Runtime, key_recheck: float = 10.0) -> None:
+        reports = Reports(runtime.service, HmacSigner(), runtime.dispatch.user_agent)
         handlers: list[Any] = [
             *signin_handlers(runtime.keys),
-            *webhook_handlers(runtime),
-            *delivery_handlers(runtime),
+            *webhook_handlers(runtime, reports),
+            *delivery_handlers(runtime, reports),
         ]
         pages = Router(
             "/dashboard",

@@ -21,7 +21,7 @@ from ...core.errors import ValidationError
 from ...core.samples import SAMPLE_DATA
 from ...core.wire import parse_timestamp
 from ..bootstrap import Runtime
-from .queries import LogFilter, attempt_headers, log_page
+from ..services.reports import LogFilter, Reports
 from .rendering import is_htmx, page, see_other
 from .webhook_pages import signed_in
 
@@ -76,9 +76,8 @@ _WEBHOOK = Parameter(description="The webhook's id.")
 _DELIVERY = Parameter(description="The delivery's id.")
 
 
-def delivery_handlers(runtime: Runtime) -> list[Any]:
+def delivery_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
     service = runtime.service
-    user_agent = runtime.dispatch.user_agent
 
     async def log(
         request: Request[Any, Any, Any], template: str, fixed: Collection[DeliveryStatus] | None = None
@@ -94,8 +93,8 @@ def delivery_handlers(runtime: Runtime) -> list[Any]:
             wanted = LogFilter(
                 wanted.endpoint_id, fixed, wanted.event_type, wanted.created_from, wanted.created_until
             )
-        result = await log_page(service, account, wanted, cursor, PAGE_SIZE)
-        webhooks = await service.store.list_endpoints(account, limit=1000)
+        result = await reports.log(account, wanted, cursor, PAGE_SIZE)
+        webhooks = await reports.webhooks(account)
         return page(
             request,
             "_log_rows.html" if is_htmx(request) else template,
@@ -124,14 +123,14 @@ def delivery_handlers(runtime: Runtime) -> list[Any]:
         account = signed_in(request)
         view = await service.delivery(account, delivery_id)
         event = await service.event(account, view.delivery.event_id)
-        attempts = await service.store.attempts(delivery_id)
-        headers = await attempt_headers(service, view, attempts, event.body, user_agent)
-        webhook = await service.store.endpoint(view.delivery.endpoint_id)
+        attempts = await reports.attempts(account, delivery_id)
+        headers = await reports.sent_headers(view, attempts, event.body)
+        webhook = await reports.endpoint_of(account, view)
         return {
             "d": view,
             "event": event,
             "attempts": list(zip(attempts, headers, strict=True)),
-            "webhook": webhook.endpoint if webhook else None,
+            "webhook": webhook.endpoint,
             "final": view.delivery.status in _FINAL,
             "body_shown": BODY_SHOWN,
         }

@@ -22,7 +22,7 @@ from ...core.endpoint import MAX_ROTATION_GRACE
 from ...core.errors import ValidationError
 from ...core.samples import SAMPLE_DATA
 from ..bootstrap import Runtime
-from .queries import disabled_since, health
+from ..services.reports import Reports
 from .rendering import page, see_other
 
 __all__ = ["CATALOG", "CatalogEntry", "signed_in", "webhook_handlers"]
@@ -66,14 +66,14 @@ def _form_values(form: FormMultiDict) -> dict[str, Any]:
 _WEBHOOK = Parameter(description="The webhook's id.")
 
 
-def webhook_handlers(runtime: Runtime) -> list[Any]:
+def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
     service = runtime.service
 
     @get("/webhooks", include_in_schema=False)
     async def list_webhooks(request: Request[Any, Any, Any]) -> Template:
         account = signed_in(request)
-        views = await service.store.list_endpoints(account, limit=1000)
-        return page(request, "webhooks.html", webhooks=views, health=await health(service, account))
+        views = await reports.webhooks(account)
+        return page(request, "webhooks.html", webhooks=views, health=await reports.health(account))
 
     @get("/webhooks/new", include_in_schema=False)
     async def new_form(request: Request[Any, Any, Any]) -> Template:
@@ -111,7 +111,7 @@ def webhook_handlers(runtime: Runtime) -> list[Any]:
             status,
             webhook=view.endpoint,
             failing_since=view.failing_since,
-            disabled_since=await disabled_since(service, view),
+            disabled_since=await reports.disabled_since(view),
             catalog=CATALOG,
             max_grace_hours=int(MAX_ROTATION_GRACE.total_seconds() // 3600),
             **extra,
