@@ -280,10 +280,16 @@ class MemoryStore:
     async def event(self, account_id: str, event_id: str) -> EventView | None:
         return self._events.get((account_id, event_id))
 
-    async def endpoint_health(self, account_id: str, since: datetime) -> Mapping[str, EndpointHealth]:
+    async def endpoint_health(
+        self, account_id: str, since: datetime, deliveries: int = 2000
+    ) -> Mapping[str, EndpointHealth]:
         health: dict[str, EndpointHealth] = {}
-        for delivery_id in self._account_deliveries.get(account_id, ()):
+        taken: dict[str, int] = {}
+        for delivery_id in sorted(self._account_deliveries.get(account_id, ()), reverse=True):
             endpoint_id = self._deliveries[delivery_id].view.delivery.endpoint_id
+            taken[endpoint_id] = taken.get(endpoint_id, 0) + 1
+            if taken[endpoint_id] > deliveries:
+                continue
             for a in self._attempts.get(delivery_id, ()):
                 if a.started_at < since:
                     continue

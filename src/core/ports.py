@@ -143,9 +143,12 @@ class DeliveryLog(Protocol):
         ``created_from`` (inclusive) / ``created_until`` (exclusive) bound the creation time."""
         ...
 
-    async def endpoint_health(self, account_id: str, since: datetime) -> Mapping[str, EndpointHealth]:
-        """Per endpoint of the account, the attempts started at or after ``since``; endpoints
-        without such attempts are left out."""
+    async def endpoint_health(
+        self, account_id: str, since: datetime, deliveries: int = 2000
+    ) -> Mapping[str, EndpointHealth]:
+        """Per endpoint of the account, the attempts started at or after ``since`` among its
+        latest ``deliveries`` deliveries (by id): a bound on the work, whatever the traffic.
+        Endpoints without such attempts are left out."""
         ...
 
     async def event(self, account_id: str, event_id: str) -> EventView | None:

@@ -501,6 +501,14 @@ async def test_endpoint_health_counts_recent_attempts_per_endpoint(store: Storag
     assert (wh_2.attempts, wh_2.succeeded, wh_2.last_attempt_at, wh_2.last_succeeded) == (2, 0, at(82), False)
     assert await store.endpoint_health(ACCOUNT, at(100)) == {}
     assert set(await store.endpoint_health("acct_2", at(0))) == {"wh_9"}
+    # Bounded: only each endpoint's latest delivery (dlv_4 for wh_1, whose one attempt succeeded).
+    latest = await store.endpoint_health(ACCOUNT, at(10), deliveries=1)
+    assert (latest["wh_1"].attempts, latest["wh_1"].succeeded, latest["wh_1"].last_attempt_at) == (
+        1,
+        1,
+        at(21),
+    )
+    assert latest["wh_2"].attempts == 2
 
 
 # --- the queue ------------------------------------------------------------------------------------

@@ -349,12 +349,14 @@ class SqlStore:
     async def event(self, account_id: str, event_id: str) -> EventView | None:
         return await self._run(self._event, account_id, event_id)
 
-    async def endpoint_health(self, account_id: str, since: datetime) -> Mapping[str, EndpointHealth]:
-        return await self._run(self._health, account_id, since)
+    async def endpoint_health(
+        self, account_id: str, since: datetime, deliveries: int = 2000
+    ) -> Mapping[str, EndpointHealth]:
+        return await self._run(self._health, account_id, require_aware(since), deliveries)
 
-    def _health(self, account_id: str, since: datetime) -> Mapping[str, EndpointHealth]:
+    def _health(self, account_id: str, since: datetime, count: int) -> Mapping[str, EndpointHealth]:
         with self._reading() as conn:
-            return health(conn, account_id, require_aware(since))
+            return health(conn, account_id, since, count)
 
     def _event(self, account_id: str, event_id: str) -> EventView | None:
         query = select(published_events).where(
