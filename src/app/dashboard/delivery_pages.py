@@ -167,7 +167,9 @@ def delivery_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
         if chosen not in set(EventType):
             chosen = view.endpoint.event_types[0]
         sample = json.dumps(
-            {"id": "evt_test_…", "type": chosen, "timestamp": "…", "data": SAMPLE_DATA[chosen]}, indent=2
+            {"id": "evt_test_…", "type": chosen, "timestamp": "…", "data": SAMPLE_DATA[chosen]},
+            indent=2,
+            ensure_ascii=False,
         )
         if is_htmx(request) and request.query_params.get("part") == "sample":
             return page(request, "_sample.html", sample=sample, chosen=chosen)
