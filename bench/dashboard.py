@@ -34,37 +34,61 @@ from attribution_webhooks.app.settings import Mode, Settings
 ACCOUNT = "acct_bench"
 WEBHOOKS = 5
 CHUNK = 20_000
-#: status, share of the rows, last status code, last error
-MIX = (("succeeded", 90, 200, None), ("failed", 5, 500, None), ("retrying", 3, None, "connection_refused"),
-       ("scheduled", 2, None, None))  # fmt: skip
+#: Per 100 deliveries: 90 succeeded (HTTP 200), 5 failed (HTTP 500), 3 retrying (refused), 2 new.
+MIX = [("succeeded", 200, None)] * 90 + [("failed", 500, None)] * 5
+MIX += [("retrying", None, "connection_refused")] * 3 + [("scheduled", None, None)] * 2
+
+Rows = list[dict[str, Any]]
 
 
-def _rows(start: int, stop: int, webhook_ids: list[str], t0: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    ds, ats = [], []
+def _rows(start: int, stop: int, webhook_ids: list[str], t0: datetime) -> tuple[Rows, Rows]:
+    """Deliveries ``start``..``stop`` (one every 50 ms of the past) and their attempts."""
+    found: Rows = []
+    tried: Rows = []
     for i in range(start, stop):
-        status, _, code, error = MIX[0] if i % 100 < 90 else MIX[1] if i % 100 < 95 else MIX[2] if i % 100 < 98 else MIX[3]
+        status, code, error = MIX[i % 100]
         created = t0 + timedelta(milliseconds=i * 50)
-        pending = status in ("retrying", "scheduled")
-        event_type = "event.tracked" if i % 4 else "deal.attributed"
-        ds.append({
-            "delivery_id": f"dlv_{i:026d}", "account_id": ACCOUNT, "endpoint_id": webhook_ids[i % len(webhook_ids)],
-            "event_id": f"evt_{i:026d}", "event_type": event_type, "status": status, "test": False,
-            "attempts": 0 if status == "scheduled" else 1, "due_at": created + timedelta(minutes=1) if pending else None,
-            "version": 3, "created_at": created, "updated_at": created,
-            "last_attempt_at": None if status == "scheduled" else created,
-            "last_status_code": code, "last_error": error,
-            "queue_at": created + timedelta(minutes=1) if pending else None, "lease": None,
-        })  # fmt: skip
+        due = created + timedelta(minutes=1) if status in ("retrying", "scheduled") else None
+        found.append(
+            {
+                "delivery_id": f"dlv_{i:026d}",
+                "account_id": ACCOUNT,
+                "endpoint_id": webhook_ids[i % len(webhook_ids)],
+                "event_id": f"evt_{i:026d}",
+                "event_type": "event.tracked" if i % 4 else "deal.attributed",
+                "status": status,
+                "test": False,
+                "attempts": 0 if status == "scheduled" else 1,
+                "due_at": due,
+                "version": 3,
+                "created_at": created,
+                "updated_at": created,
+                "last_attempt_at": None if status == "scheduled" else created,
+                "last_status_code": code,
+                "last_error": error,
+                "queue_at": due,
+                "lease": None,
+            }
+        )
         if status != "scheduled":
-            ats.append({
-                "position": i + 1, "delivery_id": f"dlv_{i:026d}", "attempt": 1, "started_at": created,
-                "elapsed_ms": 12.0, "succeeded": status == "succeeded", "status_code": code, "error": error,
-                "detail": "" if status == "succeeded" else "HTTP 500", "response_body": "OK",
-            })  # fmt: skip
-    return ds, ats
+            tried.append(
+                {
+                    "position": i + 1,
+                    "delivery_id": f"dlv_{i:026d}",
+                    "attempt": 1,
+                    "started_at": created,
+                    "elapsed_ms": 12.0,
+                    "succeeded": status == "succeeded",
+                    "status_code": code,
+                    "error": error,
+                    "detail": "" if status == "succeeded" else "HTTP 500",
+                    "response_body": "OK",
+                }
+            )
+    return found, tried
 
 
-def build(path: Path, rows: int) -> tuple[Any, str, float]:
+def build(path: Path, rows: int) -> tuple[Any, TestClient[Any], str, list[str], float]:
     """The database: accounts, a key and webhooks through the code, then ``rows`` deliveries."""
     runtime = open_runtime(Settings(database_url=f"sqlite:///{path}", mode=Mode.DEVELOPMENT))
     now = datetime.now(UTC)
@@ -82,19 +106,20 @@ def build(path: Path, rows: int) -> tuple[Any, str, float]:
     t0 = now - timedelta(milliseconds=rows * 50)
     with runtime.store.engine.begin() as conn:
         for start in range(0, rows, CHUNK):
-            ds, ats = _rows(start, min(rows, start + CHUNK), webhook_ids, t0)
-            conn.execute(insert(deliveries), ds)
-            if ats:
-                conn.execute(insert(attempts), ats)
+            found, tried = _rows(start, min(rows, start + CHUNK), webhook_ids, t0)
+            conn.execute(insert(deliveries), found)
+            if tried:
+                conn.execute(insert(attempts), tried)
     with runtime.store.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
-    return (runtime, client, key, webhook_ids), key, time.perf_counter() - started
+    return runtime, client, key, webhook_ids, time.perf_counter() - started
 
 
 def sign_in(client: TestClient[Any], key: str) -> None:
     form = client.get("/dashboard/sign-in").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
-    answer = client.post("/dashboard/sign-in", data={"api_key": key, "csrf_token": token}, follow_redirects=False)
+    form_data = {"api_key": key, "csrf_token": token}
+    answer = client.post("/dashboard/sign-in", data=form_data, follow_redirects=False)
     assert answer.status_code == 303, answer.text
 
 
@@ -108,7 +133,8 @@ def measure(client: TestClient[Any], path: str, requests: int) -> dict[str, floa
         assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
     rows = answer.text.count('href="/dashboard/deliveries/dlv_')
     times.sort()
-    return {"median_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))], "rows": rows}
+    p95 = times[int(0.95 * (len(times) - 1))]
+    return {"median_ms": statistics.median(times), "p95_ms": p95, "rows": rows}
 
 
 def main() -> None:
@@ -117,18 +143,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30, help="requests per page measured")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        (runtime, client, key, webhook_ids), key, seconds = build(Path(directory) / "bench.sqlite3", args.rows)
+        runtime, client, key, webhook_ids, seconds = build(Path(directory) / "bench.sqlite3", args.rows)
         print(f"built {args.rows:,} deliveries (bulk SQL into the read models) in {seconds:.1f} s")
         sign_in(client, key)
         middle = datetime.now(UTC) - timedelta(milliseconds=args.rows * 25)
-        until = (middle + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+        since, until = (f"{t:%Y-%m-%dT%H:%M}" for t in (middle, middle + timedelta(hours=1)))
         pages = {
             "log, newest 50": "/dashboard/deliveries",
             "log, page 2": f"/dashboard/deliveries?cursor=dlv_{args.rows - 50:026d}",
             "log, one webhook": f"/dashboard/deliveries?webhook={webhook_ids[0]}",
             "log, status=failed": "/dashboard/deliveries?status=failed",
             "log, type=deal.attributed": "/dashboard/deliveries?type=deal.attributed",
-            "log, 1 h time range": f"/dashboard/deliveries?from={middle.strftime('%Y-%m-%dT%H:%M')}&until={until}",
+            "log, 1 h time range": f"/dashboard/deliveries?from={since}&until={until}",
             "failures": "/dashboard/failures",
             "webhooks (24 h health)": "/dashboard/webhooks",
         }
