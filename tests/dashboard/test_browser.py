@@ -161,3 +161,27 @@ def test_the_docs_page_renders_offline(chromium: Any, service: Service) -> None:
     page.locator(".opblock-tag", has_text="webhooks").first.wait_for()
     assert problems == []
     context.close()
+
+
+def test_the_core_actions_work_without_javascript(
+    chromium: Any, service: Service, receiver: Receiver
+) -> None:
+    """With scripts off: sign in, add a webhook, send a test event, and see its result on reload."""
+    context = chromium.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    sign_in(page, service, service.key)
+    page.get_by_role("link", name="Add Webhook").click()
+    page.get_by_label("URL").fill(receiver.url)
+    page.get_by_label(re.compile(r"^event\.tracked")).check()
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("link", name="Send Test Event").click()
+    page.get_by_role("button", name="Send").click()
+    for _ in range(50):
+        if page.locator("#test-result .status-succeeded").count():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    assert "HTTP 200" in page.locator("#test-result").inner_text()
+    assert json.loads(receiver.requests[-1].body)["type"] == "event.tracked"
+    context.close()

@@ -236,6 +236,9 @@ def test_webhook_actions_change_it_through_the_use_cases(users: tuple[User, User
     assert new_secret in alice.post(f"{path}/reveal").text
     assert new_secret not in alice.get(path).text  # shown on request only
     assert "whole number" in alice.post(f"{path}/rotate", {"grace_hours": "soon"}).text
+    recovered = alice.post(f"{path}/recover", {"since": "2024-01-01T00:00"})
+    assert recovered.headers["location"] == f"/dashboard/deliveries?webhook={webhook_id}&recovered=0"
+    assert "since" in alice.post(f"{path}/recover", {"since": "last week"}).text
     assert "Delete this webhook?" in alice.get(f"{path}/delete").text
     assert alice.post(f"{path}/delete").status_code == 303
     assert alice.api("GET", f"/webhooks/{webhook_id}").status_code == 404
