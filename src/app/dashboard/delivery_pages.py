@@ -23,7 +23,7 @@ from ...core.wire import parse_timestamp
 from ..bootstrap import Runtime
 from ..services.reports import LogFilter, Reports
 from .rendering import is_htmx, page, see_other
-from .webhook_pages import signed_in
+from .webhook_pages import WEBHOOK_ID, signed_in
 
 __all__ = ["STATUS_FILTERS", "delivery_handlers"]
 
@@ -72,7 +72,6 @@ def _filters(query: Any, endpoint_id: str | None = None) -> tuple[LogFilter, dic
     return wanted, chosen
 
 
-_WEBHOOK = Parameter(description="The webhook's id.")
 _DELIVERY = Parameter(description="The delivery's id.")
 
 
@@ -147,7 +146,7 @@ def delivery_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
         return see_other(f"/dashboard/deliveries/{delivery_id}?retried=1")
 
     @post("/webhooks/{webhook_id:str}/recover", include_in_schema=False)
-    async def recover(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
+    async def recover(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Response[Any]:
         account = signed_in(request)
         form = await request.form()
         await service.endpoint(account, webhook_id)
@@ -161,7 +160,7 @@ def delivery_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
         return see_other(f"/dashboard/deliveries?webhook={webhook_id}&recovered={count}")
 
     @get("/webhooks/{webhook_id:str}/test", include_in_schema=False)
-    async def test_form(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Template:
+    async def test_form(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Template:
         view = await service.endpoint(signed_in(request), webhook_id)
         chosen = request.query_params.get("type") or view.endpoint.event_types[0]
         if chosen not in set(EventType):
@@ -186,7 +185,7 @@ def delivery_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
         )
 
     @post("/webhooks/{webhook_id:str}/test", include_in_schema=False)
-    async def send_test(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
+    async def send_test(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Response[Any]:
         form = await request.form()
         event_type = str(form.get("type", ""))
         result = await service.send_test(signed_in(request), webhook_id, event_type)

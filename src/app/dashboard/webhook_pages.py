@@ -25,7 +25,7 @@ from ..bootstrap import Runtime
 from ..services.reports import Reports
 from .rendering import page, see_other
 
-__all__ = ["CATALOG", "CatalogEntry", "signed_in", "webhook_handlers"]
+__all__ = ["CATALOG", "WEBHOOK_ID", "CatalogEntry", "signed_in", "webhook_handlers"]
 
 
 @frozen
@@ -63,7 +63,8 @@ def _form_values(form: FormMultiDict) -> dict[str, Any]:
     }
 
 
-_WEBHOOK = Parameter(description="The webhook's id.")
+#: The ``{webhook_id}`` path parameter of every page of a webhook.
+WEBHOOK_ID = Parameter(description="The webhook's id.")
 
 
 def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
@@ -118,11 +119,11 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
         )
 
     @get("/webhooks/{webhook_id:str}", include_in_schema=False)
-    async def read(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Template:
+    async def read(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Template:
         return await show(request, webhook_id)
 
     @post("/webhooks/{webhook_id:str}", include_in_schema=False)
-    async def update(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
+    async def update(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Response[Any]:
         account = signed_in(request)
         values = _form_values(await request.form())
         try:
@@ -141,17 +142,17 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
         return see_other(f"/dashboard/webhooks/{webhook_id}?saved=1")
 
     @post("/webhooks/{webhook_id:str}/enable", include_in_schema=False)
-    async def enable(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
+    async def enable(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Response[Any]:
         await service.enable_endpoint(signed_in(request), webhook_id)
         return see_other(f"/dashboard/webhooks/{webhook_id}")
 
     @post("/webhooks/{webhook_id:str}/disable", include_in_schema=False)
-    async def disable(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
+    async def disable(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Response[Any]:
         await service.disable_endpoint(signed_in(request), webhook_id)
         return see_other(f"/dashboard/webhooks/{webhook_id}")
 
     @post("/webhooks/{webhook_id:str}/rotate", include_in_schema=False)
-    async def rotate(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
+    async def rotate(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Response[Any]:
         form = await request.form()
         hours = str(form.get("grace_hours", "24")).strip()
         try:
@@ -164,17 +165,17 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
         return await show(request, webhook_id, rotated=True, secret=view.endpoint.secret)
 
     @post("/webhooks/{webhook_id:str}/reveal", include_in_schema=False)
-    async def reveal(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Template:
+    async def reveal(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Template:
         view = await service.endpoint(signed_in(request), webhook_id)
         return await show(request, webhook_id, secret=view.endpoint.secret)
 
     @get("/webhooks/{webhook_id:str}/delete", include_in_schema=False)
-    async def confirm_delete(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Template:
+    async def confirm_delete(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Template:
         view = await service.endpoint(signed_in(request), webhook_id)
         return page(request, "webhook_delete.html", webhook=view.endpoint)
 
     @post("/webhooks/{webhook_id:str}/delete", include_in_schema=False)
-    async def remove(request: Request[Any, Any, Any], webhook_id: str = _WEBHOOK) -> Response[Any]:
+    async def remove(request: Request[Any, Any, Any], webhook_id: str = WEBHOOK_ID) -> Response[Any]:
         await service.delete_endpoint(signed_in(request), webhook_id)
         return see_other("/dashboard/webhooks?deleted=1")
 
