@@ -14,7 +14,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from ..adapters.sql import DEFAULT_URL
 from ..core.retry import SPEC_DELAYS
@@ -55,7 +55,7 @@ class Settings:
     egress_allow_networks: tuple[str, ...] = ()
     egress_client: str = "curl"
     log_level: str = "info"
-    session_secret: str | None = None
+    session_secret: str | None = field(default=None, repr=False)  # a key: kept out of logs
 
     @classmethod
     def from_sources(
