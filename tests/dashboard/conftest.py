@@ -52,12 +52,12 @@ def _drain(process: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """``serve --mode development`` with retries after 1 s and 2 s, and two accounts' keys."""
+    """``serve --mode development`` with retries after 2 s and 4 s, and two accounts' keys."""
     directory = tmp_path_factory.mktemp("dashboard")
     database = directory / "service.sqlite3"
     command = [
         sys.executable, "-m", "attribution_webhooks.app.cli", "serve", "--mode", "development",
-        "--port", "0", "--retry-delays", "1s,2s", "--poll-interval", "200ms",
+        "--port", "0", "--retry-delays", "2s,4s", "--poll-interval", "200ms",
         "--database-url", f"sqlite:///{database}",
     ]  # fmt: skip
     process = subprocess.Popen(
