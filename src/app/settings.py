@@ -136,8 +136,8 @@ def _level(text: str) -> str:
 
 def _client(text: str) -> str:
     client = text.strip().lower()
-    if client not in ("curl", "aiohttp"):
-        raise ValueError(f"{text!r}: use curl (libcurl, the default) or aiohttp")
+    if client not in ("curl", "httpx"):
+        raise ValueError(f"{text!r}: use curl (libcurl, the default) or httpx")
     return client
 
 
@@ -226,7 +226,7 @@ OPTIONS: tuple[Option, ...] = (
     _option(
         "egress_client",
         _client,
-        "the HTTP client that sends deliveries: curl (libcurl, default) or aiohttp",
+        "the HTTP client that sends deliveries: curl (libcurl, default) or httpx",
         "CLIENT",
         "run",
     ),

@@ -162,15 +162,15 @@ def test_flags_win_over_environment_over_defaults() -> None:
         Settings.from_sources(None, {"ATTRIBUTION_WEBHOOKS_PORT": "99999"})
 
 
-def test_the_delivery_client_can_be_switched_back_to_aiohttp(tmp_path: Path) -> None:
-    """libcurl sends by default; ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT=aiohttp is the fallback."""
+def test_the_delivery_client_can_be_switched_to_httpx(tmp_path: Path) -> None:
+    """libcurl sends by default; ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT=httpx is the alternative."""
     from attribution_webhooks.adapters.http.settings import HttpClient
     from attribution_webhooks.app.bootstrap import open_runtime
 
     database = f"sqlite:///{tmp_path / 'client.sqlite3'}"
     for env, expected in (
         ({}, HttpClient.CURL),
-        ({"ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT": "aiohttp"}, HttpClient.AIOHTTP),
+        ({"ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT": "httpx"}, HttpClient.HTTPX),
     ):
         runtime = open_runtime(
             Settings.from_sources(None, {"ATTRIBUTION_WEBHOOKS_DATABASE_URL": database, **env})

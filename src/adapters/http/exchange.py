@@ -1,0 +1,75 @@
+"""What an HTTP client adapter owes ``HttpTransport``: one exchange with a vetted address, and
+its failures already in the delivery log's words (``ErrorKind``), never another library's."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from ...core.outcomes import ErrorKind
+from .hosts import Target
+
+__all__ = ["AllowConnect", "Client", "Reply", "SendFailed", "errno_kind"]
+
+_DETAIL_LIMIT = 300
+_REFUSED = frozenset({errno.ECONNREFUSED})
+_RESET = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ESHUTDOWN})
+
+# Called with the address and port a new connection is about to be opened to; False refuses it.
+# Tests count connections with it; the adapters' own guard (only the vetted address) runs first.
+AllowConnect = Callable[[str, int], bool]
+
+
+class SendFailed(Exception):
+    """No usable answer: ``kind`` for the log, ``detail`` in the client's or the system's words."""
+
+    def __init__(self, kind: ErrorKind, detail: str) -> None:
+        super().__init__(kind, detail)
+        self.kind = kind
+        self.detail = detail[:_DETAIL_LIMIT]
+
+
+class Reply(Protocol):
+    """A whole answer: a final status whose header block arrived complete, and the body kept."""
+
+    status: int
+
+    @property
+    def body(self) -> bytes | bytearray: ...
+
+    def header(self, name: str) -> str | None: ...
+
+
+class Client(Protocol):
+    """One HTTP client under the port (libcurl, httpx)."""
+
+    async def exchange(
+        self,
+        target: Target,
+        address: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        total: float,
+        connect: float,
+    ) -> Reply:
+        """POST ``body`` to ``target`` over a connection to ``address`` (vetted) and nothing else.
+
+        ``total`` seconds bound the exchange, ``connect`` of them the connection. The body is
+        read up to the settings' limits. Raises ``SendFailed``; a status counts only once its
+        whole header block has arrived, and a body cut short by the receiver is a failure.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        ...
+
+
+def errno_kind(number: int) -> ErrorKind | None:
+    """The kind an operating-system error number means, if it says something definite."""
+    if number in _REFUSED:
+        return ErrorKind.CONNECTION_REFUSED
+    if number in _RESET:
+        return ErrorKind.CONNECTION_RESET
+    return None
