@@ -72,6 +72,14 @@ _PROTOCOL_ERRORS = frozenset({pycurl.E_UNSUPPORTED_PROTOCOL, 8, 100, pycurl.E_HT
 _DNS_ERRORS = frozenset({pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_COULDNT_RESOLVE_HOST})
 
 
+def _resend_refused() -> SendFailed:
+    return SendFailed(
+        ErrorKind.CONNECTION_RESET,
+        "the kept-alive connection closed after the request was sent; not sent again",
+    )
+
+
+
 def _bracketed(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -127,6 +135,10 @@ class CurlAnswer:
     def open_socket(self, purpose: int, address: tuple[int, int, int, tuple[str, int]]) -> object:
         """libcurl's OPENSOCKETFUNCTION: a socket only to the vetted address (and the hook's)."""
         family, kind, protocol, (host, port) = address[0], address[1], address[2], address[3][:2]
+        if self.sends:
+            # libcurl re-sending on a fresh connection: refuse the connection itself.
+            self.refusal = _resend_refused()
+            return pycurl.SOCKET_BAD
         if self._pinned is not None and not _same_address(host, self._pinned):
             self.refusal = SendFailed(ErrorKind.BLOCKED_TARGET, f"{host} is not the vetted {self._pinned}")
             return pycurl.SOCKET_BAD
@@ -140,10 +152,7 @@ class CurlAnswer:
         over a connection to the vetted address."""
         self.sends += 1
         if self.sends > 1:
-            self.refusal = SendFailed(
-                ErrorKind.CONNECTION_RESET,
-                "the kept-alive connection closed after the request was sent; not sent again",
-            )
+            self.refusal = _resend_refused()
             return pycurl.PREREQFUNC_ABORT
         if self._pinned is not None and not _same_address(primary_ip, self._pinned):
             self.refusal = SendFailed(
