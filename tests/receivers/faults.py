@@ -74,7 +74,10 @@ SCRIPTS: dict[str, list[Step]] = {
     "trickle-status": [("trickle", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")],
     "trickle-body": [("send", _head("200 OK", 40)), ("trickle", b"x" * 40)],
     "gzip-bomb": [("send", _head("200 OK", len(_BOMB), "Content-Encoding: gzip\r\n") + _BOMB)],
-    "huge-header-block": [("send", b"HTTP/1.1 200 OK\r\n" + _HUGE_HEADERS), ("send", b"Content-Length: 0\r\n\r\n")],
+    "huge-header-block": [
+        ("send", b"HTTP/1.1 200 OK\r\n" + _HUGE_HEADERS),
+        ("send", b"Content-Length: 0\r\n\r\n"),
+    ],
     "garbage": [("send", b"SURPRISE! this is not HTTP\r\n\r\n"), ("fin", None)],
 }
 

@@ -1,6 +1,7 @@
 """One reading of a URL's host (issue 10.3): every spelling that some parser takes for an IP
 address is read as that address here, and spellings parsers disagree about are refused."""
 
+# ruff: noqa: RUF001  # fullwidth digits and full stops are the hostile spellings under test
 from __future__ import annotations
 
 import pytest
