@@ -20,8 +20,8 @@ from sqlalchemy import text
 
 from attribution_webhooks.adapters.sql import SqlStore, open_store
 from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
+from attribution_webhooks.app.services import NewEvent, ServiceSettings, WebhookService
 from attribution_webhooks.core.endpoint import EndpointRules
-from attribution_webhooks.core.services import NewEvent, ServiceSettings, WebhookService
 
 from .clients import SECRET
 from .engine import ACCOUNT, EVENT_TYPE, event_data

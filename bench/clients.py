@@ -618,9 +618,9 @@ async def _worker(url: str, concurrency: int, duration: float, client: str = "cu
     from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpTransport
     from attribution_webhooks.adapters.memory import MemoryStore
     from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
-    from attribution_webhooks.core.dispatcher import Dispatcher, DispatchSettings
+    from attribution_webhooks.app.services import NewEvent, ServiceSettings, WebhookService
+    from attribution_webhooks.app.worker import Dispatcher, DispatchSettings
     from attribution_webhooks.core.endpoint import EndpointRules
-    from attribution_webhooks.core.services import NewEvent, ServiceSettings, WebhookService
 
     data = json.loads(signed_request()[0])["data"]
     service = WebhookService(
@@ -632,7 +632,7 @@ async def _worker(url: str, concurrency: int, duration: float, client: str = "cu
     )
     settings = EgressSettings(mode=EgressMode.DEVELOPMENT, max_connections=concurrency, client=client)
     async with HttpTransport(settings) as transport:
-        dispatcher = Dispatcher(
+        dispatcher = Dispatcher.beside(
             service,
             transport,
             HmacSigner(),

@@ -39,13 +39,13 @@ from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpT
 from attribution_webhooks.adapters.signing import HmacSigner
 from attribution_webhooks.adapters.sql import SqlStore, open_store
 from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
-from attribution_webhooks.core.dispatcher import Dispatcher, DispatchSettings
+from attribution_webhooks.app.services import NewEvent, ServiceSettings, WebhookService
+from attribution_webhooks.app.worker import Dispatcher, DispatchSettings
 from attribution_webhooks.core.endpoint import EndpointRules
 from attribution_webhooks.core.events import AttemptSucceeded
 from attribution_webhooks.core.ports import StreamAppend
 from attribution_webhooks.core.retry import RetryPolicy
 from attribution_webhooks.core.samples import SAMPLE_DATA
-from attribution_webhooks.core.services import NewEvent, ServiceSettings, WebhookService
 from attribution_webhooks.core.views import DueDelivery
 
 from .clients import SECRET
@@ -219,7 +219,7 @@ class _Engine:
 
     async def start(self) -> dict[str, Any]:
         self.transport = HttpTransport(self.egress)
-        self.dispatcher = Dispatcher(self.service, self.transport, HmacSigner(), self.settings)
+        self.dispatcher = Dispatcher.beside(self.service, self.transport, HmacSigner(), self.settings)
         self.runner = asyncio.ensure_future(self.dispatcher.run(self.stop_event))
         return {"started": time.monotonic()}
 

@@ -53,7 +53,7 @@ _LAYERS: tuple[tuple[str, str], ...] = (
         "API: Litestar, uvicorn, payload checks",
         r"\blitestar/|\buvicorn/|\bmsgspec/|adapters/payloads|app/api/",
     ),
-    ("core: dispatcher", r"core/dispatcher"),
+    ("worker: dispatcher", r"app/worker/dispatcher"),
     ("core: services, aggregates, wire", r"core/"),
     ("ids, clock", r"adapters/system"),
     ("asyncio (tasks, timeouts), thread hand-offs", r"\basyncio/(?!run)|concurrent/futures|\bthreading\."),

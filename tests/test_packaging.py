@@ -60,7 +60,12 @@ def test_the_wheel_holds_the_package_and_nothing_else(tmp_path: Path) -> None:
         "attribution_webhooks",
         wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info",
     }
-    for module in ("core/dispatcher.py", "adapters/sql/store.py", "adapters/http/transport.py", "app/cli.py"):
+    for module in (
+        "app/worker/dispatcher.py",
+        "adapters/sql/store.py",
+        "adapters/http/transport.py",
+        "app/cli.py",
+    ):
         assert f"attribution_webhooks/{module}" in names
     assert any(name.startswith("attribution_webhooks/adapters/sql/migrations/versions/") for name in names)
     assert "attribution_webhooks/py.typed" in names

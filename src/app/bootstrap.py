@@ -13,12 +13,12 @@ from ..adapters.signing import HmacSigner
 from ..adapters.sql import ApiKeyStore, SqlStore, open_store
 from ..adapters.sql.wakeups import PostgresWakeups
 from ..adapters.system import SystemClock, SystemRandom, UlidGenerator
-from ..core.dispatcher import Dispatcher, DispatchSettings
 from ..core.endpoint import EndpointRules, validate_url
 from ..core.errors import ValidationError
 from ..core.retry import RetryPolicy
-from ..core.services import ServiceSettings, WebhookService
+from .services import NoticeBoard, ServiceSettings, WebhookService
 from .settings import Mode, Settings, SettingsError
+from .worker import Dispatcher, DispatchSettings
 
 __all__ = ["Runtime", "open_runtime"]
 
@@ -31,6 +31,7 @@ class Runtime:
     store: SqlStore
     keys: ApiKeyStore
     service: WebhookService
+    notices: NoticeBoard
     egress: EgressSettings
     dispatch: DispatchSettings
 
@@ -45,8 +46,20 @@ class Runtime:
         return PostgresWakeups(self.store.engine.url)
 
     def dispatcher(self, transport: HttpTransport) -> Dispatcher:
-        """A dispatcher over this runtime's service; ``run(stop)`` it on the event loop."""
-        return Dispatcher(self.service, transport, HmacSigner(), self.dispatch)
+        """A dispatcher over this runtime's ports, hearing its notices; ``run(stop)`` it on the
+        event loop."""
+        settings = self.service.settings
+        return Dispatcher(
+            store=self.store,
+            transport=transport,
+            signer=HmacSigner(),
+            clock=self.service.clock,
+            random=self.service.random,
+            retry=settings.retry,
+            endpoint_rules=settings.endpoint_rules,
+            settings=self.dispatch,
+            notices=self.notices,
+        )
 
     async def check_target(self, url: str) -> None:
         """The registration-time check of a webhook URL: its shape, then (production mode) that
@@ -98,5 +111,6 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
         retry=retry,
     )
     store = open_store(settings.database_url, migrate=migrate)
-    service = WebhookService(store, SystemClock(), UlidGenerator(), SystemRandom(), service_settings)
-    return Runtime(settings, store, ApiKeyStore(store.engine), service, egress, dispatch)
+    notices = NoticeBoard()
+    service = WebhookService(store, SystemClock(), UlidGenerator(), SystemRandom(), service_settings, notices)
+    return Runtime(settings, store, ApiKeyStore(store.engine), service, notices, egress, dispatch)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import sys
@@ -24,8 +25,8 @@ from ..adapters.sql import SchemaNotCurrent, upgrade
 from ..adapters.system import UlidGenerator
 from ..core.catalog import EVENT_TYPES, check_event_type
 from ..core.errors import DomainError, ValidationError
-from ..core.services import NewEvent
 from ..core.wire import encode_json
+from .services import NewEvent
 from .settings import Settings, SettingsError, add_options
 
 __all__ = ["main"]
@@ -241,9 +242,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    return run_demo(int(args.seed), sys.stdout)
+    # The demo runs on the simulation's fakes, which production code does not import: load it
+    # only when asked for.
+    demo = importlib.import_module("attribution_webhooks.testing.demo")
+    return int(demo.run_demo(int(args.seed), sys.stdout))
 
 
 # --- the parser ---------------------------------------------------------------------------------

@@ -27,10 +27,10 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from .. import __version__
-from ..core.dispatcher import Dispatcher
 from .api import create_app
 from .bootstrap import Runtime
 from .settings import Mode
+from .worker import Dispatcher
 
 __all__ = ["DEV_ACCOUNT", "ensure_first_key", "run", "serve", "work"]
 
@@ -97,12 +97,12 @@ async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> Dispatcher:
         else:
             async with wakeups:
                 # Tell the other processes what happens here; hear what happens there.
-                runtime.service.add_listener(wakeups)
+                runtime.notices.subscribe(wakeups)
                 listening = asyncio.ensure_future(wakeups.listen(dispatcher, stop))
                 try:
                     await dispatcher.run(stop)
                 finally:
-                    runtime.service.remove_listener(wakeups)
+                    runtime.notices.unsubscribe(wakeups)
                     listening.cancel()
                     await asyncio.gather(listening, return_exceptions=True)
     finally:

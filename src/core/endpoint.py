@@ -38,6 +38,7 @@ __all__ = [
     "Update",
     "decide",
     "evolve",
+    "failing_too_long",
     "fold",
     "initial_state",
     "validate_event_types",
@@ -280,10 +281,10 @@ def decide(command: EndpointCommand, state: Endpoint, rules: EndpointRules) -> l
             _require_live(state)
             if state.status is EndpointStatus.DISABLED:
                 return []
-            failing_for = command.now - command.failing_since
-            if failing_for < rules.auto_disable_after:
+            if not failing_too_long(command.failing_since, command.now, rules):
                 raise InvalidTransition(
-                    f"failing for {failing_for}, less than the {rules.auto_disable_after} that disables it"
+                    f"failing for {command.now - command.failing_since}, "
+                    f"less than the {rules.auto_disable_after} that disables it"
                 )
             return [
                 EndpointDisabled(state.endpoint_id, DisableReason.FAILING, command.now, command.failing_since)
@@ -380,3 +381,9 @@ def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
 def fold(events: Iterable[EndpointEvent], state: Endpoint | None = None) -> Endpoint:
     """Replay ``events`` onto ``state`` (the initial state by default)."""
     return reduce(evolve, events, state if state is not None else initial_state())
+
+
+def failing_too_long(failing_since: datetime | None, now: datetime, rules: EndpointRules) -> bool:
+    """The auto-disable rule, in its one home: every delivery to the endpoint has failed since
+    ``failing_since``, for at least ``rules.auto_disable_after``."""
+    return failing_since is not None and now - failing_since >= rules.auto_disable_after

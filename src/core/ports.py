@@ -25,6 +25,7 @@ __all__ = [
     "EndpointDirectory",
     "EventStore",
     "IdGenerator",
+    "Notices",
     "OutboundRequest",
     "RandomSource",
     "RecordedEvent",
@@ -197,4 +198,16 @@ class RandomSource(Protocol):
 
     def token_bytes(self, size: int) -> bytes:
         """``size`` unpredictable bytes (a real adapter uses the OS's secure source)."""
+        ...
+
+
+class Notices(Protocol):
+    """Announcements of new work, so a dispatcher need not wait for its next poll."""
+
+    def deliveries_due(self) -> None:
+        """Deliveries may have become due (published, released, redelivered)."""
+        ...
+
+    def endpoint_changed(self, endpoint_id: str) -> None:
+        """An endpoint changed (disabled, deleted, new URL or secret): drop stale copies of it."""
         ...

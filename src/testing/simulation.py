@@ -31,10 +31,11 @@ from attrs import define, field, frozen
 
 from ..adapters.memory import MemoryStore
 from ..adapters.signing import HmacSigner
+from ..app.services import NewEvent, ServiceSettings, WebhookService
+from ..app.worker import Dispatcher, DispatchSettings
 from ..core import endpoint as ep
 from ..core.catalog import EVENT_TYPES
 from ..core.delivery import DeliveryStatus
-from ..core.dispatcher import Dispatcher, DispatchSettings
 from ..core.errors import DomainError
 from ..core.events import (
     AttemptFailed,
@@ -62,7 +63,6 @@ from ..core.outcomes import HttpResponse, TransportFailure
 from ..core.ports import Clock, RecordedEvent, Storage
 from ..core.retry import RetryPolicy
 from ..core.samples import SAMPLE_DATA
-from ..core.services import NewEvent, ServiceSettings, WebhookService
 from ..core.wire import JsonValue
 from .fakes import EPOCH, FAILURES, FakeNetwork, LoopClock, Route, SeededRandom, SentRequest, SequentialIds
 from .loop import run_virtual
@@ -296,7 +296,7 @@ class _Worker:
     stop: asyncio.Event | None = None
 
     def start(self) -> None:
-        self.dispatcher = Dispatcher(self.service, self.network, HmacSigner(), self.settings)
+        self.dispatcher = Dispatcher.beside(self.service, self.network, HmacSigner(), self.settings)
         self.stop = asyncio.Event()
         self.task = asyncio.ensure_future(self.dispatcher.run(self.stop))
 

@@ -9,10 +9,10 @@ import random
 from datetime import timedelta
 
 from attribution_webhooks.adapters.signing import HmacSigner
+from attribution_webhooks.app.services import NewEvent, WebhookService
+from attribution_webhooks.app.worker import Dispatcher, DispatchSettings
 from attribution_webhooks.core.delivery import DeliveryStatus
-from attribution_webhooks.core.dispatcher import Dispatcher, DispatchSettings
 from attribution_webhooks.core.ports import Storage
-from attribution_webhooks.core.services import NewEvent, WebhookService
 from attribution_webhooks.testing import (
     FakeNetwork,
     LoopClock,
@@ -43,7 +43,7 @@ async def _workload(store: Storage, seed: int) -> None:
     settings = DispatchSettings(
         claim_batch=16, per_endpoint_concurrency=2, concurrency=8, poll_interval=timedelta(seconds=60)
     )
-    dispatcher = Dispatcher(service, network, HmacSigner(), settings)  # it listens to the service
+    dispatcher = Dispatcher.beside(service, network, HmacSigner(), settings)  # it hears the service's notices
     stop = asyncio.Event()
     running = asyncio.ensure_future(dispatcher.run(stop))
 

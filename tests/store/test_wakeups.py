@@ -13,11 +13,11 @@ from attribution_webhooks.adapters.signing import HmacSigner
 from attribution_webhooks.adapters.sql import open_store
 from attribution_webhooks.adapters.sql.wakeups import PostgresWakeups, libpq_conninfo
 from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
-from attribution_webhooks.core.dispatcher import Dispatcher, DispatchSettings
+from attribution_webhooks.app.services import NewEvent, NoticeBoard, ServiceSettings, WebhookService
+from attribution_webhooks.app.worker import Dispatcher, DispatchSettings
 from attribution_webhooks.core.endpoint import EndpointRules
 from attribution_webhooks.core.outcomes import HttpResponse, Outcome
 from attribution_webhooks.core.ports import OutboundRequest
-from attribution_webhooks.core.services import NewEvent, ServiceSettings, WebhookService
 
 pytestmark = pytest.mark.postgres
 URL_ = "http://127.0.0.1:9/hook"
@@ -55,13 +55,14 @@ async def test_a_publish_in_one_process_wakes_a_worker_in_another(postgres_url: 
     """With a minute between polls, a worker on another store still starts within a second."""
     api, worker_side = _service(postgres_url), _service(postgres_url)
     receiver = Answered()
-    dispatcher = Dispatcher(
+    dispatcher = Dispatcher.beside(
         worker_side, receiver, HmacSigner(), DispatchSettings(poll_interval=timedelta(seconds=60))
     )
     stop = asyncio.Event()
     try:
         async with PostgresWakeups(postgres_url) as sending, PostgresWakeups(postgres_url) as hearing:
-            api.add_listener(sending)
+            assert isinstance(api.notices, NoticeBoard)
+            api.notices.subscribe(sending)
             running = asyncio.ensure_future(dispatcher.run(stop))
             listening = asyncio.ensure_future(hearing.listen(dispatcher, stop))
             await asyncio.sleep(0.5)  # the worker is asleep for a minute now
@@ -89,7 +90,7 @@ async def test_endpoint_changes_reach_other_processes(postgres_url: URL) -> None
             self.changed: list[str] = []
             self.woken = 0
 
-        def wake(self) -> None:
+        def deliveries_due(self) -> None:
             self.woken += 1
 
         def endpoint_changed(self, endpoint_id: str) -> None:

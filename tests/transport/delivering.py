@@ -16,11 +16,11 @@ from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpT
 from attribution_webhooks.adapters.memory import MemoryStore
 from attribution_webhooks.adapters.signing import HmacSigner
 from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
+from attribution_webhooks.app.services import ServiceSettings, WebhookService
+from attribution_webhooks.app.worker import Dispatcher, DispatchSettings
 from attribution_webhooks.core.delivery import DeliveryStatus
-from attribution_webhooks.core.dispatcher import Dispatcher, DispatchSettings
 from attribution_webhooks.core.endpoint import EndpointRules
 from attribution_webhooks.core.retry import RetryPolicy
-from attribution_webhooks.core.services import ServiceSettings, WebhookService
 from attribution_webhooks.core.views import AttemptView
 
 SECRET = "whsec_compat-Test-Secret-0123456789"
@@ -73,7 +73,7 @@ async def running_worker(
         ),
     )
     async with HttpTransport(settings or EgressSettings(mode=EgressMode.DEVELOPMENT)) as transport:
-        dispatcher = Dispatcher(
+        dispatcher = Dispatcher.beside(
             service,
             transport,
             HmacSigner(),
@@ -83,7 +83,6 @@ async def running_worker(
                 poll_interval=timedelta(seconds=0.1),
             ),
         )
-        service._on_due = dispatcher.wake  # the composition root's job, done by hand here
         stop = asyncio.Event()
         task = asyncio.create_task(dispatcher.run(stop))
         try:

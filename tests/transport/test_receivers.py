@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from attribution_webhooks.app.services import NewEvent
 from attribution_webhooks.core.delivery import DeliveryStatus
 from attribution_webhooks.core.outcomes import ErrorKind
-from attribution_webhooks.core.services import NewEvent
 from attribution_webhooks.core.wire import MAX_SAFE_INTEGER
 from receivers.scripted import ScriptedServer, free_port
 

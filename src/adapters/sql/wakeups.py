@@ -2,10 +2,10 @@
 
 A dispatcher hears of work published in its own process at once (it listens to the service).
 Work published by another process (an API node, another worker) it would only find at its next
-poll. On PostgreSQL, ``PostgresWakeups`` closes that gap: registered as a listener of the local
-service, it sends a NOTIFY whenever deliveries become due or an endpoint changes; ``listen``
+poll. On PostgreSQL, ``PostgresWakeups`` closes that gap: subscribed to the process's notice
+board, it sends a NOTIFY whenever deliveries become due or an endpoint changes; ``listen``
 passes every NOTIFY from other processes on to the local dispatcher. A NOTIFY is sent after the
-append has committed (the service calls its listeners after the append returns), so a woken
+append has committed (the use cases announce after the append returns), so a woken
 dispatcher always finds the work. Notifications are an optimisation: a lost one costs at most
 a poll interval, and polling stays on.
 """
@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, make_url
 if TYPE_CHECKING:  # psycopg is the optional "postgres" extra: imported only when it is used
     import psycopg
 
-from ...core.services import ServiceListener
+from ...core.ports import Notices
 
 __all__ = ["CHANNEL", "PostgresWakeups", "libpq_conninfo"]
 
@@ -64,9 +64,9 @@ class PostgresWakeups:
             await self._sender.close()
             self._sender = None
 
-    # --- ServiceListener: what this process tells the others ---------------------------------
+    # --- Notices: what this process tells the others ---------------------------------
 
-    def wake(self) -> None:
+    def deliveries_due(self) -> None:
         self._send(_DUE)
 
     def endpoint_changed(self, endpoint_id: str) -> None:
@@ -93,7 +93,7 @@ class PostgresWakeups:
 
     # --- what the others tell this process ----------------------------------------------------
 
-    async def listen(self, listener: ServiceListener, stop: asyncio.Event) -> None:
+    async def listen(self, listener: Notices, stop: asyncio.Event) -> None:
         """Pass every wake-up from the database to ``listener`` until ``stop`` is set. Reconnects
         after a lost connection; never raises for database trouble."""
         import psycopg
@@ -102,19 +102,19 @@ class PostgresWakeups:
             try:
                 async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
-                    listener.wake()  # anything published while we were not listening
+                    listener.deliveries_due()  # anything published while we were not listening
                     await _until(stop, self._forward(conn, listener))
             except psycopg.Error as error:
                 log.warning("lost the wake-up connection (polling meanwhile): %s", error)
                 await _until(stop, asyncio.sleep(1.0))
 
     @staticmethod
-    async def _forward(conn: psycopg.AsyncConnection[object], listener: ServiceListener) -> None:
+    async def _forward(conn: psycopg.AsyncConnection[object], listener: Notices) -> None:
         async for notice in conn.notifies():
             if notice.payload.startswith(_ENDPOINT):
                 listener.endpoint_changed(notice.payload[len(_ENDPOINT) :])
             else:
-                listener.wake()
+                listener.deliveries_due()
 
 
 async def _until(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:

@@ -11,8 +11,8 @@ from ...adapters.payloads import check_event_data, json_schema
 from ...core.catalog import EventType as CatalogType
 from ...core.catalog import check_event_type, payload_class
 from ...core.samples import SAMPLE_DATA
-from ...core.services import NewEvent
 from ..bootstrap import Runtime
+from ..services import NewEvent
 from .auth import SECURITY, Account
 from .deliveries import with_attempts
 from .resources import Event, EventType, EventTypeList, Published, PublishEvent, event_body

@@ -26,7 +26,7 @@ from litestar.types import ExceptionHandlersMap
 
 from ...adapters.payloads import InvalidPayload
 from ...core.errors import ConcurrencyConflict, InvalidTransition, NotFound, ValidationError
-from ...core.services import DuplicateEventConflict
+from ..services import DuplicateEventConflict
 
 __all__ = [
     "PROBLEM_JSON",

@@ -15,12 +15,12 @@ from typing import TextIO
 
 from ..adapters.memory import MemoryStore
 from ..adapters.signing import HmacSigner
+from ..app.services import NewEvent, WebhookService
+from ..app.worker import Dispatcher
 from ..core.catalog import EVENT_TYPES
-from ..core.dispatcher import Dispatcher
 from ..core.samples import SAMPLE_DATA
-from ..core.services import NewEvent, WebhookService
-from ..testing.fakes import EPOCH, FakeNetwork, LoopClock, Route, SeededRandom, SequentialIds
-from ..testing.loop import run_virtual
+from .fakes import EPOCH, FakeNetwork, LoopClock, Route, SeededRandom, SequentialIds
+from .loop import run_virtual
 
 __all__ = ["run_demo"]
 
@@ -30,7 +30,7 @@ async def _scenario(seed: int, out: TextIO) -> None:
     store = MemoryStore()
     network = FakeNetwork(clock, random.Random(seed))
     service = WebhookService(store, clock, SequentialIds(), SeededRandom(seed))
-    dispatcher = Dispatcher(service, network, HmacSigner())
+    dispatcher = Dispatcher.beside(service, network, HmacSigner())
     crm = await service.register_endpoint(
         "acct_demo", "https://crm.example/webhooks/attribution", EVENT_TYPES, description="CRM sync"
     )

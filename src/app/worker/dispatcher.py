@@ -20,15 +20,16 @@ from typing import Any
 
 from attrs import define, field, frozen
 
-from . import delivery as dlv
-from .endpoint import EndpointStatus
-from .errors import ConcurrencyConflict, InvalidTransition
-from .events import AttemptFailed, AttemptSucceeded
-from .outcomes import ErrorKind, TransportFailure
-from .ports import OutboundRequest, Signer, StreamAppend, Transport
-from .services import WebhookService
-from .signing import delivery_headers
-from .views import DueDelivery, EndpointView
+from ...core import delivery as dlv
+from ...core import endpoint as ep
+from ...core.endpoint import EndpointStatus
+from ...core.outcomes import ErrorKind, TransportFailure
+from ...core.ports import Clock, OutboundRequest, RandomSource, Signer, Storage, Transport
+from ...core.retry import RetryPolicy
+from ...core.signing import delivery_headers
+from ...core.views import DueDelivery
+from ..services import NoticeBoard, WebhookService
+from .recorder import DispatchStats, Job, Recorder
 
 __all__ = ["DispatchSettings", "DispatchStats", "Dispatcher"]
 
@@ -60,59 +61,65 @@ class DispatchSettings:
 
 
 @define
-class DispatchStats:
-    """Counters for tests, logs and benchmarks."""
-
-    claimed: int = 0
-    attempts: int = 0
-    succeeded: int = 0
-    failed_attempts: int = 0
-    held: int = 0
-    cancelled: int = 0
-    released: int = 0
-    conflicts: int = 0
-    transactions: int = 0
-
-
-@frozen
-class _Job:
-    due: DueDelivery
-    endpoint: EndpointView | None
-
-
-@frozen
-class _Decision:
-    job: _Job
-    command: dlv.DeliveryCommand
-
-
-@define
 class Dispatcher:
-    """Delivers what the queue says is due. ``wake()`` after publishing makes it look at once."""
+    """Delivers what the queue says is due. It is given its ports, not a service: the store, the
+    transport, the signer, the clock, a random source (retry jitter), the retry policy and the
+    endpoint rules. While it runs it is subscribed to ``notices``, the process's notice board
+    (it implements the ``Notices`` port): it hears at once of work published here
+    (``deliveries_due``) and of endpoints changed (``endpoint_changed``), and announces there
+    the endpoints it auto-disables."""
 
-    service: WebhookService
+    store: Storage
     transport: Transport
     signer: Signer
+    clock: Clock
+    random: RandomSource
+    retry: RetryPolicy = field(factory=RetryPolicy)
+    endpoint_rules: ep.EndpointRules = field(factory=ep.EndpointRules)
     settings: DispatchSettings = field(factory=DispatchSettings)
+    notices: NoticeBoard = field(factory=NoticeBoard)
     stats: DispatchStats = field(factory=DispatchStats)
     _signal: asyncio.Event = field(factory=asyncio.Event, init=False)
     _stopping: bool = field(default=False, init=False)
-    _in_flight: dict[str, tuple[asyncio.Task[None], _Job]] = field(factory=dict, init=False)
+    _in_flight: dict[str, tuple[asyncio.Task[None], Job]] = field(factory=dict, init=False)
     _background: set[asyncio.Task[None]] = field(factory=set, init=False)
     _per_endpoint: dict[str, int] = field(factory=dict, init=False)
-    _waiting: dict[str, deque[_Job]] = field(factory=dict, init=False)
+    _waiting: dict[str, deque[Job]] = field(factory=dict, init=False)
     _n_waiting: int = field(default=0, init=False)
-    _decisions: list[_Decision] = field(factory=list, init=False)
-    _recording: int = field(default=0, init=False)
-    _decided: asyncio.Event = field(factory=asyncio.Event, init=False)
-    _flushed: asyncio.Event = field(factory=asyncio.Event, init=False)
+    _recorder: Recorder = field(init=False)
     _latency: dict[str, float] = field(factory=dict, init=False)
     _paced_until: dict[str, datetime] = field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._flushed.set()
+        self._recorder = Recorder(
+            self.store, self.clock, self.retry, self.endpoint_rules, self.notices, self.stats
+        )
 
-    def wake(self) -> None:
+    @classmethod
+    def beside(
+        cls,
+        service: WebhookService,
+        transport: Transport,
+        signer: Signer,
+        settings: DispatchSettings | None = None,
+    ) -> Dispatcher:
+        """A dispatcher over the same ports and policies as ``service``, subscribed to its notice
+        board: the wiring of one process that publishes and delivers (tests, the simulation, an
+        embedding service). The dispatcher keeps the ports, not the service."""
+        board = service.notices if isinstance(service.notices, NoticeBoard) else NoticeBoard()
+        return cls(
+            store=service.store,
+            transport=transport,
+            signer=signer,
+            clock=service.clock,
+            random=service.random,
+            retry=service.settings.retry,
+            endpoint_rules=service.settings.endpoint_rules,
+            settings=settings or DispatchSettings(),
+            notices=board,
+        )
+
+    def deliveries_due(self) -> None:
         """New work may be due: stop sleeping."""
         self._signal.set()
 
@@ -122,14 +129,14 @@ class Dispatcher:
         jobs = self._waiting.pop(endpoint_id, None)
         if jobs:
             self._n_waiting -= len(jobs)
-            now = self.service.clock.now()
+            now = self.clock.now()
             self._track(self._release([(job.due, now) for job in jobs]))
             self._signal.set()
 
     @property
     def busy(self) -> int:
         """Deliveries leased by this dispatcher and not yet recorded."""
-        return len(self._in_flight) + self._n_waiting + len(self._decisions) + self._recording
+        return len(self._in_flight) + self._n_waiting + self._recorder.pending
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set, then shut down gracefully: claim nothing more, give
@@ -138,8 +145,8 @@ class Dispatcher:
         written, and leases expire on their own."""
         stop = stop or asyncio.Event()
         stop_waiter = asyncio.ensure_future(self._forward(stop))
-        recorder = asyncio.ensure_future(self._record_forever())
-        self.service.add_listener(self)
+        recorder = asyncio.ensure_future(self._recorder.run())
+        self.notices.subscribe(self)
         try:
             while not stop.is_set():
                 if self._waiting:
@@ -150,7 +157,7 @@ class Dispatcher:
                 await self._wait(await self._idle_seconds())
             await self._shutdown()
         finally:
-            self.service.remove_listener(self)
+            self.notices.unsubscribe(self)
             stop_waiter.cancel()
             recorder.cancel()
             for task, _ in list(self._in_flight.values()):
@@ -173,22 +180,22 @@ class Dispatcher:
         limit = min(self._budget(), self.settings.claim_batch)
         if limit <= 0 or self._stopping:
             return False
-        clock = self.service.clock
-        batch = await self.service.store.claim(clock.now(), limit, self.settings.lease)
+        clock = self.clock
+        batch = await self.store.claim(clock.now(), limit, self.settings.lease)
         if not batch:
             return False
         self.stats.claimed += len(batch)
         endpoint_ids = list(dict.fromkeys(due.delivery.endpoint_id for due in batch))
-        endpoints = await self.service.store.endpoints(endpoint_ids)
+        endpoints = await self.store.endpoints(endpoint_ids)
         now = clock.now()
         saturated: list[tuple[DueDelivery, datetime]] = []
         for due in batch:
             view = endpoints.get(due.delivery.endpoint_id)
-            job = _Job(due, view)
+            job = Job(due, view)
             if view is None or view.endpoint.status is EndpointStatus.DELETED:
-                self._decide(job, dlv.Cancel("endpoint deleted", now))
+                self._recorder.decide(job, dlv.Cancel("endpoint deleted", now))
             elif view.endpoint.status is not EndpointStatus.ENABLED:
-                self._decide(job, dlv.Hold(now))
+                self._recorder.decide(job, dlv.Hold(now))
             elif not self._offer(job):
                 saturated.append((due, self._pace(due.delivery.endpoint_id, now)))
         if saturated:
@@ -208,7 +215,7 @@ class Dispatcher:
         self._paced_until[endpoint_id] = until
         return until
 
-    def _offer(self, job: _Job) -> bool:
+    def _offer(self, job: Job) -> bool:
         endpoint_id = job.due.delivery.endpoint_id
         if self._per_endpoint.get(endpoint_id, 0) < self.settings.per_endpoint_concurrency:
             self._start(job)
@@ -220,7 +227,7 @@ class Dispatcher:
         self._n_waiting += 1
         return True
 
-    def _start(self, job: _Job) -> None:
+    def _start(self, job: Job) -> None:
         delivery_id = job.due.delivery.delivery_id
         endpoint_id = job.due.delivery.endpoint_id
         self._per_endpoint[endpoint_id] = self._per_endpoint.get(endpoint_id, 0) + 1
@@ -249,8 +256,8 @@ class Dispatcher:
         ]
         if not ready:
             return
-        fresh = await self.service.store.endpoints(ready)
-        now = self.service.clock.now()
+        fresh = await self.store.endpoints(ready)
+        now = self.clock.now()
         stale: list[tuple[DueDelivery, datetime]] = []
         for endpoint_id in ready:
             jobs = self._waiting.get(endpoint_id)
@@ -274,11 +281,11 @@ class Dispatcher:
         if stale:
             await self._release(stale)
 
-    def _lease_left(self, job: _Job) -> timedelta:
-        return job.due.leased_until - self.service.clock.now()
+    def _lease_left(self, job: Job) -> timedelta:
+        return job.due.leased_until - self.clock.now()
 
     async def _release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
-        await self.service.store.release(returns)
+        await self.store.release(returns)
         self.stats.released += len(returns)
 
     def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -288,12 +295,12 @@ class Dispatcher:
 
     # --- attempting -------------------------------------------------------------------------
 
-    async def _attempt(self, job: _Job) -> None:
+    async def _attempt(self, job: Job) -> None:
         due = job.due
         delivery = due.delivery
         assert job.endpoint is not None
         endpoint = job.endpoint.endpoint
-        clock = self.service.clock
+        clock = self.clock
         attempt = delivery.attempts + 1
         started_at = clock.now()
         body = due.body.encode("utf-8")
@@ -325,119 +332,8 @@ class Dispatcher:
             self._latency.clear()  # an estimate per endpoint; it is relearnt from the next attempt
         previous = self._latency.get(delivery.endpoint_id, seconds)
         self._latency[delivery.endpoint_id] = 0.8 * previous + 0.2 * seconds
-        sample = self.service.random.random() if self.service.settings.retry.jitter else 0.5
-        self._decide(job, dlv.RecordOutcome(attempt, started_at, outcome, clock.now(), sample))
-
-    # --- recording --------------------------------------------------------------------------
-
-    def _decide(self, job: _Job, command: dlv.DeliveryCommand) -> None:
-        self._decisions.append(_Decision(job, command))
-        self._flushed.clear()
-        self._decided.set()
-
-    async def _record_forever(self) -> None:
-        while True:
-            await self._decided.wait()
-            self._decided.clear()
-            while self._decisions:
-                batch, self._decisions = self._decisions, []
-                self._recording = len(batch)
-                try:
-                    await self._record(batch)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("recording %d outcomes failed; retrying", len(batch))
-                    self._decisions[:0] = batch
-                    await self.service.clock.sleep(1.0)
-                finally:
-                    self._recording = 0
-            self._flushed.set()
-
-    async def _record(self, batch: list[_Decision]) -> None:
-        policy = self.service.settings.retry
-        appends: list[StreamAppend] = []
-        decided: list[tuple[_Decision, tuple[Any, ...]]] = []
-        for decision in batch:
-            due = decision.job.due
-            try:
-                events = tuple(dlv.decide(decision.command, due.delivery, policy))
-            except InvalidTransition as error:
-                log.warning(
-                    "dropping %s for %s: %s", type(decision.command).__name__, due.delivery.delivery_id, error
-                )
-                continue
-            if events:
-                appends.append(StreamAppend(due.delivery.delivery_id, due.version, events))
-                decided.append((decision, events))
-        if not appends:
-            return
-        try:
-            await self.service.store.append(*appends)
-            self.stats.transactions += 1
-            written = decided
-        except ConcurrencyConflict as conflict:
-            # The delivery changed while we worked on it (cancelled, or recorded by a worker whose
-            # lease outlived ours): decide those again against their state as it is now.
-            written = []
-            for append, item in zip(appends, decided, strict=True):
-                if append.stream_id in conflict.streams:
-                    redecided = await self._redecide(item[0])
-                    if redecided is not None:
-                        written.append(redecided)
-                    continue
-                await self.service.store.append(append)
-                self.stats.transactions += 1
-                written.append(item)
-        await self._after_recording(written)
-
-    async def _redecide(self, decision: _Decision) -> tuple[_Decision, tuple[Any, ...]] | None:
-        delivery_id = decision.job.due.delivery.delivery_id
-        for _ in range(3):
-            self.stats.conflicts += 1
-            view = await self.service.store.delivery(delivery_id)
-            if view is None:
-                return None
-            try:
-                events = tuple(dlv.decide(decision.command, view.delivery, self.service.settings.retry))
-            except InvalidTransition as error:
-                log.info("not recording %s for %s: %s", type(decision.command).__name__, delivery_id, error)
-                return None
-            try:
-                if events:
-                    await self.service.store.append(StreamAppend(delivery_id, view.version, events))
-                    self.stats.transactions += 1
-                return decision, events
-            except ConcurrencyConflict:
-                continue
-        log.warning(
-            "gave up recording %s for %s after repeated conflicts",
-            type(decision.command).__name__,
-            delivery_id,
-        )
-        return None
-
-    async def _after_recording(self, written: list[tuple[_Decision, tuple[Any, ...]]]) -> None:
-        to_disable: dict[str, datetime] = {}  # endpoints that may have failed long enough
-        rules = self.service.settings.endpoint_rules
-        for decision, events in written:
-            command = decision.command
-            if isinstance(command, dlv.Hold):
-                self.stats.held += 1
-            elif isinstance(command, dlv.Cancel):
-                self.stats.cancelled += 1
-            for event in events:
-                if isinstance(event, AttemptSucceeded):
-                    self.stats.succeeded += 1
-                elif isinstance(event, AttemptFailed):
-                    self.stats.failed_attempts += 1
-                    view = decision.job.endpoint
-                    since = view.failing_since if view is not None else None
-                    if since is not None and event.started_at - since >= rules.auto_disable_after:
-                        to_disable[event.endpoint_id] = since
-        for endpoint_id in to_disable:
-            if await self.service.auto_disable(endpoint_id):
-                log.warning("endpoint %s disabled: every delivery to it has failed for too long", endpoint_id)
+        sample = self.random.random() if self.retry.jitter else 0.5
+        self._recorder.decide(job, dlv.RecordOutcome(attempt, started_at, outcome, clock.now(), sample))
 
     # --- waiting and stopping ---------------------------------------------------------------
 
@@ -445,19 +341,19 @@ class Dispatcher:
         poll = self.settings.poll_interval.total_seconds()
         if self._budget() <= 0:
             return poll  # a finishing attempt signals
-        next_due = await self.service.store.next_due()
+        next_due = await self.store.next_due()
         if next_due is None:
             return poll
-        until = (next_due - self.service.clock.now()).total_seconds()
+        until = (next_due - self.clock.now()).total_seconds()
         return min(poll, max(until, _MIN_WAIT))
 
     async def _wait(self, seconds: float) -> None:
         if not self._signal.is_set():
-            await _first(self.service.clock.sleep(seconds), self._signal.wait())
+            await _first(self.clock.sleep(seconds), self._signal.wait())
         self._signal.clear()
 
     async def _shutdown(self) -> None:
-        clock = self.service.clock
+        clock = self.clock
         grace = self.settings.shutdown_grace.total_seconds()
         unstarted = [(job.due, clock.now()) for jobs in self._waiting.values() for job in jobs]
         self._waiting.clear()
@@ -476,8 +372,8 @@ class Dispatcher:
             await self._release(cut_short)
         if self._background:
             await asyncio.wait(list(self._background))
-        if not self._flushed.is_set():
-            await _first(clock.sleep(grace), self._flushed.wait())
+        if not self._recorder.flushed.is_set():
+            await _first(clock.sleep(grace), self._recorder.flushed.wait())
 
 
 async def _first(*awaitables: Coroutine[Any, Any, Any] | asyncio.Future[Any]) -> None:

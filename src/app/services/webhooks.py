@@ -13,27 +13,27 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from attrs import field, frozen
 
-from . import delivery as dlv
-from . import endpoint as ep
-from .catalog import check_event_type
-from .delivery import DeliveryStatus
-from .errors import ConcurrencyConflict, DomainError, NotFound, ValidationError
-from .events import DomainEvent, EventPublished, event_stream
-from .ports import Clock, IdGenerator, RandomSource, Storage, StreamAppend
-from .retry import RetryPolicy
-from .samples import SAMPLE_DATA
-from .views import DeliveryView, EndpointView, EventView
-from .wire import JsonValue, encode_json, format_timestamp
+from ...core import delivery as dlv
+from ...core import endpoint as ep
+from ...core.catalog import check_event_type
+from ...core.delivery import DeliveryStatus
+from ...core.errors import ConcurrencyConflict, DomainError, NotFound, ValidationError
+from ...core.events import DomainEvent, EventPublished, event_stream
+from ...core.ports import Clock, IdGenerator, Notices, RandomSource, Storage, StreamAppend
+from ...core.retry import RetryPolicy
+from ...core.samples import SAMPLE_DATA
+from ...core.views import DeliveryView, EndpointView, EventView
+from ...core.wire import JsonValue, encode_json, format_timestamp
+from .notices import NoticeBoard
 
 __all__ = [
     "DuplicateEventConflict",
     "NewEvent",
     "PublishResult",
-    "ServiceListener",
     "ServiceSettings",
     "WebhookService",
     "generate_secret",
@@ -71,16 +71,6 @@ class PublishResult:
     duplicate: bool = False
 
 
-class ServiceListener(Protocol):
-    """Something in this process that acts on new work: a dispatcher."""
-
-    def wake(self) -> None:
-        """Deliveries may have become due."""
-
-    def endpoint_changed(self, endpoint_id: str) -> None:
-        """An endpoint changed (disabled, deleted, new URL or secret): stop using a stale copy."""
-
-
 class DuplicateEventConflict(DomainError):
     """An event id was reused for a different event."""
 
@@ -100,28 +90,22 @@ class WebhookService:
         ids: IdGenerator,
         random: RandomSource,
         settings: ServiceSettings | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
         self.random = random
         self.settings = settings or ServiceSettings()
-        self._listeners: list[ServiceListener] = []
-
-    def add_listener(self, listener: ServiceListener) -> None:
-        """Tell ``listener`` (a dispatcher in this process) about new work and endpoint changes."""
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: ServiceListener) -> None:
-        self._listeners.remove(listener)
+        #: Where new work and endpoint changes are announced (this process's dispatcher, and
+        #: through it the other processes); a board nobody listens to by default.
+        self.notices: Notices = notices if notices is not None else NoticeBoard()
 
     def _on_due(self) -> None:
-        for listener in self._listeners:
-            listener.wake()
+        self.notices.deliveries_due()
 
     def _on_endpoint_changed(self, endpoint_id: str) -> None:
-        for listener in self._listeners:
-            listener.endpoint_changed(endpoint_id)
+        self.notices.endpoint_changed(endpoint_id)
 
     # --- endpoints --------------------------------------------------------------------------
 
@@ -205,25 +189,6 @@ class WebhookService:
         await self._for_each_delivery(
             account_id, endpoint_id, unfinished, lambda now: dlv.Cancel("endpoint deleted", now)
         )
-
-    async def auto_disable(self, endpoint_id: str) -> bool:
-        """Disable the endpoint if every delivery to it has failed for longer than the rules
-        allow (judged on the read model as it is now). Returns whether this call disabled it."""
-        view = await self.store.endpoint(endpoint_id)
-        if (
-            view is None
-            or view.endpoint.status is not ep.EndpointStatus.ENABLED
-            or view.failing_since is None
-        ):
-            return False
-        command = ep.AutoDisable(view.failing_since, self.clock.now())
-        try:
-            events = ep.decide(command, view.endpoint, self.settings.endpoint_rules)
-            await self.store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
-        except (ConcurrencyConflict, DomainError):
-            return False  # it changed meanwhile, or has not failed long enough: next failure retries
-        self._on_endpoint_changed(endpoint_id)
-        return bool(events)
 
     async def _endpoint_command(
         self, account_id: str, endpoint_id: str, make: Callable[[datetime], ep.EndpointCommand]

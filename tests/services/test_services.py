@@ -11,15 +11,15 @@ from typing import TypeVar
 import pytest
 
 from attribution_webhooks.adapters.memory import MemoryStore
-from attribution_webhooks.core.delivery import DeliveryStatus
-from attribution_webhooks.core.endpoint import EndpointRules, EndpointStatus
-from attribution_webhooks.core.errors import NotFound, UnknownEventType, ValidationError
-from attribution_webhooks.core.services import (
+from attribution_webhooks.app.services import (
     DuplicateEventConflict,
     NewEvent,
     ServiceSettings,
     WebhookService,
 )
+from attribution_webhooks.core.delivery import DeliveryStatus
+from attribution_webhooks.core.endpoint import EndpointRules, EndpointStatus
+from attribution_webhooks.core.errors import NotFound, UnknownEventType, ValidationError
 from attribution_webhooks.testing import FakeClock, SeededRandom, SequentialIds
 
 T = TypeVar("T")

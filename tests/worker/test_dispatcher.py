@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from attribution_webhooks.adapters.memory import MemoryStore
 from attribution_webhooks.adapters.signing import HmacSigner
+from attribution_webhooks.app.services import NewEvent, WebhookService
+from attribution_webhooks.app.worker import Dispatcher, DispatchSettings
 from attribution_webhooks.core.delivery import DeliveryStatus
-from attribution_webhooks.core.dispatcher import Dispatcher, DispatchSettings
-from attribution_webhooks.core.services import NewEvent, WebhookService
 from attribution_webhooks.testing import (
     FakeNetwork,
     LoopClock,
@@ -41,7 +41,7 @@ class World:
     def dispatcher(self, **settings: object) -> Dispatcher:
         options: dict[str, object] = {"poll_interval": timedelta(seconds=60)}
         options.update(settings)
-        return Dispatcher(self.service, self.network, HmacSigner(), DispatchSettings(**options))  # type: ignore[arg-type]
+        return Dispatcher.beside(self.service, self.network, HmacSigner(), DispatchSettings(**options))  # type: ignore[arg-type]
 
     async def endpoint(self, url: str) -> str:
         view = await self.service.register_endpoint("acct_1", url, ["deal.attributed"])

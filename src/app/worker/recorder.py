@@ -1,0 +1,211 @@
+"""Recording outcomes: the dispatcher's decisions written in batches (group commit).
+
+Whatever finished while the previous batch was being written goes into the next transaction, so
+an idle system writes each outcome at once and a busy one amortises its transactions. A batch
+that conflicts (the delivery was cancelled, or recorded by a worker whose lease outlived ours) is
+decided again against the delivery as it is now. Failed attempts that make an endpoint fail for
+too long disable it here, the one place the worker does so (the rule is ``endpoint.failing_too_long``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from attrs import define, field, frozen
+
+from ...core import delivery as dlv
+from ...core import endpoint as ep
+from ...core.errors import ConcurrencyConflict, DomainError, InvalidTransition
+from ...core.events import AttemptFailed, AttemptSucceeded
+from ...core.ports import Clock, Storage, StreamAppend
+from ...core.retry import RetryPolicy
+from ...core.views import DueDelivery, EndpointView
+from ..services import NoticeBoard
+
+__all__ = ["DispatchStats", "Job", "Recorder"]
+
+log = logging.getLogger("attribution_webhooks.app.worker")
+
+
+@define
+class DispatchStats:
+    """Counters for tests, logs and benchmarks."""
+
+    claimed: int = 0
+    attempts: int = 0
+    succeeded: int = 0
+    failed_attempts: int = 0
+    held: int = 0
+    cancelled: int = 0
+    released: int = 0
+    conflicts: int = 0
+    transactions: int = 0
+
+
+@frozen
+class Job:
+    """A leased delivery and the endpoint as it was when it was claimed."""
+
+    due: DueDelivery
+    endpoint: EndpointView | None
+
+
+@frozen
+class _Decision:
+    job: Job
+    command: dlv.DeliveryCommand
+
+
+@define
+class Recorder:
+    """Writes the decisions of one dispatcher. ``run()`` it as a task beside the dispatcher."""
+
+    store: Storage
+    clock: Clock
+    retry: RetryPolicy
+    endpoint_rules: ep.EndpointRules
+    notices: NoticeBoard
+    stats: DispatchStats
+    #: Set while every decision taken has been written.
+    flushed: asyncio.Event = field(factory=asyncio.Event, init=False)
+    _decisions: list[_Decision] = field(factory=list, init=False)
+    _recording: int = field(default=0, init=False)
+    _decided: asyncio.Event = field(factory=asyncio.Event, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.flushed.set()
+
+    @property
+    def pending(self) -> int:
+        """Decisions taken and not yet written."""
+        return len(self._decisions) + self._recording
+
+    def decide(self, job: Job, command: dlv.DeliveryCommand) -> None:
+        """Queue ``command`` for the delivery of ``job``; it is written with the next batch."""
+        self._decisions.append(_Decision(job, command))
+        self.flushed.clear()
+        self._decided.set()
+
+    async def run(self) -> None:
+        """Write decisions in batches until cancelled: whatever was decided while one batch was
+        being written goes into the next transaction."""
+        while True:
+            await self._decided.wait()
+            self._decided.clear()
+            while self._decisions:
+                batch, self._decisions = self._decisions, []
+                self._recording = len(batch)
+                try:
+                    await self._record(batch)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("recording %d outcomes failed; retrying", len(batch))
+                    self._decisions[:0] = batch
+                    await self.clock.sleep(1.0)
+                finally:
+                    self._recording = 0
+            self.flushed.set()
+
+    async def _record(self, batch: list[_Decision]) -> None:
+        policy = self.retry
+        appends: list[StreamAppend] = []
+        decided: list[tuple[_Decision, tuple[Any, ...]]] = []
+        for decision in batch:
+            due = decision.job.due
+            try:
+                events = tuple(dlv.decide(decision.command, due.delivery, policy))
+            except InvalidTransition as error:
+                log.warning(
+                    "dropping %s for %s: %s", type(decision.command).__name__, due.delivery.delivery_id, error
+                )
+                continue
+            if events:
+                appends.append(StreamAppend(due.delivery.delivery_id, due.version, events))
+                decided.append((decision, events))
+        if not appends:
+            return
+        try:
+            await self.store.append(*appends)
+            self.stats.transactions += 1
+            written = decided
+        except ConcurrencyConflict as conflict:
+            # The delivery changed while we worked on it (cancelled, or recorded by a worker whose
+            # lease outlived ours): decide those again against their state as it is now.
+            written = []
+            for append, item in zip(appends, decided, strict=True):
+                if append.stream_id in conflict.streams:
+                    redecided = await self._redecide(item[0])
+                    if redecided is not None:
+                        written.append(redecided)
+                    continue
+                await self.store.append(append)
+                self.stats.transactions += 1
+                written.append(item)
+        await self._after_recording(written)
+
+    async def _redecide(self, decision: _Decision) -> tuple[_Decision, tuple[Any, ...]] | None:
+        delivery_id = decision.job.due.delivery.delivery_id
+        for _ in range(3):
+            self.stats.conflicts += 1
+            view = await self.store.delivery(delivery_id)
+            if view is None:
+                return None
+            try:
+                events = tuple(dlv.decide(decision.command, view.delivery, self.retry))
+            except InvalidTransition as error:
+                log.info("not recording %s for %s: %s", type(decision.command).__name__, delivery_id, error)
+                return None
+            try:
+                if events:
+                    await self.store.append(StreamAppend(delivery_id, view.version, events))
+                    self.stats.transactions += 1
+                return decision, events
+            except ConcurrencyConflict:
+                continue
+        log.warning(
+            "gave up recording %s for %s after repeated conflicts",
+            type(decision.command).__name__,
+            delivery_id,
+        )
+        return None
+
+    async def _after_recording(self, written: list[tuple[_Decision, tuple[Any, ...]]]) -> None:
+        to_disable: set[str] = set()  # endpoints that may have failed long enough
+        for decision, events in written:
+            command = decision.command
+            if isinstance(command, dlv.Hold):
+                self.stats.held += 1
+            elif isinstance(command, dlv.Cancel):
+                self.stats.cancelled += 1
+            for event in events:
+                if isinstance(event, AttemptSucceeded):
+                    self.stats.succeeded += 1
+                elif isinstance(event, AttemptFailed):
+                    self.stats.failed_attempts += 1
+                    view = decision.job.endpoint
+                    since = view.failing_since if view is not None else None
+                    if ep.failing_too_long(since, event.started_at, self.endpoint_rules):
+                        to_disable.add(event.endpoint_id)
+        for endpoint_id in to_disable:
+            if await self._auto_disable(endpoint_id):
+                log.warning("endpoint %s disabled: every delivery to it has failed for too long", endpoint_id)
+
+    async def _auto_disable(self, endpoint_id: str) -> bool:
+        """Disable the endpoint if the decider judges, on the read model as it is now, that it
+        has failed for too long. Returns whether this call disabled it."""
+        view = await self.store.endpoint(endpoint_id)
+        if view is None or view.failing_since is None:
+            return False
+        command = ep.AutoDisable(view.failing_since, self.clock.now())
+        try:
+            events = ep.decide(command, view.endpoint, self.endpoint_rules)
+            if not events:
+                return False
+            await self.store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
+        except (ConcurrencyConflict, DomainError):
+            return False  # it changed meanwhile, or has not failed long enough: next failure retries
+        self.notices.endpoint_changed(endpoint_id)
+        return True
