@@ -100,7 +100,8 @@ class FaultServer:
     """Start with ``FaultServer.running()``; ``url(fault)`` addresses a script."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self._listener = socket.create_server((host, 0), backlog=64)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, 0), family=family, backlog=64)
         self.host, self.port = self._listener.getsockname()[:2]
         self.state = _State()
         self._threads: list[threading.Thread] = []
@@ -116,12 +117,13 @@ class FaultServer:
         finally:
             server.state.stopping.set()
             with contextlib.suppress(OSError):
-                socket.create_connection((server.host, server.port), timeout=1).close()
+                socket.create_connection((server.host, server.port), timeout=1).close()  # wake accept()
             acceptor.join(5)
             server._listener.close()
 
     def url(self, fault: str) -> str:
-        return f"http://{self.host}:{self.port}/{fault}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/{fault}"
 
     def requests(self, fault: str | None = None) -> int:
         with self.state.lock:

@@ -22,6 +22,7 @@ from attribution_webhooks.adapters.http.curl_transport import CurlAnswer
 from attribution_webhooks.core.errors import ValidationError
 from attribution_webhooks.core.outcomes import ErrorKind, HttpResponse, TransportFailure
 from attribution_webhooks.core.ports import OutboundRequest
+from receivers.faults import FaultServer
 from receivers.proxy import ForwardProxy
 
 from .conftest import DEV, HEADERS, ScriptedServer, fixed_lookup, run, send_once
@@ -159,3 +160,14 @@ def test_a_header_with_a_line_break_is_refused(server: ScriptedServer) -> None:
     assert isinstance(outcome, TransportFailure), outcome
     assert outcome.kind is ErrorKind.PROTOCOL
     assert all("x-injected" not in r.headers for r in server.requests())
+
+
+def test_ipv6_addresses_are_pinned_and_reached() -> None:
+    """A name that resolves to ::1, and a bracketed ::1 literal, are both delivered over IPv6."""
+    with FaultServer.running("::1") as receiver:
+        lookup = fixed_lookup({"v6.example.test": ["::1"]})
+        by_name = run(send_once(f"http://v6.example.test:{receiver.port}/status-500", lookup=lookup))
+        literal = run(send_once(receiver.url("status-500")))
+        requests = receiver.requests("status-500")
+    assert [getattr(o, "status", o) for o in (by_name, literal)] == [500, 500]
+    assert requests == 2

@@ -39,14 +39,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Sequence
 
 import certifi
 import pycurl
 
 from ...core.outcomes import ErrorKind
-from .exchange import AllowConnect, SendFailed, errno_kind
-from .hosts import Target
+from .exchange import AllowConnect, Attempt, SendFailed, errno_kind
 from .settings import EgressSettings
 
 __all__ = ["CurlAnswer", "CurlTransport"]
@@ -77,7 +75,6 @@ def _resend_refused() -> SendFailed:
         ErrorKind.CONNECTION_RESET,
         "the kept-alive connection closed after the request was sent; not sent again",
     )
-
 
 
 def _bracketed(address: str) -> str:
@@ -277,16 +274,9 @@ class CurlTransport:
             handle.setopt(pycurl.INTERFACE, self._interface)
         return handle
 
-    async def exchange(
-        self,
-        target: Target,
-        address: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        total: float,
-        connect: float,
-    ) -> CurlAnswer:
-        """POST ``body`` to ``target`` over a connection to ``address`` only (``exchange.Client``)."""
+    async def exchange(self, attempt: Attempt) -> CurlAnswer:
+        """Send ``attempt`` over a connection to its vetted address only (``exchange.Client``)."""
+        target, address, headers, body = attempt.target, attempt.address, attempt.headers, attempt.body
         multi = self._multi or self._open()
         settings = self.settings
         pinned = None if settings.proxy else address  # behind a proxy the socket goes to the proxy
@@ -312,8 +302,8 @@ class CurlTransport:
         handle.setopt(pycurl.PREREQFUNCTION, answer.prereq)
         # Empty host and port: whatever host libcurl reads in the URL, it connects here.
         handle.setopt(pycurl.CONNECT_TO, [f"::{_bracketed(address)}:{target.port}"])
-        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(total * 1000)))
-        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(connect, total) * 1000)))
+        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(attempt.total * 1000)))
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(attempt.connect, attempt.total) * 1000)))
         # If this is cancelled, the multi handle lets go of the easy handle only on its next
         # turn, so a cancelled handle is not put back for reuse (a fresh one is made instead).
         try:

@@ -7,10 +7,12 @@ import errno
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from attrs import frozen
+
 from ...core.outcomes import ErrorKind
 from .hosts import Target
 
-__all__ = ["AllowConnect", "Client", "Reply", "SendFailed", "errno_kind"]
+__all__ = ["AllowConnect", "Attempt", "Client", "Reply", "SendFailed", "errno_kind"]
 
 _DETAIL_LIMIT = 300
 _REFUSED = frozenset({errno.ECONNREFUSED})
@@ -41,23 +43,27 @@ class Reply(Protocol):
     def header(self, name: str) -> str | None: ...
 
 
+@frozen
+class Attempt:
+    """One POST as a client is to send it: to ``target``, over a connection to ``address`` (the
+    vetted one) and nothing else, within ``total`` seconds, ``connect`` of them to connect."""
+
+    target: Target
+    address: str
+    headers: Sequence[tuple[str, str]]
+    body: bytes
+    total: float
+    connect: float
+
+
 class Client(Protocol):
     """One HTTP client under the port (libcurl, httpx)."""
 
-    async def exchange(
-        self,
-        target: Target,
-        address: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        total: float,
-        connect: float,
-    ) -> Reply:
-        """POST ``body`` to ``target`` over a connection to ``address`` (vetted) and nothing else.
+    async def exchange(self, attempt: Attempt) -> Reply:
+        """Send ``attempt`` and return the answer, its body read up to the settings' limits.
 
-        ``total`` seconds bound the exchange, ``connect`` of them the connection. The body is
-        read up to the settings' limits. Raises ``SendFailed``; a status counts only once its
-        whole header block has arrived, and a body cut short by the receiver is a failure.
+        Raises ``SendFailed``; a status counts only once its whole header block has arrived,
+        and a body cut short by the receiver is a failure.
         """
         ...
 

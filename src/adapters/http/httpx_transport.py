@@ -23,7 +23,7 @@ import asyncio
 import os
 import socket
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -31,8 +31,7 @@ import certifi
 import httpx
 
 from ...core.outcomes import ErrorKind
-from .exchange import AllowConnect, SendFailed, errno_kind
-from .hosts import Target
+from .exchange import AllowConnect, Attempt, SendFailed, errno_kind
 from .settings import EgressSettings
 
 __all__ = ["HttpxTransport", "ssl_context"]
@@ -146,16 +145,10 @@ class HttpxTransport:
             trust_env=False,
         )
 
-    async def exchange(
-        self,
-        target: Target,
-        address: str,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        total: float,
-        connect: float,
-    ) -> _Reply:
-        """POST ``body`` to ``target`` over a connection to ``address`` only (``exchange.Client``)."""
+    async def exchange(self, attempt: Attempt) -> _Reply:
+        """Send ``attempt`` over a connection to its vetted address only (``exchange.Client``)."""
+        target, address, headers, total = attempt.target, attempt.address, attempt.headers, attempt.total
+        connect = attempt.connect
         url = httpx.URL(target.url)
         extensions: dict[str, Any] = {
             "timeout": {"connect": min(connect, total), "read": total, "write": total, "pool": total}
@@ -177,7 +170,7 @@ class HttpxTransport:
                 connected = True
 
         extensions["trace"] = trace
-        request = httpx.Request("POST", url, headers=headers, content=body, extensions=extensions)
+        request = httpx.Request("POST", url, headers=headers, content=attempt.body, extensions=extensions)
         reply: _Reply | None = None
         try:
             async with asyncio.timeout(total):

@@ -18,7 +18,7 @@ from ...core.outcomes import ErrorKind, HttpResponse, Outcome, TransportFailure
 from ...core.ports import OutboundRequest
 from .curl_transport import CurlTransport
 from .egress import BlockedTarget, Lookup, VettedAddresses, check_url, system_lookup
-from .exchange import AllowConnect, Client, Reply, SendFailed
+from .exchange import AllowConnect, Attempt, Client, Reply, SendFailed
 from .hosts import Target
 from .httpx_transport import HttpxTransport
 from .settings import EgressSettings, HttpClient
@@ -108,7 +108,9 @@ class HttpTransport:
             connect = min(self.settings.connect_timeout.total_seconds(), remaining)
             given = {name.lower() for name, _ in request.headers}
             headers = [*request.headers, *(pair for pair in self._defaults if pair[0].lower() not in given)]
-            reply = await self._client.exchange(target, address, headers, request.body, remaining, connect)
+            reply = await self._client.exchange(
+                Attempt(target, address, headers, request.body, remaining, connect)
+            )
         except BlockedTarget as blocked:
             return TransportFailure(ErrorKind.BLOCKED_TARGET, elapsed(), str(blocked))
         except socket.gaierror as error:
