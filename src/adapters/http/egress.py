@@ -239,8 +239,9 @@ class VettedAddresses:
 
     async def _resolve(self, target: Target) -> str:
         _, address = (await resolve_vetted(target, self._settings, self._lookup))[0]
-        if target.ip is None:
-            if len(self._kept) > _CACHE_LIMIT:
-                self._kept.clear()
-            self._kept[target.host, target.port] = (time.monotonic() + self._ttl, address)
+        if len(self._kept) > _CACHE_LIMIT:
+            self._kept.clear()
+        # An IP literal's verdict never changes: kept for good (no task per attempt for it).
+        until = time.monotonic() + self._ttl if target.ip is None else float("inf")
+        self._kept[target.host, target.port] = (until, address)
         return address
