@@ -134,8 +134,6 @@ def parse_target(url: str) -> Target:
         if rest and not rest.startswith(":"):
             raise InvalidTarget("unexpected text after the IPv6 address")
         port_text = rest[1:]
-        if not rest:
-            port_text = ""
     else:
         raw, _, port_text = hostport.partition(":")
         if ":" in port_text:
