@@ -12,13 +12,19 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from attribution_webhooks.adapters.http import HttpTransport
+from attribution_webhooks.adapters.http import HttpClient, HttpTransport
 from attribution_webhooks.core.outcomes import ErrorKind, HttpResponse, Outcome, TransportFailure
 from attribution_webhooks.core.ports import OutboundRequest
 
 from .conftest import DEV, HEADERS, ScriptedServer, fixed_lookup, run
 
 LOOKUP = fixed_lookup({"receiver.test": ["127.0.0.1"]})
+
+
+@pytest.fixture(autouse=True)
+def client() -> HttpClient:
+    """A given httpx transport or client always means the httpx adapter: these run once."""
+    return HttpClient.HTTPX
 
 
 async def send_through(transport: httpx.AsyncBaseTransport, url: str, timeout: float = 2.0) -> Outcome:
