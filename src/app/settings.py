@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
-from attrs import frozen
+from attrs import field, frozen
 
 from ..adapters.crypto import Keyring, KeyringError
 from ..adapters.http import EgressSettings
@@ -76,8 +76,9 @@ class Settings:
     egress_allow_networks: tuple[str, ...] = ()
     egress_client: str = "curl"
     log_level: str = "info"
+    session_secret: str | None = field(default=None, repr=False)  # a key: kept out of logs
     #: Master keys that encrypt webhook secrets at rest, newest first (ADR 0010). Never shown.
-    secret_keys: str | None = attrs.field(default=None, repr=False)
+    secret_keys: str | None = field(default=None, repr=False)
 
 
 # --- reading a setting's text -----------------------------------------------------------------
@@ -241,9 +242,15 @@ _SETTINGS: dict[str, _Setting] = {
     "egress_client": _Setting(
         _one_of(*HttpClient),
         "CLIENT",
-        "the HTTP client that sends deliveries: curl (libcurl) or aiohttp",
+        "the HTTP client that sends deliveries: curl (libcurl) or httpx",
     ),
     "log_level": _Setting(_one_of("debug", "info", "warning", "error"), "LEVEL", "what to log"),
+    "session_secret": _Setting(
+        _text,
+        "TEXT",
+        "the key of dashboard sessions, the same for every serve process behind one address "
+        "(default: generated on the first start, kept next to the SQLite database)",
+    ),
     "secret_keys": _Setting(
         _secret_keys,
         "KEYS",
@@ -271,7 +278,7 @@ DELIVERY = (
     "egress_client",
     "log_level",
 )
-API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[len(DATABASE) :])
+API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[len(DATABASE) :], "session_secret")
 
 
 def _shown(value: Any) -> str | None:
