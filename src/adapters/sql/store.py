@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define, field
 from sqlalchemy import Connection, Engine, select
@@ -39,6 +39,7 @@ from .connections import Connections
 from .engine import DEFAULT_URL, create_engine
 from .lanes import Job, Lane
 from .migrate import check_schema, ensure_schema
+from .outbox import SqlOutbox
 from .projection import (
     Projection,
     attempt_view,
@@ -50,6 +51,9 @@ from .projection import (
 from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
 from .statements import Statements, chunks, postgres_statements, sqlite_statements
 from .times import TimeColumns, postgres_times, sqlite_times
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["SqlStore", "open_store", "rebuild_read_models"]
 
@@ -161,6 +165,13 @@ class SqlStore:
     def _reading(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
+
+    def within(
+        self, transaction: Connection | Session, on_commit: Callable[[], None] | None = None
+    ) -> SqlOutbox:
+        """The store inside the caller's open transaction: the transactional outbox (``outbox.py``)."""
+        url = self.engine.url.render_as_string(hide_password=False)
+        return SqlOutbox(self._appender, self._endpoint_view, transaction, url, on_commit)
 
     @property
     def append_stats(self) -> AppendStats:
