@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from receivers.scripted import ScriptedServer
+from sqlalchemy.exc import IntegrityError
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
