@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from receivers.scripted import ScriptedServer
-from sqlalchemy.exc import IntegrityError
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
