@@ -23,6 +23,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, get, patch, post
 from litestar.exceptions import HTTPException
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from attribution_webhooks import Webhooks
@@ -34,6 +35,7 @@ from .domain import AttributionService, Invalid, NotFound, Tracked, deal_data
 __all__ = ["create_app"]
 
 PROBLEM = "application/problem+json"
+_PARTNER_ID = Parameter(description="The partner's id")
 
 
 def _problem(status: int, title: str, detail: str) -> Response[dict[str, Any]]:
@@ -86,19 +88,19 @@ def create_app(service: AttributionService, *, deliver: bool = True) -> Litestar
     hooks: Webhooks = service.hooks
 
     @post("/partners", status_code=HTTP_201_CREATED, sync_to_thread=True)
-    def create_partner(data: Any) -> dict[str, Any]:
+    def create_partner(data: JSONBody[Any]) -> dict[str, Any]:
         body = _object(data)
         status = _field(body, "status", str, required=False) or "active"
         partner = service.create_partner(_field(body, "name", str), _field(body, "type", str), status)
         return {"id": partner.id, "name": partner.name, "type": partner.type, "status": partner.status}
 
     @get("/partners/{partner_id:str}", sync_to_thread=True)
-    def read_partner(partner_id: str) -> dict[str, Any]:
+    def read_partner(partner_id: str = _PARTNER_ID) -> dict[str, Any]:
         partner = service.partner(partner_id)
         return {"id": partner.id, "name": partner.name, "type": partner.type, "status": partner.status}
 
     @patch("/partners/{partner_id:str}", sync_to_thread=True)
-    def update_partner(partner_id: str, data: Any) -> dict[str, Any]:
+    def update_partner(data: JSONBody[Any], partner_id: str = _PARTNER_ID) -> dict[str, Any]:
         body = _object(data)
         unknown = set(body) - {"name", "type", "status"}
         if unknown:
@@ -118,7 +120,7 @@ def create_app(service: AttributionService, *, deliver: bool = True) -> Litestar
         }
 
     @post("/tracked-events", status_code=HTTP_201_CREATED, sync_to_thread=True)
-    def track(data: Any) -> dict[str, Any]:
+    def track(data: JSONBody[Any]) -> dict[str, Any]:
         items = _field(_object(data), "events", list)
         tracked = []
         for index, item in enumerate(items):
@@ -137,7 +139,7 @@ def create_app(service: AttributionService, *, deliver: bool = True) -> Litestar
         return {"ids": service.track(tracked)}
 
     @post("/deals", status_code=HTTP_201_CREATED, sync_to_thread=True)
-    def close_deal(data: Any) -> dict[str, Any]:
+    def close_deal(data: JSONBody[Any]) -> dict[str, Any]:
         body = _object(data)
         half_life = body.get("halfLifeDays")
         if half_life is not None and (not isinstance(half_life, int | float) or isinstance(half_life, bool)):
@@ -152,7 +154,7 @@ def create_app(service: AttributionService, *, deliver: bool = True) -> Litestar
         return deal_data(deal)
 
     @post("/webhooks", status_code=HTTP_201_CREATED)
-    async def subscribe(data: Any) -> dict[str, Any]:
+    async def subscribe(data: JSONBody[Any]) -> dict[str, Any]:
         body = _object(data)
         view = await hooks.register(
             _field(body, "url", str),
