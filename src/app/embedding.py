@@ -32,6 +32,7 @@ from ..core.endpoint import EndpointRules
 from ..core.retry import RetryPolicy
 from ..core.views import AttemptView, DeliveryView, EndpointView
 from ..core.wire import JsonValue
+from .delivering import deliver
 from .services import NewEvent, NoticeBoard, PublishResult, ServiceSettings, WebhookService
 from .settings import Mode
 from .worker import Dispatcher, DispatchSettings
@@ -283,19 +284,9 @@ class Webhooks:
         async with HttpTransport(self.egress) as transport:
             dispatcher = Dispatcher.beside(self.service, transport, HmacSigner(), self.dispatch)
             started.set_result(dispatcher)
-            if self.engine.dialect.name != "postgresql":
-                await dispatcher.run(stop)
-                return
-            # Tell the other processes what is published here, and hear what is published there.
-            async with PostgresWakeups(self.engine.url) as wakeups:
-                self.notices.subscribe(wakeups)
-                listening = asyncio.ensure_future(wakeups.listen(dispatcher, stop))
-                try:
-                    await dispatcher.run(stop)
-                finally:
-                    self.notices.unsubscribe(wakeups)
-                    listening.cancel()
-                    await asyncio.gather(listening, return_exceptions=True)
+            postgres = self.engine.dialect.name == "postgresql"
+            wakeups = PostgresWakeups(self.engine.url) if postgres else None
+            await deliver(dispatcher, self.notices, wakeups, stop)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Deliver until SIGINT or SIGTERM (in the main thread), or until ``stop`` is set; a

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from .. import __version__
 from .api import create_app
 from .bootstrap import Runtime
+from .delivering import deliver
 from .settings import Mode
 from .worker import Dispatcher
 
@@ -111,19 +112,7 @@ async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> Dispatcher:
     dispatcher = runtime.dispatcher(transport)
     wakeups = runtime.wakeups()
     try:
-        if wakeups is None:
-            await dispatcher.run(stop)
-        else:
-            async with wakeups:
-                # Tell the other processes what happens here; hear what happens there.
-                runtime.notices.subscribe(wakeups)
-                listening = asyncio.ensure_future(wakeups.listen(dispatcher, stop))
-                try:
-                    await dispatcher.run(stop)
-                finally:
-                    runtime.notices.unsubscribe(wakeups)
-                    listening.cancel()
-                    await asyncio.gather(listening, return_exceptions=True)
+        await deliver(dispatcher, runtime.notices, wakeups, stop)
     finally:
         await transport.aclose()
     return dispatcher
