@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from attribution_api.app import create_app
-from attribution_api.domain import AttributionService
 from litestar.testing import TestClient
 from spec_receivers import SpecReceiver, spec_receiver
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
+from attribution_api.app import create_app
+from attribution_api.domain import AttributionService
 from attribution_webhooks import Webhooks
 from attribution_webhooks.adapters.payloads import check_event_data
 from attribution_webhooks.adapters.sql.schema import published_events

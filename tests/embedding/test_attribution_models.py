@@ -8,9 +8,10 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from attribution_api.attribution import Model, Touchpoint, attribute, largest_remainder, weights
 from hypothesis import given
 from hypothesis import strategies as st
+
+from attribution_api.attribution import Model, Touchpoint, attribute, largest_remainder, weights
 
 CLOSE = datetime(2024, 1, 20, 15, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

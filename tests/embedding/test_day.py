@@ -8,10 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from attribution_api.day import main
 from sqlalchemy import select
 from sqlalchemy.engine import URL, make_url
 
+from attribution_api.day import main
 from attribution_webhooks.adapters.payloads import check_event_data
 from attribution_webhooks.adapters.sql import create_engine
 from attribution_webhooks.adapters.sql.schema import published_events
