@@ -74,6 +74,11 @@ class Webhooks:
             raise ValueError(f"egress settings are in {egress.mode} mode, the webhooks in {mode} mode")
         engine = database if isinstance(database, Engine) else create_engine(database)
         sqlite = engine.dialect.name == "sqlite"
+        if not sqlite and engine.dialect.driver != "psycopg":
+            raise ValueError(
+                "the webhooks need PostgreSQL through psycopg 3 (postgresql+psycopg://), "
+                f"not {engine.dialect.driver}"
+            )
         if sqlite and not event.contains(engine, "connect", _sqlite_connect):
             raise ValueError(
                 "make the SQLite engine with attribution_webhooks.adapters.sql.create_engine "
