@@ -18,10 +18,11 @@ right after the commit) costs the poll interval, never a delivery.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, event, select
+from sqlalchemy.engine import URL
 
 from ...core.ports import StreamAppend
 from ...core.views import EndpointView, EventView
@@ -33,7 +34,10 @@ from .wakeups import _DUE, CHANNEL
 if TYPE_CHECKING:  # imported for its type only: sqlalchemy.orm is not needed otherwise
     from sqlalchemy.orm import Session
 
-__all__ = ["SqlOutbox", "connection_of"]
+__all__ = ["SqlOutbox", "Transaction", "connection_of"]
+
+#: A caller's open transaction: a Connection, or an ORM Session (whose connection it uses).
+Transaction: TypeAlias = "Connection | Session"
 
 _DRIVERS = ("pysqlite", "psycopg")
 
@@ -41,7 +45,7 @@ _DRIVERS = ("pysqlite", "psycopg")
 _pending: WeakKeyDictionary[Connection, list[Callable[[], None]]] = WeakKeyDictionary()
 
 
-def connection_of(transaction: Connection | Session) -> Connection:
+def connection_of(transaction: Transaction) -> Connection:
     """The ``Connection`` of a transaction given as a Connection or an ORM ``Session`` (whose
     connection for the current transaction is taken, beginning the transaction if need be)."""
     if isinstance(transaction, Connection):
@@ -66,8 +70,8 @@ class SqlOutbox:
         self,
         appender: Appender,
         endpoint_view: Callable[[Sequence[Any]], EndpointView],
-        transaction: Connection | Session,
-        store_url: str,
+        transaction: Transaction,
+        store_url: URL,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         connection = connection_of(transaction)
@@ -152,13 +156,13 @@ def _rolled_back(connection: Connection) -> None:
         callbacks.clear()
 
 
-def _check_connection(connection: Connection, sqlite: bool, store_url: str) -> None:
+def _check_connection(connection: Connection, sqlite: bool, store_url: URL) -> None:
     dialect = connection.dialect
     if dialect.driver not in _DRIVERS:
         raise ValueError(
             f"publishing within a transaction needs the sqlite3 or psycopg driver, not {dialect.driver}"
         )
-    if (dialect.name == "sqlite") != sqlite or _url(connection) != store_url:
+    if (dialect.name == "sqlite") != sqlite or _database(connection.engine.url) != _database(store_url):
         raise ValueError("the transaction is on another database than the webhooks' store")
     level = connection.get_execution_options().get("isolation_level") or connection.default_isolation_level
     if level == "AUTOCOMMIT":
@@ -169,5 +173,6 @@ def _check_connection(connection: Connection, sqlite: bool, store_url: str) -> N
         raise ValueError(f"publish within a READ COMMITTED transaction (PostgreSQL's default), not {level}")
 
 
-def _url(connection: Connection) -> str:
-    return connection.engine.url.render_as_string(hide_password=False)
+def _database(url: URL) -> tuple[object, ...]:
+    """What names a database in a URL (not the driver's options, the user or the password)."""
+    return (url.get_backend_name(), url.host, url.port, url.database)

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from attrs import define, field
 from sqlalchemy import Connection, Engine, select
@@ -39,7 +39,7 @@ from .connections import Connections
 from .engine import DEFAULT_URL, create_engine
 from .lanes import Job, Lane
 from .migrate import check_schema, ensure_schema
-from .outbox import SqlOutbox
+from .outbox import SqlOutbox, Transaction
 from .projection import (
     Projection,
     attempt_view,
@@ -51,9 +51,6 @@ from .projection import (
 from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
 from .statements import Statements, chunks, postgres_statements, sqlite_statements
 from .times import TimeColumns, postgres_times, sqlite_times
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 __all__ = ["SqlStore", "open_store", "rebuild_read_models"]
 
@@ -166,12 +163,9 @@ class SqlStore:
         with self.engine.connect() as conn:
             yield conn
 
-    def within(
-        self, transaction: Connection | Session, on_commit: Callable[[], None] | None = None
-    ) -> SqlOutbox:
+    def within(self, transaction: Transaction, on_commit: Callable[[], None] | None = None) -> SqlOutbox:
         """The store inside the caller's open transaction: the transactional outbox (``outbox.py``)."""
-        url = self.engine.url.render_as_string(hide_password=False)
-        return SqlOutbox(self._appender, self._endpoint_view, transaction, url, on_commit)
+        return SqlOutbox(self._appender, self._endpoint_view, transaction, self.engine.url, on_commit)
 
     @property
     def append_stats(self) -> AppendStats:
