@@ -62,7 +62,7 @@ def flags(command: click.Command) -> set[str]:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("serve", DELIVERY | {"--host", "--port", "--max-body-size"}),
+        ("serve", DELIVERY | {"--host", "--port", "--max-body-size", "--session-secret"}),
         ("worker", DELIVERY),
         ("db upgrade", DATABASE_ONLY),
         ("api-keys create", DATABASE_ONLY | {"--account", "--account-name", "--name"}),
