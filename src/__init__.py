@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app.embedding import Webhooks
+    from .app.services import NewEvent
 
 __version__ = "0.1.0"
 
-__all__ = ["Webhooks", "__version__"]
+__all__ = ["NewEvent", "Webhooks", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from .app.embedding import Webhooks
 
         return Webhooks
+    if name == "NewEvent":  # what Webhooks.publish_batch takes
+        from .app.services import NewEvent
+
+        return NewEvent
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

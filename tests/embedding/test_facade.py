@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from attribution_webhooks import Webhooks
+from attribution_webhooks import NewEvent, Webhooks
 from attribution_webhooks.adapters.http import EgressMode, EgressSettings
 from attribution_webhooks.adapters.payloads import InvalidPayload
-from attribution_webhooks.app.services import NewEvent
 from attribution_webhooks.app.worker import DispatchSettings
 from attribution_webhooks.core.errors import NotFound, ValidationError
 from receivers.scripted import ScriptedServer
