@@ -231,7 +231,7 @@ _SETTINGS: dict[str, _Setting] = {
     "egress_client": _Setting(
         _one_of(*HttpClient),
         "CLIENT",
-        "the HTTP client that sends deliveries: curl (libcurl) or aiohttp",
+        "the HTTP client that sends deliveries: curl (libcurl) or httpx",
     ),
     "log_level": _Setting(_one_of("debug", "info", "warning", "error"), "LEVEL", "what to log"),
     "session_secret": _Setting(
