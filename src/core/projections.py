@@ -32,7 +32,7 @@ from .views import AttemptView, DeliveryView, EndpointView, EventView
 __all__ = [
     "attempt_entry",
     "delivery_row",
-    "endpoint_health",
+    "next_failing_since",
     "endpoint_row",
     "event_row",
     "queue_at",
@@ -42,7 +42,7 @@ _NEW_ENDPOINT = EndpointView(ep.initial_state(), 0)
 _NEW_DELIVERY = dlv.initial_state()
 
 
-def endpoint_health(
+def next_failing_since(
     failing_since: datetime | None, event: EndpointEvent | AttemptSucceeded | AttemptFailed
 ) -> datetime | None:
     """When the endpoint's current run of failures began, after ``event``.
@@ -63,7 +63,7 @@ def endpoint_row(row: EndpointView | None, version: int, event: EndpointEvent) -
     ignored, when the event registers the endpoint)."""
     previous = _NEW_ENDPOINT if row is None or isinstance(event, EndpointRegistered) else row
     return EndpointView(
-        ep.evolve(previous.endpoint, event), version, endpoint_health(previous.failing_since, event)
+        ep.evolve(previous.endpoint, event), version, next_failing_since(previous.failing_since, event)
     )
 
 

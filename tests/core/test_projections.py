@@ -24,9 +24,9 @@ from attribution_webhooks.core.outcomes import ErrorKind
 from attribution_webhooks.core.projections import (
     attempt_entry,
     delivery_row,
-    endpoint_health,
     endpoint_row,
     event_row,
+    next_failing_since,
     queue_at,
 )
 from attribution_webhooks.core.views import AttemptView, DeliveryView, EndpointView, EventView
@@ -51,30 +51,30 @@ def succeeded(at: datetime, attempt: int = 1) -> AttemptSucceeded:
 
 def test_the_first_failure_starts_the_run_of_failures() -> None:
     """Given a healthy endpoint, when an attempt fails, then it is failing since that attempt began."""
-    assert endpoint_health(None, failed(T0)) == T0
+    assert next_failing_since(None, failed(T0)) == T0
 
 
 def test_later_failures_keep_the_start_of_the_run() -> None:
     """Given an endpoint failing since t0, when another attempt fails, then it is still failing since t0."""
-    assert endpoint_health(T0, failed(T0 + timedelta(hours=1))) == T0
+    assert next_failing_since(T0, failed(T0 + timedelta(hours=1))) == T0
 
 
 def test_a_success_ends_the_run() -> None:
     """Given a failing endpoint, when an attempt succeeds, then it is healthy."""
-    assert endpoint_health(T0, succeeded(T0 + timedelta(minutes=5))) is None
+    assert next_failing_since(T0, succeeded(T0 + timedelta(minutes=5))) is None
 
 
 def test_enabling_and_registering_give_a_fresh_start() -> None:
     """Given a failing endpoint, when it is enabled (or registered), then earlier failures no longer count."""
-    assert endpoint_health(T0, EndpointEnabled("wh_1", T0 + timedelta(hours=2))) is None
-    assert endpoint_health(T0, REGISTERED) is None
+    assert next_failing_since(T0, EndpointEnabled("wh_1", T0 + timedelta(hours=2))) is None
+    assert next_failing_since(T0, REGISTERED) is None
 
 
 def test_other_endpoint_events_leave_the_health_alone() -> None:
     """Given a failing endpoint, when it is disabled or updated, then it is failing since the same moment."""
     later = T0 + timedelta(hours=3)
-    assert endpoint_health(T0, EndpointDisabled("wh_1", DisableReason.FAILING, later, T0)) == T0
-    assert endpoint_health(T0, EndpointUpdated("wh_1", later, description="x")) == T0
+    assert next_failing_since(T0, EndpointDisabled("wh_1", DisableReason.FAILING, later, T0)) == T0
+    assert next_failing_since(T0, EndpointUpdated("wh_1", later, description="x")) == T0
 
 
 # --- endpoint rows ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The read models, projected from recorded events inside the appending transaction.
 
 The rows are the core's pure projections (``core.projections``: ``endpoint_row``,
-``endpoint_health``, ``delivery_row``, ``attempt_entry``, ``queue_at``), as in the in-memory
+``next_failing_since``, ``delivery_row``, ``attempt_entry``, ``queue_at``), as in the in-memory
 reference store; this module only loads, holds and writes them. It loads the rows the events
 touch in one query per table, evolves them in memory in event order, and writes them back in one
 ``executemany`` per table and kind of change. A batch of a thousand outcomes is a handful of
@@ -36,7 +36,7 @@ from ...core.events import (
 )
 from ...core.outcomes import ErrorKind
 from ...core.ports import RecordedEvent
-from ...core.projections import attempt_entry, delivery_row, endpoint_health, endpoint_row, event_row
+from ...core.projections import attempt_entry, delivery_row, endpoint_row, event_row, next_failing_since
 from ...core.projections import queue_at as projected_queue_at
 from ...core.views import AttemptView, DeliveryView, EndpointView, EventView
 from .codec import EndpointStates, decode_endpoint, encode_endpoint
@@ -296,7 +296,7 @@ class Projection:
             )
             endpoint = batch.endpoints.get(event.endpoint_id)
             if endpoint is not None:
-                failing_since = endpoint_health(endpoint.failing_since, event)
+                failing_since = next_failing_since(endpoint.failing_since, event)
                 if failing_since != endpoint.failing_since:
                     endpoint.failing_since = failing_since
                     endpoint.health_changed = True

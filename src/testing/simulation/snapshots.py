@@ -33,8 +33,8 @@ from ...core.events import (
     EventPublished,
 )
 from ...core.ports import RecordedEvent, Storage, StreamAppend
-from ...core.projections import attempt_entry, delivery_row, endpoint_health, event_row
-from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
+from ...core.projections import attempt_entry, delivery_row, event_row, next_failing_since
+from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointHealth, EndpointView, EventView
 
 __all__ = ["SnapshotAudit"]
 
@@ -130,6 +130,9 @@ class SnapshotAudit:
         since: datetime | None = None,
         before: str | None = None,
         limit: int = 100,
+        event_type: str | None = None,
+        created_from: datetime | None = None,
+        created_until: datetime | None = None,
     ) -> Sequence[DeliveryView]:
         views = await self.store.deliveries(
             account_id,
@@ -139,6 +142,9 @@ class SnapshotAudit:
             since=since,
             before=before,
             limit=limit,
+            event_type=event_type,
+            created_from=created_from,
+            created_until=created_until,
         )
         for view in views:
             await self._audit_delivery(view.delivery.delivery_id, view)
@@ -146,6 +152,11 @@ class SnapshotAudit:
 
     async def event(self, account_id: str, event_id: str) -> EventView | None:
         return await self.store.event(account_id, event_id)
+
+    async def endpoint_health(
+        self, account_id: str, since: datetime, deliveries: int = 2000
+    ) -> Mapping[str, EndpointHealth]:
+        return await self.store.endpoint_health(account_id, since, deliveries)
 
     # --- the audit ----------------------------------------------------------------------------
 
@@ -234,7 +245,7 @@ class SnapshotAudit:
                 event = recorded.event
                 if isinstance(event, _HEALTH_EVENTS):
                     key = event.endpoint_id
-                    self._health[key] = endpoint_health(self._health.get(key), event)
+                    self._health[key] = next_failing_since(self._health.get(key), event)
             self._position = page[-1].position
 
     def _count(self, kind: str) -> None:
@@ -246,3 +257,7 @@ class SnapshotAudit:
 
 def _events(stream: Sequence[RecordedEvent], kinds: tuple[type, ...]) -> list[Any]:
     return [recorded.event for recorded in stream if isinstance(recorded.event, kinds)]
+
+
+# mypy checks here that the audit implements the whole port, as new queries are added to it.
+_IMPLEMENTS: type[Storage] = SnapshotAudit
