@@ -39,15 +39,9 @@ from .connections import Connections
 from .engine import DEFAULT_URL, create_engine
 from .lanes import Job, Lane
 from .migrate import check_schema, ensure_schema
-from .projection import (
-    Projection,
-    attempt_view,
-    delivery_state,
-    delivery_view,
-    event_view,
-    write_rows,
-)
+from .projection import Projection
 from .reports import health, narrowed
+from .rows import attempt_view, delivery_state, delivery_view, event_view, write_rows
 from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
 from .statements import Statements, chunks, postgres_statements, sqlite_statements
 from .times import TimeColumns, postgres_times, sqlite_times
