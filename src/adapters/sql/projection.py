@@ -22,6 +22,7 @@ from typing import Any
 
 from attrs import define, field
 
+from ...core import endpoint as ep
 from ...core.endpoint import Endpoint
 from ...core.events import (
     AttemptFailed,
@@ -37,8 +38,10 @@ from ...core.ports import RecordedEvent
 from ...core.projections import attempt_entry, delivery_row, endpoint_row, event_row, next_failing_since
 from ...core.projections import queue_at as projected_queue_at
 from ...core.views import DeliveryView, EndpointView
+from ..sealing import KeyChanges, key_changes
 from .codec import EndpointStates, encode_endpoint
 from .rows import delivery_state, select_in, write_rows
+from .secret_keys import SqlKeys
 from .statements import Statements
 from .times import TimeColumns
 
@@ -80,6 +83,7 @@ class _Batch:
     deliveries: dict[str, _DeliveryRow]
     published: list[tuple[Any, ...]] = field(factory=list)
     attempts: list[tuple[Any, ...]] = field(factory=list)
+    key_changes: list[KeyChanges] = field(factory=list)
 
 
 @define
@@ -88,7 +92,8 @@ class Projection:
 
     sql: Statements
     times: TimeColumns
-    states: EndpointStates
+    states: EndpointStates  # sealed states: secrets stay tokens here
+    keys: SqlKeys
 
     def project(self, cursor: Any, recorded: Sequence[RecordedEvent]) -> None:
         """Project ``recorded`` (just appended, in position order) inside the cursor's transaction."""
@@ -167,6 +172,10 @@ class Projection:
                 assert row.text is not None
                 state = self.states.decode(row.text)
             previous = EndpointView(state, row.version, row.failing_since)
+        # Secret keys follow the secrets the endpoint's state holds (ADR 0010).
+        changes = key_changes(ep.initial_state() if previous is None else previous.endpoint, event)
+        if changes:
+            batch.key_changes.append(changes)
         view = endpoint_row(previous, item.version, event)
         row.state, row.version, row.failing_since = view.endpoint, view.version, view.failing_since
         row.changed = True
@@ -214,6 +223,8 @@ class Projection:
             self._write_deliveries(cursor, batch.deliveries)
         if batch.attempts:
             write_rows(cursor, sql.insert_attempt, batch.attempts)
+        if batch.key_changes:
+            self.keys.apply(cursor, batch.key_changes)
 
     def _write_endpoints(self, cursor: Any, rows: Iterable[_EndpointRow]) -> None:
         to_db = self.times.to_db

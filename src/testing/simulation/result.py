@@ -32,6 +32,9 @@ class SimulationResult:
     endpoint_ids: dict[int, str]
     settled: bool
     violations: list[str] = field(factory=list)
+    # Each endpoint's secrets as the service issued them, in order: the log keeps only the live
+    # ones (a secret that stopped signing reads as "", ADR 0010), the checker needs them all.
+    issued_secrets: dict[str, list[str]] = field(factory=dict)
 
     def fingerprint(self) -> str:
         """A digest of the whole event log and request record: equal runs, equal digests."""

@@ -87,6 +87,7 @@ async def run_scenario(
         for number in range(scenario.workers)
     ]
     endpoint_ids: dict[int, str] = {}
+    issued: dict[str, list[str]] = {}
     crashes: list[Crash] = []
     pending_registrations = sorted(
         range(len(scenario.endpoints)), key=lambda i: scenario.endpoints[i].register_at
@@ -103,13 +104,15 @@ async def run_scenario(
         wait = action.at - (clock.now() - EPOCH).total_seconds()
         if wait > 0:
             await clock.sleep(wait)
-        await _apply(action, scenario, service, workers, network, endpoint_ids, crashes, restarts)
+        await _apply(action, scenario, service, workers, network, endpoint_ids, issued, crashes, restarts)
     await asyncio.gather(*restarts)
     settled = await _settle(service, workers, clock)
     for worker in workers:
         await worker.shutdown()
     log = list(await _read_everything(store))
-    return SimulationResult(scenario, log, network.requests, crashes, endpoint_ids, settled)
+    return SimulationResult(
+        scenario, log, network.requests, crashes, endpoint_ids, settled, issued_secrets=issued
+    )
 
 
 async def _read_everything(store: Storage) -> list[RecordedEvent]:
@@ -128,6 +131,7 @@ async def _apply(
     workers: list[_Worker],
     network: FakeNetwork,
     endpoint_ids: dict[int, str],
+    issued: dict[str, list[str]],
     crashes: list[Crash],
     restarts: list[asyncio.Task[None]],
 ) -> None:
@@ -140,6 +144,7 @@ async def _apply(
                 plan.account, plan.url, plan.event_types, standard_webhooks=plan.standard_webhooks
             )
             endpoint_ids[index] = view.endpoint.endpoint_id
+            issued.setdefault(view.endpoint.endpoint_id, []).append(view.endpoint.secret)
             network.routes[plan.url] = plan.route
         elif action.kind == "publish":
             account, event_type, data, event_id = action.args
@@ -166,7 +171,7 @@ async def _apply(
                 crashes.append(Crash(stopping_at, clock.now(), graceful=True))
                 worker.start()
         else:
-            await _operate(action, scenario, service, endpoint_ids)
+            await _operate(action, scenario, service, endpoint_ids, issued)
     except DomainError:
         pass  # e.g. the endpoint was deleted earlier: operators get errors too
 
@@ -177,7 +182,11 @@ async def _restart_later(worker: _Worker, clock: Clock, downtime: float) -> None
 
 
 async def _operate(
-    action: Action, scenario: Scenario, service: WebhookService, endpoint_ids: dict[int, str]
+    action: Action,
+    scenario: Scenario,
+    service: WebhookService,
+    endpoint_ids: dict[int, str],
+    issued: dict[str, list[str]],
 ) -> None:
     index = action.args[0]
     if index not in endpoint_ids:
@@ -193,7 +202,8 @@ async def _operate(
     elif action.kind == "update":
         await service.update_endpoint(account, endpoint_id, event_types=action.args[1])
     elif action.kind == "rotate":
-        await service.rotate_secret(account, endpoint_id, grace=timedelta(seconds=action.args[1]))
+        rotated = await service.rotate_secret(account, endpoint_id, grace=timedelta(seconds=action.args[1]))
+        issued.setdefault(endpoint_id, []).append(rotated.endpoint.secret)
     elif action.kind == "test":
         await service.send_test(account, endpoint_id, action.args[1])
     elif action.kind == "redeliver":
