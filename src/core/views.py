@@ -9,9 +9,10 @@ from attrs import frozen
 
 from .delivery import Delivery
 from .endpoint import Endpoint
+from .events import AttemptAbandoned
 from .outcomes import ErrorKind
 
-__all__ = ["AttemptView", "DeliveryView", "DueDelivery", "EndpointView", "EventView"]
+__all__ = ["AttemptView", "DeliveryView", "DueDelivery", "EndpointView", "EventView", "abandoned_attempt"]
 
 
 @frozen
@@ -66,10 +67,35 @@ class AttemptView:
 
 @frozen
 class DueDelivery:
-    """A pending delivery leased to one worker until ``leased_until``; ``lease`` identifies the lease."""
+    """A pending delivery leased to one worker until ``leased_until``; ``lease`` identifies the lease.
+
+    ``attempt`` is the number the lease's attempt takes. It is more than ``delivery.attempts + 1``
+    when earlier leases started attempts whose outcome was never recorded (their worker died):
+    those are logged as abandoned with this attempt's outcome."""
 
     delivery: Delivery
     version: int
     lease: str
     leased_until: datetime
     body: str
+    attempt: int
+
+    @property
+    def attempt_before(self) -> int | None:
+        """The queue's attempt number as it was before this lease: what handing it back restores."""
+        earlier = self.attempt - 1
+        return earlier if earlier > self.delivery.attempts else None
+
+
+def abandoned_attempt(event: AttemptAbandoned) -> AttemptView:
+    """The log's line for an attempt whose outcome is unknown: no status, no answer, no time."""
+    return AttemptView(
+        attempt=event.attempt,
+        started_at=event.noted_at,
+        elapsed_ms=0.0,
+        succeeded=False,
+        status_code=None,
+        error=ErrorKind.WORKER_LOST,
+        detail=event.reason,
+        response_body="",
+    )

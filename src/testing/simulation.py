@@ -23,6 +23,7 @@ import hmac
 import json
 import random
 import sys
+from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from ..core.catalog import EVENT_TYPES
 from ..core.delivery import DeliveryStatus
 from ..core.errors import DomainError
 from ..core.events import (
+    AttemptAbandoned,
     AttemptFailed,
     AttemptSucceeded,
     DeliveryCancelled,
@@ -612,6 +614,7 @@ def check(result: SimulationResult) -> list[str]:
     violations += _check_requests(record)
     violations += _check_held(record)
     violations += _check_auto_disable(record)
+    violations += _check_lost_attempts(record)
     return violations
 
 
@@ -718,6 +721,10 @@ def _check_delivery(record: _Record, delivery_id: str, events: list[tuple[int, D
                 status, due_at, last = "succeeded", None, None
             elif not in_flight_when_stopped:
                 last = (event, sent)
+        elif isinstance(event, AttemptAbandoned):
+            if event.attempt != attempts + 1:
+                violations.append(f"{where}: abandoned attempt {event.attempt} after attempt {attempts}")
+            attempts = event.attempt
         elif isinstance(event, RetryScheduled):
             if last is None or event.attempt != attempts + 1:
                 violations.append(
@@ -940,6 +947,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  - {violation}")
         failed += bool(result.violations)
     return 1 if failed else 0
+
+
+# --- crash recovery (issue 10.8) --------------------------------------------------------------------
+
+
+def _check_lost_attempts(record: _Record) -> list[str]:
+    """A crash loses an outcome, never an attempt number: each number goes on the wire once per
+    attempt sequence, and a request whose outcome was never logged is in the log as abandoned
+    once its delivery is attempted again."""
+    violations: list[str] = []
+    for delivery_id, events in record.streams.items():
+        redeliveries = sorted(time_of(e) for _, e in events if isinstance(e, RedeliveryRequested))
+
+        def sequence(at: datetime, redeliveries: list[datetime] = redeliveries) -> int:
+            return bisect_right(redeliveries, at)
+
+        logged = {
+            (sequence(time_of(e)), e.attempt): e
+            for _, e in events
+            if isinstance(e, AttemptSucceeded | AttemptFailed | AttemptAbandoned)
+        }
+        sent = sorted(
+            (request.started_at, attempt, request)
+            for (d, attempt), requests in record.requests.items()
+            if d == delivery_id
+            for request in requests
+        )
+        seen: set[tuple[int, int]] = set()
+        for index, (started_at, attempt, _request) in enumerate(sent):
+            key = (sequence(started_at), attempt)
+            if key in seen:
+                violations.append(f"delivery {delivery_id}: attempt {attempt} sent twice in one sequence")
+            seen.add(key)
+            later = any(sequence(t) == key[0] for t, _, _ in sent[index + 1 :])
+            if later and key not in logged:
+                violations.append(f"delivery {delivery_id}: lost attempt {attempt} is not in the log")
+    return violations
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from ...core import endpoint as ep
 from ...core.delivery import Delivery, DeliveryStatus
 from ...core.endpoint import Endpoint
 from ...core.events import (
+    AttemptAbandoned,
     AttemptFailed,
     AttemptSucceeded,
     DeliveryEvent,
@@ -38,7 +39,7 @@ from ...core.events import (
 )
 from ...core.outcomes import ErrorKind
 from ...core.ports import RecordedEvent
-from ...core.views import AttemptView, DeliveryView, EndpointView, EventView
+from ...core.views import AttemptView, DeliveryView, EndpointView, EventView, abandoned_attempt
 from .codec import EndpointStates, decode_endpoint, encode_endpoint
 from .statements import Statements, chunks
 from .times import TimeColumns
@@ -296,6 +297,12 @@ class Projection:
                 )
             )
             _note_endpoint_health(batch, event)
+        elif isinstance(event, AttemptAbandoned):
+            line = abandoned_attempt(event)
+            error = None if line.error is None else line.error.value
+            batch.attempts.append(
+                (item.position, event.delivery_id, line.attempt, at, 0.0, False, None, error, line.detail, "")
+            )
 
     # --- writing
 
