@@ -10,9 +10,10 @@ and not counted as attempts. Unknown endpoints may use any slot nobody holds (a 
 endpoint starts at once), and within ``slow_after`` they are either trusted or slow. Attempts of
 slow and unknown endpoints count against the concurrency only up to the untrusted budget, so
 even when endpoints that were trusted start hanging all at once, trusted endpoints keep their
-slots (the worker then briefly runs more than ``concurrency`` attempts, mostly idle sockets). Each account may hold at most ``per_account`` slots, so
-one tenant's backlog cannot take them all either; that share is the whole worker by default,
-because a lone tenant would otherwise leave slots idle while its deliveries are handed back.
+slots (the worker then briefly runs more than ``concurrency`` attempts, mostly idle sockets).
+Each account may hold at most ``per_account`` slots, so one tenant's backlog cannot take them
+all either; that share is the whole worker by default, because a lone tenant would otherwise
+leave slots idle while its deliveries are handed back.
 
 Pure: the worker passes in its counts and measurements.
 """
