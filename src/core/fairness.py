@@ -1,5 +1,5 @@
 """Who gets a delivery slot: the rule that keeps slow or hanging endpoints from taking the
-capacity healthy ones need (issue 10.2, ADR 0009).
+capacity healthy ones need (issue 10.2, ADR 0014).
 
 A worker has ``concurrency`` slots. An endpoint is *trusted* while it is known to answer quickly:
 its recent attempts took less than ``slow_after`` on average, the last one did not time out, and

@@ -5,7 +5,7 @@ sends them concurrently (the slots are shared by the rule in ``core.fairness``: 
 endpoint and per account, and a small shared budget for endpoints that are slow, time out or are
 not known yet, so that hanging endpoints cannot take the slots healthy ones need), keeps its
 leases short and renews them while it lives (a heartbeat: a dead worker's deliveries are claimed
-again within seconds, ADR 0009), and records outcomes in batches: whatever finished while the previous
+again within seconds, ADR 0014), and records outcomes in batches: whatever finished while the previous
 batch was being written goes into the next transaction (group commit), so an idle system writes
 each outcome at once and a busy one amortises its transactions. It sleeps until the next
 delivery is due, a publish wakes it, or ``poll_interval`` passes (for work published by other

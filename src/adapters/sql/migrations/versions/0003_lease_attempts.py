@@ -1,5 +1,5 @@
 """The attempt number of a delivery's latest lease, so an attempt lost with its worker is never
-numbered twice (ADR 0009).
+numbered twice (ADR 0014).
 
 Revision ID: 0003_lease_attempts
 Revises: 0002
