@@ -12,7 +12,7 @@
 and the lease carries the attempt's number. An attempt becomes a fact when its outcome is
 recorded. A crash in between loses the outcome, not the number: the next lease takes the next
 number, and the lost attempts are recorded as abandoned (outcome unknown) with its outcome (ADR
-0009). An attempt that was in flight when its delivery was held or cancelled is still recorded.
+0014). An attempt that was in flight when its delivery was held or cancelled is still recorded.
 """
 
 from __future__ import annotations
