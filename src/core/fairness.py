@@ -6,8 +6,9 @@ its recent attempts took less than ``slow_after`` on average, the last one did n
 none of its attempts in flight has been running longer than ``slow_after``. It is *slow* if one
 of those fails, and *unknown* before this worker has measured it. Slow endpoints together get
 ``untrusted`` slots; their excess deliveries are handed back to the queue and paced, not failed
-and not counted as attempts. Unknown endpoints may use any slot nobody holds (a burst to a new
-endpoint starts at once), and within ``slow_after`` they are either trusted or slow. Attempts of
+and not counted as attempts. An unknown endpoint may always run one attempt (its probe), and
+more in slots nobody holds (a burst to a new endpoint starts at once); within ``slow_after`` it
+is either trusted or slow. Attempts of
 slow and unknown endpoints count against the concurrency only up to the untrusted budget, so
 even when endpoints that were trusted start hanging all at once, trusted endpoints keep their
 slots (the worker then briefly runs more than ``concurrency`` attempts, mostly idle sockets).
@@ -112,8 +113,12 @@ def verdict(rules: SlotRules, load: Load, endpoint: Standing) -> Verdict:
         return Verdict.PACE
     if endpoint is Standing.SLOW and load.untrusted >= rules.untrusted:
         return Verdict.PACE
-    if endpoint is Standing.UNKNOWN and load.trusted + load.untrusted >= rules.concurrency:
-        return Verdict.PACE
+    if (
+        endpoint is Standing.UNKNOWN
+        and load.endpoint > 0
+        and load.trusted + load.untrusted >= rules.concurrency
+    ):
+        return Verdict.WAIT  # behind its probe, which tells soon whether it is fast
     return Verdict.START
 
 

@@ -52,10 +52,12 @@ def test_hanging_endpoints_never_take_the_slots_of_trusted_ones() -> None:
     assert verdict(RULES, Load(48, 64, 0, 48), Standing.TRUSTED) is Verdict.PACE
 
 
-def test_unknown_endpoints_use_only_slots_nobody_holds() -> None:
-    """A burst to a new endpoint starts at once, but not past the worker's concurrency."""
-    assert verdict(RULES, Load(0, 40, 0, 40), Standing.UNKNOWN) is Verdict.START
-    assert verdict(RULES, Load(30, 34, 0, 64), Standing.UNKNOWN) is Verdict.PACE
+def test_an_unknown_endpoint_probes_then_uses_only_slots_nobody_holds() -> None:
+    """A new endpoint always gets one attempt, even with every slot held by hanging ones; a burst
+    to it starts at once while slots are free, and otherwise waits behind its probe."""
+    assert verdict(RULES, Load(0, 64, 0, 0), Standing.UNKNOWN) is Verdict.START
+    assert verdict(RULES, Load(0, 40, 5, 5), Standing.UNKNOWN) is Verdict.START
+    assert verdict(RULES, Load(30, 34, 1, 1), Standing.UNKNOWN) is Verdict.WAIT
 
 
 def test_an_endpoint_at_its_own_limit_waits_behind_its_attempts() -> None:
