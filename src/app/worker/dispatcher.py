@@ -21,7 +21,7 @@ from collections.abc import Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from attrs import define, field, frozen
+from attrs import define, field
 
 from ...core import delivery as dlv
 from ...core import endpoint as ep
@@ -33,7 +33,9 @@ from ...core.retry import RetryPolicy
 from ...core.signing import delivery_headers
 from ...core.views import DueDelivery
 from ..services import NoticeBoard, WebhookService
+from .leases import heartbeat
 from .recorder import DispatchStats, Job, Recorder
+from .settings import DispatchSettings
 from .slots import Slots
 
 __all__ = ["DispatchSettings", "DispatchStats", "Dispatcher"]
@@ -42,34 +44,6 @@ log = logging.getLogger(__name__)
 
 _MIN_WAIT = 0.001  # never spin: a wait is at least a millisecond
 _TIMEOUTS = (ErrorKind.TIMEOUT, ErrorKind.CONNECT_TIMEOUT, ErrorKind.READ_TIMEOUT)
-
-
-@frozen
-class DispatchSettings:
-    """How hard one worker pushes. A lease lasts ``lease`` and is renewed every ``heartbeat``
-    while the worker lives: the lease is how long a dead worker's deliveries wait. An endpoint
-    slower than ``slow_after`` draws on the slots shared by untrusted endpoints; one account may
-    hold ``account_share`` of the slots (see ``core.fairness``)."""
-
-    concurrency: int = 64
-    per_endpoint_concurrency: int = 8
-    claim_batch: int = 128
-    lease: timedelta = timedelta(seconds=6)
-    heartbeat: timedelta = timedelta(seconds=1)
-    slow_after: timedelta = timedelta(seconds=1)
-    account_share: float = 1.0
-    request_timeout: timedelta = timedelta(seconds=15)
-    poll_interval: timedelta = timedelta(seconds=1)
-    shutdown_grace: timedelta = timedelta(seconds=10)
-    user_agent: str = "attribution-webhooks/0.1 (+https://github.com/attribution/webhooks)"
-
-    def __attrs_post_init__(self) -> None:
-        if self.heartbeat <= timedelta(0) or self.lease < 3 * self.heartbeat:
-            raise ValueError("the heartbeat must be positive and the lease at least three heartbeats")
-        if not 0 < self.account_share <= 1:
-            raise ValueError("an account's share of the slots must be in (0, 1]")
-        if self.concurrency < 1 or self.per_endpoint_concurrency < 1 or self.claim_batch < 1:
-            raise ValueError("concurrency, per-endpoint concurrency and claim batch must be positive")
 
 
 @define
@@ -313,24 +287,15 @@ class Dispatcher:
         return until - now
 
     async def _heartbeat(self) -> None:
-        """Renew every lease this worker holds, every ``heartbeat``, for as long as it runs."""
-        settings = self.settings
-        while True:
-            await self.clock.sleep(settings.heartbeat.total_seconds())
-            now = self.clock.now()
-            held = [job.due for _, job in self._in_flight.values()]
-            held += [job.due for jobs in self._waiting.values() for job in jobs]
-            held += self._recorder.held()
-            if not held:
-                continue
-            try:
-                await self.store.renew(held, now + settings.lease)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the store is down: the leases may lapse, the next beat tries again
-                log.exception("renewing %d leases failed", len(held))
-                continue
-            self._renewed_until = now + settings.lease
+        await heartbeat(self.store, self.clock, self.settings, self._held, self._renewed)
+
+    def _held(self) -> list[DueDelivery]:
+        held = [job.due for _, job in self._in_flight.values()]
+        held += [job.due for jobs in self._waiting.values() for job in jobs]
+        return held + self._recorder.held()
+
+    def _renewed(self, until: datetime) -> None:
+        self._renewed_until = until
 
     async def _release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
         await self.store.release(returns)
