@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from service_process import cli
 
+from attribution_webhooks.adapters.sql.migrate import head_revision
 from attribution_webhooks.app.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
@@ -104,7 +105,7 @@ def test_postgresql_not_upgraded_is_one_line(command: str) -> None:
         database = url.render_as_string(hide_password=False)
         result = run(command, "--database-url", database)
         assert one_line_error(result) == (
-            "the database schema is at revision none, this version needs 0002: "
+            f"the database schema is at revision none, this version needs {head_revision()}: "
             "run `attribution-webhooks db upgrade` first"
         )
 

@@ -139,6 +139,8 @@ class ChaosRun:
     worker: Process | None = None
     kill_times: list[float] = field(factory=list)
     accepted: list[str] = field(factory=list)
+    # Keep-alive between kills (a killed server's connections fail, and the next request reconnects).
+    _client: httpx.Client = field(factory=lambda: httpx.Client(timeout=10))
 
     @property
     def base(self) -> str:
@@ -179,8 +181,8 @@ class ChaosRun:
         deadline = time.monotonic() + 120
         while True:
             try:
-                response = httpx.request(
-                    method, self.base + path, json=body, headers={"X-API-Key": self.key}, timeout=10
+                response = self._client.request(
+                    method, self.base + path, json=body, headers={"X-API-Key": self.key}
                 )
                 if response.status_code < 500:
                     return response
@@ -212,6 +214,7 @@ class ChaosRun:
                     process.popen.kill()
                     process.popen.wait()
             self.receiver.close()
+            self._client.close()
 
     def _statuses(self) -> dict[str, int]:
         engine = create_engine(self.database_url)
