@@ -14,6 +14,7 @@ import json
 import random
 import socket
 import statistics
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -167,10 +168,14 @@ class ChaosRun:
         (self._start_serve if target == "serve" else self._start_worker)()
 
     def _setup(self) -> None:
-        created = Process(cli("api-keys", "create", "--name", "chaos", *self._common()))
-        assert created.popen.wait(60) == 0, "".join(created.output)
-        time.sleep(0.1)  # the reader thread collects the last lines
-        self.key = created.output[-1].strip()
+        created = subprocess.run(
+            cli("api-keys", "create", "--name", "chaos", "--database-url", self.database_url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert created.returncode == 0, created.stdout + created.stderr
+        self.key = created.stdout.strip().splitlines()[-1]
         self._start_serve()
         self._start_worker()
         hook = self._request("POST", "/webhooks", {"url": self.receiver.url, "events": ["deal.attributed"]})
