@@ -12,7 +12,15 @@ from .endpoint import Endpoint
 from .events import AttemptAbandoned
 from .outcomes import ErrorKind
 
-__all__ = ["AttemptView", "DeliveryView", "DueDelivery", "EndpointView", "EventView", "abandoned_attempt"]
+__all__ = [
+    "AttemptView",
+    "DeliveryView",
+    "DueDelivery",
+    "EndpointHealth",
+    "EndpointView",
+    "EventView",
+    "abandoned_attempt",
+]
 
 
 @frozen
@@ -63,6 +71,16 @@ class AttemptView:
     error: ErrorKind | None
     detail: str
     response_body: str
+
+
+@frozen
+class EndpointHealth:
+    """An endpoint's attempts over a recent window: how many, how many succeeded, the latest."""
+
+    attempts: int
+    succeeded: int
+    last_attempt_at: datetime | None = None
+    last_succeeded: bool | None = None
 
 
 @frozen
