@@ -28,12 +28,13 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from .. import __version__
+from ..adapters.sql.secret_keys import DEVELOPMENT_KEY_NOTE
 from .api import create_app
 from .bootstrap import Runtime
 from .settings import Mode
 from .worker import Dispatcher
 
-__all__ = ["DEV_ACCOUNT", "ensure_first_key", "listen", "run", "serve", "work"]
+__all__ = ["DEV_ACCOUNT", "ensure_first_key", "listen", "note_development_key", "run", "serve", "work"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,12 @@ def listen(host: str, port: int) -> socket.socket:
 def _say(out: TextIO, text: str) -> None:
     out.write(text + "\n")
     out.flush()
+
+
+def note_development_key(runtime: Runtime, out: TextIO) -> None:
+    """Say, on every start, that webhook secrets are sealed with a key kept in the database."""
+    if runtime.store.development_key:
+        _say(out, f"WARNING: {DEVELOPMENT_KEY_NOTE}")
 
 
 def ensure_first_key(runtime: Runtime, out: TextIO) -> None:
@@ -164,6 +171,7 @@ async def serve(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event 
     )
     _say(out, f"API docs: {url}/docs")
     _say(out, f"Dashboard: {url}/dashboard (sign in with an API key)")
+    note_development_key(runtime, out)
     ensure_first_key(runtime, out)
     await _first_done(stop, web, worker)
     _say(out, "stopping: finishing requests and deliveries in flight")
@@ -181,6 +189,7 @@ async def work(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event |
     stop = stop or _stop_on_signals()
     poll = runtime.settings.poll_interval.total_seconds()
     _say(out, f"attribution-webhooks {__version__} worker on {_database(runtime)} (polling every {poll:g} s)")
+    note_development_key(runtime, out)
     dispatcher = await _dispatch(runtime, stop)
     stats = dispatcher.stats
     _say(out, f"stopped after {stats.attempts} attempts ({stats.succeeded} delivered)")

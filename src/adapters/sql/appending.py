@@ -24,11 +24,13 @@ from attrs import define, field
 from sqlalchemy.exc import IntegrityError, InterfaceError, InternalError, OperationalError
 
 from ...core.errors import ConcurrencyConflict
+from ...core.events import DomainEvent
 from ...core.ports import RecordedEvent, StreamAppend
 from .codec import EventCodec, StoredEvent
 from .connections import Connections
 from .lanes import Job
 from .projection import Projection, select_in, write_rows
+from .secret_keys import SqlKeys
 from .statements import Statements
 
 __all__ = ["AppendStats", "Appender"]
@@ -44,6 +46,10 @@ class _Call:
     job: Job
     appends: Sequence[StreamAppend]
     stored: list[list[StoredEvent]] = field(factory=list)
+    # The events with their secrets sealed (what the log and the read models hold), and the
+    # data keys that seal them, inserted in the same transaction.
+    sealed: list[list[DomainEvent]] = field(factory=list)
+    keys: list[tuple[str, ...]] = field(factory=list)
 
 
 @define
@@ -63,6 +69,7 @@ class Appender:
     sql: Statements
     codec: EventCodec
     projection: Projection
+    keys: SqlKeys
     stats: AppendStats = field(factory=AppendStats)
 
     def commit(self, jobs: Sequence[Job]) -> None:
@@ -73,13 +80,18 @@ class Appender:
             call = _Call(job, job.appends)
             try:
                 encode = self.codec.encode
-                call.stored = [[encode(event) for event in append.events] for append in call.appends]
+                for append in call.appends:
+                    sealed, keys = self.keys.seal(append.events)
+                    call.sealed.append(sealed)
+                    call.keys += keys
+                    call.stored.append([encode(event) for event in sealed])
             except Exception as error:  # a naive datetime, say: this call's fault alone
                 job.error = error
                 continue
             calls.append(call)
         if calls:
             self._commit(calls, check_all=False)
+            self.keys.after_commit()
 
     def _commit(self, calls: list[_Call], *, check_all: bool) -> None:
         try:
@@ -136,16 +148,18 @@ class Appender:
             current = self._versions(cursor, checked)
             versions: dict[str, int] = {}  # as the calls accepted so far leave them
             rows: list[tuple[Any, ...]] = []
+            keys: list[tuple[str, ...]] = []
             recorded: list[RecordedEvent] = []
             for call in calls:
                 conflict = _check(call.appends, versions, current)
                 if conflict is not None:
                     outcomes.append(conflict)
                     continue
-                for append, stored in zip(call.appends, call.stored, strict=True):
+                keys += call.keys
+                for append, sealed, stored in zip(call.appends, call.sealed, call.stored, strict=True):
                     stream_id = append.stream_id
                     version = append.expected_version
-                    for event, row in zip(append.events, stored, strict=True):
+                    for event, row in zip(sealed, stored, strict=True):
                         position += 1
                         version += 1
                         rows.append(
@@ -153,6 +167,8 @@ class Appender:
                         )
                         recorded.append(RecordedEvent(position, stream_id, version, event))
                 outcomes.append(position)
+            if keys:
+                self.keys.insert(cursor, keys)
             if rows:
                 write_rows(cursor, sql.insert_events, rows)
                 self.projection.project(cursor, recorded)

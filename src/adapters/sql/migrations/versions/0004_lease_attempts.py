@@ -1,8 +1,8 @@
 """The attempt number of a delivery's latest lease, so an attempt lost with its worker is never
 numbered twice (ADR 0014).
 
-Revision ID: 0003_lease_attempts
-Revises: 0002
+Revision ID: 0004_lease_attempts
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_lease_attempts"
-down_revision = "0002"
+revision = "0004_lease_attempts"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
