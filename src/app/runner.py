@@ -31,6 +31,7 @@ from .. import __version__
 from ..adapters.sql.secret_keys import DEVELOPMENT_KEY_NOTE
 from .api import create_app
 from .bootstrap import Runtime
+from .delivering import deliver
 from .settings import Mode
 from .worker import Dispatcher
 
@@ -118,19 +119,7 @@ async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> Dispatcher:
     dispatcher = runtime.dispatcher(transport)
     wakeups = runtime.wakeups()
     try:
-        if wakeups is None:
-            await dispatcher.run(stop)
-        else:
-            async with wakeups:
-                # Tell the other processes what happens here; hear what happens there.
-                runtime.notices.subscribe(wakeups)
-                listening = asyncio.ensure_future(wakeups.listen(dispatcher, stop))
-                try:
-                    await dispatcher.run(stop)
-                finally:
-                    runtime.notices.unsubscribe(wakeups)
-                    listening.cancel()
-                    await asyncio.gather(listening, return_exceptions=True)
+        await deliver(dispatcher, runtime.notices, wakeups, stop)
     finally:
         await transport.aclose()
     return dispatcher

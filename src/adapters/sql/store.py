@@ -40,6 +40,7 @@ from .connections import Connections
 from .engine import DEFAULT_URL, create_engine
 from .lanes import Job, Lane
 from .migrate import check_schema, ensure_schema
+from .outbox import SqlOutbox, Transaction
 from .projection import (
     Projection,
     attempt_view,
@@ -177,6 +178,10 @@ class SqlStore:
     def _reading(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn
+
+    def within(self, transaction: Transaction, on_commit: Callable[[], None] | None = None) -> SqlOutbox:
+        """The store inside the caller's open transaction: the transactional outbox (``outbox.py``)."""
+        return SqlOutbox(self._appender, self._endpoint_views, transaction, self.engine.url, on_commit)
 
     @property
     def append_stats(self) -> AppendStats:
