@@ -170,7 +170,7 @@ def _webhooks_list(args: argparse.Namespace) -> int:
     runtime = _runtime(args)
     try:
         account = _account(runtime, args.account)
-        views = asyncio.run(runtime.service.store.list_endpoints(account, limit=10_000))
+        views = asyncio.run(runtime.service.queries.endpoints(account, limit=10_000)).items
     finally:
         runtime.close()
     if args.json:

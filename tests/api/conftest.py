@@ -26,13 +26,13 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _runtime(template: Path, directory: Path, mode: Mode) -> Runtime:
+def runtime_for(template: Path, directory: Path, mode: Mode) -> Runtime:
     target = directory / "api.sqlite3"
     shutil.copyfile(template, target)
     return open_runtime(Settings(database_url=f"sqlite:///{target}", mode=mode, max_body_size=64 * 1024))
 
 
-def _accounts(runtime: Runtime, client: TestClient[Any]) -> tuple[Api, Api]:
+def accounts(runtime: Runtime, client: TestClient[Any]) -> tuple[Api, Api]:
     now = datetime.now(UTC)
     apis = []
     for account in ("acct_alice", "acct_bob"):
@@ -48,10 +48,10 @@ def apis(
 ) -> Iterator[tuple[Api, Api]]:
     """Alice and Bob, two accounts of one development-mode service."""
     mode = getattr(request, "param", Mode.DEVELOPMENT)
-    runtime = _runtime(migrated_template, tmp_path, mode)
+    runtime = runtime_for(migrated_template, tmp_path, mode)
     try:
         with TestClient(create_app(runtime)) as client:
-            yield _accounts(runtime, client)
+            yield accounts(runtime, client)
     finally:
         runtime.close()
 

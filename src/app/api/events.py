@@ -14,7 +14,6 @@ from ...core.samples import SAMPLE_DATA
 from ..bootstrap import Runtime
 from ..services import NewEvent
 from .auth import SECURITY, Account
-from .deliveries import with_attempts
 from .resources import Event, EventType, EventTypeList, Published, PublishEvent, event_body
 
 __all__ = ["catalog", "event_routes"]
@@ -50,9 +49,7 @@ def event_routes(runtime: Runtime) -> list[Router]:
     async def read(
         account: Account, event_id: str = Parameter(description="The event's id (`evt_…`).")
     ) -> Event:
-        view = await service.event(account, event_id)
-        deliveries = await service.store.deliveries(account, event_id=event_id, limit=1000)
-        return event_body(view, await with_attempts(runtime, deliveries))
+        return event_body(await service.queries.event_record(account, event_id))
 
     @get("/", summary="The event types a webhook can subscribe to, with schemas and examples")
     async def list_types(account: Account) -> EventTypeList:

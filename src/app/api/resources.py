@@ -9,7 +9,7 @@ Functions at the bottom map the core's read models to these bodies.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,8 @@ from attrs import field, frozen
 
 from ...adapters.payloads import OMIT_IF_NONE
 from ...core.catalog import DealAttributed, EventTracked, PartnerCreated, PartnerUpdated
-from ...core.views import AttemptView, DeliveryView, EndpointView, EventView
+from ...core.views import AttemptView, EndpointView
+from ..services import DeliveryRecord, EventRecord
 
 __all__ = [
     "Attempt",
@@ -264,7 +265,8 @@ def attempt_body(view: AttemptView) -> Attempt:
     )
 
 
-def delivery_body(view: DeliveryView, attempts: Sequence[AttemptView]) -> Delivery:
+def delivery_body(record: DeliveryRecord) -> Delivery:
+    view, attempts = record.view, record.attempts
     delivery = view.delivery
     return Delivery(
         id=delivery.delivery_id,
@@ -280,7 +282,8 @@ def delivery_body(view: DeliveryView, attempts: Sequence[AttemptView]) -> Delive
     )
 
 
-def event_body(view: EventView, deliveries: Sequence[Delivery]) -> Event:
+def event_body(record: EventRecord) -> Event:
+    view = record.view
     return Event(
         id=view.event_id,
         type=view.event_type,
@@ -288,5 +291,5 @@ def event_body(view: EventView, deliveries: Sequence[Delivery]) -> Event:
         published_at=view.published_at,
         test=view.test,
         data=json.loads(view.body)["data"],
-        deliveries=tuple(deliveries),
+        deliveries=tuple(delivery_body(delivery) for delivery in record.deliveries),
     )

@@ -50,9 +50,8 @@ def webhook_routes(runtime: Runtime) -> Router:
         cursor: str | None = Parameter(default=None, description="`nextCursor` of the previous page."),
     ) -> WebhookList:
         size = page_size(limit, 50)
-        views = await service.store.list_endpoints(account, after=cursor, limit=size + 1)
-        page = [webhook_body(view) for view in views[:size]]
-        return WebhookList(tuple(page), page[-1].id if len(views) > size else None)
+        page = await service.queries.endpoints(account, after=cursor, limit=size)
+        return WebhookList(tuple(webhook_body(view) for view in page.items), page.next_cursor)
 
     @get("/{webhook_id:str}", summary="Get a webhook")
     async def read(account: Account, webhook_id: str = _ID) -> Webhook:
@@ -130,7 +129,6 @@ def webhook_routes(runtime: Runtime) -> Router:
     ) -> DeliveryList:
         wanted = statuses(status)
         size = page_size(limit, 20)
-        await service.endpoint(account, webhook_id)
         return await delivery_page(runtime, account, size, cursor, endpoint_id=webhook_id, statuses=wanted)
 
     @post(

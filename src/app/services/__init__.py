@@ -5,16 +5,23 @@ what was decided; they hold no state of their own beyond the ports they were giv
 """
 
 from .notices import NoticeBoard
+from .queries import DeliveryRecord, EventRecord, Page, Queries
 from .webhooks import (
     DuplicateEventConflict,
     NewEvent,
     PublishResult,
+    ServicePorts,
     ServiceSettings,
     WebhookService,
     generate_secret,
 )
 
 __all__ = [
+    "DeliveryRecord",
+    "EventRecord",
+    "Page",
+    "Queries",
+    "ServicePorts",
     "DuplicateEventConflict",
     "NewEvent",
     "NoticeBoard",
