@@ -25,7 +25,7 @@ from ..adapters.sql import SchemaNotCurrent, upgrade
 from ..adapters.system import UlidGenerator
 from ..core.catalog import EVENT_TYPES, check_event_type
 from ..core.errors import DomainError, ValidationError
-from ..core.wire import encode_json
+from ..core.wire import check_depth, encode_json
 from .services import NewEvent
 from .settings import Settings, SettingsError, add_options
 
@@ -202,8 +202,10 @@ def _read_text(value: str) -> str:
 
 
 def _events_publish(args: argparse.Namespace) -> int:
+    text = _read_text(args.data)
+    check_depth(text, depth=1, path="data")  # data sits in the event's envelope
     try:
-        data = json.loads(_read_text(args.data))
+        data = json.loads(text)
     except json.JSONDecodeError as error:
         raise CliError(f"--data is not valid JSON: {error}", 2) from None
     event_type = check_event_type(args.type, "--type").value
