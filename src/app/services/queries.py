@@ -3,10 +3,16 @@
 Each query checks the account first (another account's id is as unknown as a made-up one) and
 costs a fixed number of store calls whatever the page size: a page of deliveries reads the page,
 then the attempts of all of it at once (``attempts_of``), never one query per row.
+
+Ids and cursors are checked against the alphabet of the ids this service hands out (and that
+``evt_`` ids given by callers must use) before any query: an id with a NUL, a non-ASCII letter or
+1,000 characters cannot exist, so it is NotFound (a cursor: a ValidationError) without asking a
+database that might choke on it (PostgreSQL refuses NUL in text).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from typing import Generic, TypeVar
 
@@ -14,13 +20,16 @@ from attrs import frozen
 
 from ...core.delivery import DeliveryStatus
 from ...core.endpoint import EndpointStatus
-from ...core.errors import NotFound
+from ...core.errors import NotFound, ValidationError
 from ...core.ports import Storage
 from ...core.views import AttemptView, DeliveryView, EndpointView, EventView
 
-__all__ = ["DeliveryRecord", "EventRecord", "Page", "Queries"]
+__all__ = ["DeliveryRecord", "EventRecord", "Page", "Queries", "is_id"]
 
 T = TypeVar("T")
+
+#: Every id: ``wh_``/``dlv_``/``evt_`` and a ULID, or a caller's ``evt_…`` id (up to 128 characters).
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 #: The most deliveries ``event()`` shows: one per subscribed endpoint, so far above any real fan-out.
 MAX_EVENT_DELIVERIES = 1000
@@ -58,7 +67,7 @@ class Queries:
 
     async def endpoint(self, account_id: str, endpoint_id: str) -> EndpointView:
         """An endpoint of the account; NotFound for unknown, deleted or other accounts' ids."""
-        view = await self._store.endpoint(endpoint_id)
+        view = await self._store.endpoint(endpoint_id) if is_id(endpoint_id) else None
         if (
             view is None
             or view.endpoint.account_id != account_id
@@ -71,12 +80,12 @@ class Queries:
         self, account_id: str, *, after: str | None = None, limit: int = 50
     ) -> Page[EndpointView]:
         """The account's live endpoints, oldest first, ``limit`` at a time after the cursor."""
-        views = await self._store.list_endpoints(account_id, after=after, limit=limit + 1)
+        views = await self._store.list_endpoints(account_id, after=_cursor(after), limit=limit + 1)
         return _page(views, limit, lambda view: view.endpoint.endpoint_id)
 
     async def event(self, account_id: str, event_id: str) -> EventView:
         """An event of the account; NotFound otherwise."""
-        view = await self._store.event(account_id, event_id)
+        view = await self._store.event(account_id, event_id) if is_id(event_id) else None
         if view is None:
             raise NotFound("event", event_id)
         return view
@@ -89,7 +98,7 @@ class Queries:
 
     async def delivery(self, account_id: str, delivery_id: str) -> DeliveryView:
         """A delivery of the account; NotFound otherwise."""
-        view = await self._store.delivery(delivery_id)
+        view = await self._store.delivery(delivery_id) if is_id(delivery_id) else None
         if view is None or view.delivery.account_id != account_id:
             raise NotFound("delivery", delivery_id)
         return view
@@ -113,7 +122,7 @@ class Queries:
         if endpoint_id is not None:
             await self.endpoint(account_id, endpoint_id)
         views = await self._store.deliveries(
-            account_id, endpoint_id=endpoint_id, statuses=statuses, before=before, limit=limit + 1
+            account_id, endpoint_id=endpoint_id, statuses=statuses, before=_cursor(before), limit=limit + 1
         )
         page = _page(views, limit, lambda view: view.delivery.delivery_id)
         return Page(await self._with_attempts(page.items), page.next_cursor)
@@ -126,3 +135,14 @@ class Queries:
 def _page(views: Collection[T], limit: int, key: Callable[[T], str]) -> Page[T]:
     items = tuple(views)[:limit]
     return Page(items, key(items[-1]) if len(views) > limit and items else None)
+
+
+def is_id(value: str) -> bool:
+    """Whether ``value`` is in the alphabet of ids (so that it may exist)."""
+    return _ID.fullmatch(value) is not None
+
+
+def _cursor(cursor: str | None) -> str | None:
+    if cursor is not None and not is_id(cursor):
+        raise ValidationError("cursor", "not a cursor this API gave: pass nextCursor of the previous page")
+    return cursor
