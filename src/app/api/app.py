@@ -21,8 +21,8 @@ from ..bootstrap import Runtime
 from .auth import API_KEY_HEADER, Authenticator
 from .deliveries import delivery_routes
 from .events import event_routes
-from .openapi import CamelAttrsSchemaPlugin
-from .problems import exception_handlers, problem
+from .openapi import CamelAttrsSchemaPlugin, drop_parameter_400s
+from .problems import exception_handlers, problem, problems
 from .webhooks import webhook_routes
 from .wire import WireDTO
 
@@ -65,7 +65,7 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", tags=["health"], summary="Readiness: the database answers")
+    @get("/readyz", tags=["health"], summary="Readiness: the database answers", responses=problems(503))
     async def readyz() -> Any:
         try:
             await asyncio.wait_for(asyncio.to_thread(runtime.keys.ping), timeout=5)
@@ -85,7 +85,7 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         return account
 
     routers = [webhook_routes(runtime), delivery_routes(runtime), *event_routes(runtime)]
-    return Litestar(
+    app = Litestar(
         route_handlers=[healthz, readyz, *routers],
         dependencies={"account": Provide(account)},
         before_request=authenticate,
@@ -98,3 +98,5 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         debug=False,
         logging_config=None,
     )
+    drop_parameter_400s(app.openapi_schema)
+    return app

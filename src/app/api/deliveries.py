@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from litestar import Router, get, post
-from litestar.params import Parameter
 
 from ...core.delivery import DeliveryStatus
 from ..bootstrap import Runtime
 from .auth import SECURITY, Account
+from .params import id_parameter
+from .problems import problems
 from .resources import Delivery, DeliveryList, delivery_body
 
 __all__ = ["delivery_page", "delivery_routes"]
 
-_ID = Parameter(description="The delivery's id (`dlv_…`).")
+_ID = id_parameter("delivery (`dlv_…`)")
 
 
 async def delivery_page(
@@ -35,11 +36,16 @@ async def delivery_page(
 def delivery_routes(runtime: Runtime) -> Router:
     service = runtime.service
 
-    @get("/{delivery_id:str}", summary="Get a delivery with every attempt")
+    @get("/{delivery_id:str}", summary="Get a delivery with every attempt", responses=problems(401, 404))
     async def read(account: Account, delivery_id: str = _ID) -> Delivery:
         return delivery_body(await service.queries.delivery_record(account, delivery_id))
 
-    @post("/{delivery_id:str}/retry", status_code=202, summary="Send a finished delivery again")
+    @post(
+        "/{delivery_id:str}/retry",
+        status_code=202,
+        summary="Send a finished delivery again",
+        responses=problems(401, 404, 409),
+    )
     async def retry(account: Account, delivery_id: str = _ID) -> Delivery:
         await service.redeliver(account, delivery_id)
         return delivery_body(await service.queries.delivery_record(account, delivery_id))

@@ -12,13 +12,13 @@ import inspect
 from typing import Any
 
 import attrs
-from litestar.openapi.spec import Schema
+from litestar.openapi.spec import OpenAPI, Operation, Schema
 from litestar.plugins import OpenAPISchemaPluginProtocol
 from litestar.typing import FieldDefinition
 
 from ...adapters.payloads import camel, field_hints
 
-__all__ = ["CamelAttrsSchemaPlugin"]
+__all__ = ["CamelAttrsSchemaPlugin", "drop_parameter_400s"]
 
 
 class CamelAttrsSchemaPlugin(OpenAPISchemaPluginProtocol):
@@ -51,3 +51,18 @@ class CamelAttrsSchemaPlugin(OpenAPISchemaPluginProtocol):
                     description="The payload of the event's type; see GET /event-types.",
                 )
         return schema
+
+
+def drop_parameter_400s(document: OpenAPI) -> None:
+    """Remove the ``400 application/json`` Litestar documents on every operation with parameters
+    (for its own ValidationException): this API answers a bad parameter with a 422 problem
+    (``problems.py``), and a 400 only for an unreadable body, declared where there is one."""
+    for item in (document.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation: Operation | None = getattr(item, method, None)
+            if operation is None or not operation.responses:
+                continue
+            response = operation.responses.get("400")
+            content = getattr(response, "content", None) or {}
+            if "application/json" in content:
+                del operation.responses["400"]
