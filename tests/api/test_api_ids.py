@@ -17,11 +17,11 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "contract"))
-from store_backends import migrated_postgres_database  # noqa: E402
+from store_backends import migrated_postgres_database
 
-from attribution_webhooks.app.api import create_app  # noqa: E402
-from attribution_webhooks.app.bootstrap import open_runtime  # noqa: E402
-from attribution_webhooks.app.settings import Mode, Settings  # noqa: E402
+from attribution_webhooks.app.api import create_app
+from attribution_webhooks.app.bootstrap import open_runtime
+from attribution_webhooks.app.settings import Mode, Settings
 
 #: As they appear in a URL (already percent-encoded where they must be).
 BAD_IDS = [

@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from ... import __version__
+from ...core.errors import ValidationError
 from ..bootstrap import Runtime
 from .auth import API_KEY_HEADER, Authenticator
 from .deliveries import delivery_routes
@@ -77,8 +78,14 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         # Runs before the body is read: a request without a valid key gets a 401, never a
         # validation error that would tell a stranger what the API expects. (A hook rather than
         # a guard: Litestar copies the route handler for every guard call, 5 % of an ingest.)
-        if "account" in request.route_handler.parsed_fn_signature.parameters:
+        parameters = request.route_handler.parsed_fn_signature.parameters
+        if "account" in parameters:
             request.state["account"] = await auth.account(request)
+        if request.scope["query_string"]:
+            # As with bodies, an unknown name is an error, not silently ignored (``?limt=5``).
+            unknown = sorted(set(request.query_params) - set(parameters))
+            if unknown:
+                raise ValidationError(unknown[0], "unknown query parameter")
 
     async def account(request: Request[Any, Any, Any]) -> str:
         account: str = request.state["account"]

@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from attrs import field, frozen
 
 from ...adapters.payloads import OMIT_IF_NONE
-from ...core.catalog import DealAttributed, EventTracked, PartnerCreated, PartnerUpdated
+from ...core.catalog import EVENT_TYPES, payload_class
 from ...core.views import AttemptView, EndpointView
 from ..services import DeliveryRecord, EventRecord
+from . import shapes
+from .shapes import schema
 
 __all__ = [
     "Attempt",
@@ -44,8 +46,8 @@ __all__ = [
     "webhook_body",
 ]
 
-#: What ``data`` of ``POST /events`` may be: the catalog's payloads (documented as ``oneOf``).
-PAYLOADS: tuple[type, ...] = (DealAttributed, PartnerCreated, PartnerUpdated, EventTracked)
+#: What ``data`` of ``POST /events`` may be for each ``type``: the catalog's payloads.
+PAYLOADS: dict[str, type] = {event_type: payload_class(event_type) for event_type in EVENT_TYPES}
 
 
 # --- webhooks -------------------------------------------------------------------------------------
@@ -55,21 +57,22 @@ PAYLOADS: tuple[type, ...] = (DealAttributed, PartnerCreated, PartnerUpdated, Ev
 class NewWebhook:
     """Register an endpoint. Without a ``secret`` a strong one is generated and returned once."""
 
-    url: str
-    events: tuple[str, ...]
-    secret: str | None = None
-    description: str = ""
+    url: str = field(metadata=schema(shapes.URL))
+    events: tuple[str, ...] = field(metadata=schema(shapes.EVENT_TYPE_LIST))
+    secret: str | None = field(default=None, metadata=schema(shapes.SECRET))
+    description: str = field(default="", metadata=schema(shapes.DESCRIPTION))
     standard_webhooks: bool = False
 
 
 @frozen
 class WebhookChanges:
-    """A partial update: fields left out (or null) keep their value."""
+    """A partial update: fields left out (or null) keep their value; give at least one."""
 
-    url: str | None = None
-    events: tuple[str, ...] | None = None
-    description: str | None = None
-    standard_webhooks: bool | None = None
+    needs_one_of: ClassVar[tuple[str, ...]] = ("url", "events", "description", "standard_webhooks")
+    url: str | None = field(default=None, metadata=schema(shapes.URL))
+    events: tuple[str, ...] | None = field(default=None, metadata=schema(shapes.EVENT_TYPE_LIST))
+    description: str | None = field(default=None, metadata=schema(shapes.DESCRIPTION))
+    standard_webhooks: bool | None = field(default=None, metadata=schema(shapes.BOOLEAN))
 
 
 @frozen
@@ -77,8 +80,8 @@ class RotateSecret:
     """Rotate the signing secret. The old one keeps signing alongside the new one (header
     ``X-Attribution-Signature-Previous``) for ``gracePeriodSeconds`` (default 24 hours)."""
 
-    secret: str | None = None
-    grace_period_seconds: int | None = None
+    secret: str | None = field(default=None, metadata=schema(shapes.SECRET))
+    grace_period_seconds: int | None = field(default=None, metadata=schema(shapes.GRACE))
 
 
 @frozen
@@ -117,7 +120,7 @@ class SecretBody:
 class SendTest:
     """Send a sample event of ``type`` (default: the first type the webhook subscribes to)."""
 
-    type: str | None = None
+    type: str | None = field(default=None, metadata=schema(shapes.EVENT_TYPE))
 
 
 @frozen
@@ -188,9 +191,9 @@ class PublishEvent:
     """
 
     type: str
-    data: Mapping[str, Any] = field(metadata={"one_of": PAYLOADS})
-    id: str | None = None
-    timestamp: datetime | None = None
+    data: Mapping[str, Any] = field(metadata={"by_type": PAYLOADS})
+    id: str | None = field(default=None, metadata=schema(shapes.EVENT_ID))
+    timestamp: datetime | None = field(default=None, metadata=schema(shapes.TIME))
 
 
 @frozen
