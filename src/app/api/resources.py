@@ -11,13 +11,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
+import attrs
 from attrs import field, frozen
 
 from ...adapters.payloads import OMIT_IF_NONE
 from ...core.catalog import EVENT_TYPES, payload_class
-from ...core.views import AttemptView, EndpointView
+from ...core.delivery import Delivery as CoreDelivery
+from ...core.delivery import DeliveryStatus
+from ...core.endpoint import Endpoint, EndpointStatus
+from ...core.events import DisableReason
+from ...core.outcomes import ErrorKind
+from ...core.views import AttemptView, DeliveryView, EndpointView, EventView
 from ..services import DeliveryRecord, EventRecord
 from . import shapes
 from .shapes import schema
@@ -40,7 +46,11 @@ __all__ = [
     "Webhook",
     "WebhookChanges",
     "WebhookList",
+    "DERIVED",
+    "INTERNAL",
+    "VOCABULARY",
     "attempt_body",
+    "derive",
     "delivery_body",
     "event_body",
     "webhook_body",
@@ -92,11 +102,11 @@ class Webhook:
     url: str
     events: tuple[str, ...]
     description: str
-    status: str
+    status: EndpointStatus
     standard_webhooks: bool
     created_at: datetime
     updated_at: datetime
-    disabled_reason: str | None = None
+    disabled_reason: DisableReason | None = None
     previous_secret_expires_at: datetime | None = field(default=None, metadata=OMIT_IF_NONE)
     secret: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
@@ -150,7 +160,7 @@ class Attempt:
     latency_ms: float
     succeeded: bool
     status_code: int | None
-    error: str | None
+    error: ErrorKind | None
     detail: str
     response_body: str
 
@@ -163,7 +173,7 @@ class Delivery:
     webhook_id: str
     event_id: str
     event_type: str
-    status: str
+    status: DeliveryStatus
     test: bool
     created_at: datetime
     updated_at: datetime
@@ -235,64 +245,65 @@ class EventTypeList:
 
 # --- read models to bodies -------------------------------------------------------------------------
 
+#: The one mapping between the core's names and the API's where they differ (ADR 0006, addendum):
+#: the spec's public names stay (a webhook is the core's endpoint; ``events`` its event types),
+#: and the core keeps the names its rules use. Every other field has the same name in both
+#: (snake_case in Python, camelCase in JSON).
+VOCABULARY: Mapping[type, Mapping[str, str]] = {
+    Endpoint: {"endpoint_id": "id", "event_types": "events"},
+    CoreDelivery: {"delivery_id": "id", "endpoint_id": "webhook_id", "due_at": "next_attempt_at"},
+    AttemptView: {"elapsed_ms": "latency_ms"},
+    EventView: {"event_id": "id", "event_type": "type", "occurred_at": "timestamp"},
+}
+#: Core fields the API does not show. Any other core field must appear in the resource: a new
+#: field of the state reaches the API without an edit here (tests/api/test_api_resources.py).
+INTERNAL: Mapping[type, frozenset[str]] = {
+    Endpoint: frozenset({"account_id", "previous_secret"}),  # the key names the account; never shown
+    CoreDelivery: frozenset({"account_id", "attempts"}),  # the count of the sequence: the list is shown
+    DeliveryView: frozenset({"delivery", "version", "last_attempt_at", "last_status_code", "last_error"}),
+    AttemptView: frozenset(),
+    EventView: frozenset({"account_id", "body"}),  # ``body`` is shown parsed, as ``data``
+}
+#: Each resource: the core views it is made of, and its fields that are composed, not copied.
+DERIVED: Mapping[type, tuple[tuple[type, ...], frozenset[str]]] = {
+    Webhook: ((Endpoint,), frozenset()),
+    Attempt: ((AttemptView,), frozenset()),
+    Delivery: ((CoreDelivery, DeliveryView), frozenset({"attempts"})),
+    Event: ((EventView,), frozenset({"data", "deliveries"})),
+}
+T = TypeVar("T")
+
+
+def derive(resource: type[T], *sources: object, **composed: Any) -> T:
+    """The ``resource`` made of the core ``sources``: each shown field copied under its API name
+    (``VOCABULARY``), the ``composed`` ones given. A core field that the resource lacks, or a
+    resource field no source fills, fails here (and in the tests), never silently."""
+    values: dict[str, Any] = {}
+    for source in sources:
+        kind = type(source)
+        names, hidden = VOCABULARY.get(kind, {}), INTERNAL[kind]
+        for a in attrs.fields(cast(Any, kind)):
+            if a.name not in hidden:
+                values[names.get(a.name, a.name)] = getattr(source, a.name)
+    values.update(composed)
+    return resource(**values)
+
 
 def webhook_body(view: EndpointView, *, with_secret: bool = False) -> Webhook:
-    endpoint = view.endpoint
-    assert endpoint.created_at is not None
-    assert endpoint.updated_at is not None
-    return Webhook(
-        id=endpoint.endpoint_id,
-        url=endpoint.url,
-        events=endpoint.event_types,
-        description=endpoint.description,
-        status=endpoint.status.value,
-        standard_webhooks=endpoint.standard_webhooks,
-        created_at=endpoint.created_at,
-        updated_at=endpoint.updated_at,
-        disabled_reason=endpoint.disabled_reason.value if endpoint.disabled_reason else None,
-        previous_secret_expires_at=endpoint.previous_secret_expires_at if with_secret else None,
-        secret=endpoint.secret if with_secret else None,
-    )
+    hide = {} if with_secret else {"secret": None, "previous_secret_expires_at": None}
+    return derive(Webhook, view.endpoint, **hide)
 
 
 def attempt_body(view: AttemptView) -> Attempt:
-    return Attempt(
-        attempt=view.attempt,
-        started_at=view.started_at,
-        latency_ms=view.elapsed_ms,
-        succeeded=view.succeeded,
-        status_code=view.status_code,
-        error=view.error.value if view.error else None,
-        detail=view.detail,
-        response_body=view.response_body,
-    )
+    return derive(Attempt, view)
 
 
 def delivery_body(record: DeliveryRecord) -> Delivery:
-    view, attempts = record.view, record.attempts
-    delivery = view.delivery
-    return Delivery(
-        id=delivery.delivery_id,
-        webhook_id=delivery.endpoint_id,
-        event_id=delivery.event_id,
-        event_type=delivery.event_type,
-        status=delivery.status.value,
-        test=delivery.test,
-        created_at=view.created_at,
-        updated_at=view.updated_at,
-        next_attempt_at=delivery.due_at,
-        attempts=tuple(attempt_body(attempt) for attempt in attempts),
-    )
+    attempts = tuple(attempt_body(attempt) for attempt in record.attempts)
+    return derive(Delivery, record.view.delivery, record.view, attempts=attempts)
 
 
 def event_body(record: EventRecord) -> Event:
     view = record.view
-    return Event(
-        id=view.event_id,
-        type=view.event_type,
-        timestamp=view.occurred_at,
-        published_at=view.published_at,
-        test=view.test,
-        data=json.loads(view.body)["data"],
-        deliveries=tuple(delivery_body(delivery) for delivery in record.deliveries),
-    )
+    deliveries = tuple(delivery_body(delivery) for delivery in record.deliveries)
+    return derive(Event, view, data=json.loads(view.body)["data"], deliveries=deliveries)
