@@ -81,7 +81,7 @@ for name in ("psycopg", "psycopg_binary", "celery", "matplotlib", "requests"):
 from attribution_webhooks.app import cli, runner
 from attribution_webhooks.app.bootstrap import open_runtime
 from attribution_webhooks.app.settings import Settings
-runtime = open_runtime(Settings.from_sources(None, {{"ATTRIBUTION_WEBHOOKS_DATABASE_URL": "sqlite:///{tmp_path}/x.sqlite3"}}))
+runtime = open_runtime(Settings(database_url="sqlite:///{tmp_path}/x.sqlite3"))
 assert runtime.wakeups() is None
 runtime.close()
 """

@@ -1,24 +1,29 @@
-"""The ``attribution-webhooks`` command line.
+"""The ``attribution-webhooks`` command line, on click (ADR 0008).
 
-Every setting is a flag and an environment variable of the same name (``settings.py``). Errors
-are one line on stderr and a non-zero exit status: 2 for bad usage or settings, 1 otherwise.
+Each command takes only the settings it uses (``settings.setting_options``), each a flag and an
+environment variable of the same name. Errors are one line on stderr and a non-zero exit status:
+2 for bad usage or settings, 1 otherwise; ``main`` is the one place that turns them into that line.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib
 import json
-import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import SQLAlchemyError
+import click
+from click.core import ParameterSource
+from click.exceptions import NoArgsIsHelpError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
+from .. import __version__
 from ..adapters.payloads import InvalidPayload, check_event_data, unstructure
 from ..adapters.signing import HmacSigner
 from ..adapters.sql import SchemaNotCurrent, upgrade
@@ -27,9 +32,12 @@ from ..core.catalog import EVENT_TYPES, check_event_type
 from ..core.errors import DomainError, ValidationError
 from ..core.wire import check_depth, encode_json
 from .services import NewEvent
-from .settings import Settings, SettingsError, add_options
+from .settings import API, DATABASE, DELIVERY, Settings, SettingsError, setting_options
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from .bootstrap import Runtime
+
+__all__ = ["cli", "main"]
 
 PROG = "attribution-webhooks"
 
@@ -42,48 +50,76 @@ class CliError(Exception):
         self.status = status
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is our one line (and exit status 2), not a usage dump."""
-
-    def error(self, message: str) -> Any:
-        raise CliError(f"{message} (see {self.prog} --help)", 2)
-
-
-# --- commands -----------------------------------------------------------------------------------
+@click.group(name=PROG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name=PROG, message="%(prog)s %(version)s")
+def cli() -> None:
+    """Webhook delivery for the Attribution API."""
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_sources(args, os.environ)
+@contextmanager
+def _opening(url: str) -> Iterator[None]:
+    """A database that cannot be opened is one line naming it (without its password) and why."""
+    try:
+        yield
+    except (DBAPIError, ArgumentError) as error:
+        reason = str(error.orig if isinstance(error, DBAPIError) else error).strip().splitlines()[0]
+        raise CliError(f"cannot open the database {_safe(url)}: {reason}") from None
+    except ModuleNotFoundError as error:
+        if error.name is None or not error.name.startswith("psycopg"):
+            raise
+        raise CliError(f"PostgreSQL needs psycopg: pip install '{PROG}[postgres]' ({error})") from None
 
 
-def _runtime(args: argparse.Namespace) -> Any:
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
+@contextmanager
+def _runtime(settings: Settings) -> Iterator[Runtime]:
     from .bootstrap import open_runtime
 
-    return open_runtime(_settings(args))
+    with _opening(settings.database_url):
+        runtime = open_runtime(settings)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
 
 
-def _serve(args: argparse.Namespace) -> int:
+# --- the processes ------------------------------------------------------------------------------
+
+
+@cli.command("serve")
+@setting_options(*API)
+def _serve(settings: Settings) -> int:
+    """Run the HTTP API and a delivery worker."""
     from .runner import serve
 
-    return _run_process(args, serve)
+    return _run_process(settings, serve)
 
 
-def _worker(args: argparse.Namespace) -> int:
+@cli.command("worker")
+@setting_options(*DELIVERY)
+def _worker(settings: Settings) -> int:
+    """Run a delivery worker only (no API).
+
+    Start any number of them next to serve, on the same database.
+    """
     from .runner import work
 
-    return _run_process(args, work)
+    return _run_process(settings, work)
 
 
-def _run_process(args: argparse.Namespace, main: Callable[[Any], Coroutine[Any, Any, None]]) -> int:
+def _run_process(settings: Settings, main: Callable[[Runtime], Coroutine[Any, Any, None]]) -> int:
     """Run a long-lived process (``serve`` or ``work``) over a runtime built from the settings."""
     from .runner import run
 
-    _logging(_settings(args).log_level)
-    runtime = _runtime(args)
-    try:
+    _logging(settings.log_level)
+    with _runtime(settings) as runtime:
         run(lambda: main(runtime))
-    finally:
-        runtime.close()
     return 0
 
 
@@ -100,58 +136,86 @@ def _logging(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _db_upgrade(args: argparse.Namespace) -> int:
-    revision = upgrade(_settings(args).database_url)
-    print(f"database at revision {revision}")
+# --- db, api-keys, webhooks, events -----------------------------------------------------------------
+
+
+@cli.group("db")
+def _db() -> None:
+    """Database maintenance."""
+
+
+@_db.command("upgrade")
+@setting_options(*DATABASE)
+def _db_upgrade(settings: Settings) -> int:
+    """Create or upgrade the database schema.
+
+    Needed once on PostgreSQL before serve or worker start; SQLite upgrades itself.
+    """
+    with _opening(settings.database_url):
+        revision = upgrade(settings.database_url)
+    click.echo(f"database at revision {revision}")
     return 0
 
 
-def _keys_create(args: argparse.Namespace) -> int:
-    runtime = _runtime(args)
-    try:
+@cli.group("api-keys")
+def _keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@_keys.command("create")
+@setting_options(*DATABASE)
+@click.option("--account", help="the account's id (default: a new account)")
+@click.option("--account-name", help="a name for a new account")
+@click.option("--name", default="", help="what the key is for")
+def _keys_create(settings: Settings, account: str | None, account_name: str | None, name: str) -> int:
+    """Create a key (and its account, if new); prints it once."""
+    with _runtime(settings) as runtime:
         now = datetime.now(UTC)
-        account = args.account or UlidGenerator().new_id("acct")
-        if runtime.keys.create_account(account, args.account_name or account, now):
-            print(f"created account {account}")
-        record, key = runtime.keys.create_key(account, args.name, now)
-        print(f"API key {record.prefix} for account {account} (shown only now; store it safely):")
-        print(key)
-    finally:
-        runtime.close()
+        account = account or UlidGenerator().new_id("acct")
+        if runtime.keys.create_account(account, account_name or account, now):
+            click.echo(f"created account {account}")
+        record, key = runtime.keys.create_key(account, name, now)
+    click.echo(f"API key {record.prefix} for account {account} (shown only now; store it safely):")
+    click.echo(key)
     return 0
 
 
-def _keys_list(args: argparse.Namespace) -> int:
-    runtime = _runtime(args)
-    try:
-        keys = runtime.keys.keys(args.account)
-    finally:
-        runtime.close()
+@_keys.command("list")
+@setting_options(*DATABASE)
+@click.option("--account", help="only this account's keys")
+def _keys_list(settings: Settings, account: str | None) -> int:
+    """List keys (their prefix only)."""
+    with _runtime(settings) as runtime:
+        keys = runtime.keys.keys(account)
     if not keys:
-        print("no API keys")
+        click.echo("no API keys")
         return 0
-    print(f"{'key':<20} {'account':<34} {'created':<20} {'state':<28} name")
+    click.echo(f"{'key':<20} {'account':<34} {'created':<20} {'state':<28} name")
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-        print(
+        click.echo(
             f"{key.prefix:<20} {key.account_id:<34} {key.created_at:%Y-%m-%d %H:%M:%S}  "
             f"{state:<28} {key.name}"
         )
     return 0
 
 
-def _keys_revoke(args: argparse.Namespace) -> int:
-    runtime = _runtime(args)
-    try:
-        if not runtime.keys.revoke(args.key, datetime.now(UTC)):
-            raise CliError(f"no active API key {args.key!r} (see {PROG} api-keys list)")
-    finally:
-        runtime.close()
-    print(f"revoked {args.key}; servers stop accepting it within 10 seconds")
+@_keys.command("revoke")
+@setting_options(*DATABASE)
+@click.argument("key")
+def _keys_revoke(settings: Settings, key: str) -> int:
+    """Revoke a key.
+
+    KEY is the key's prefix as listed (aw_xxxxxxxxxxxx) or the whole key.
+    """
+    with _runtime(settings) as runtime:
+        if not runtime.keys.revoke(key, datetime.now(UTC)):
+            raise CliError(f"no active API key {key!r} (see {PROG} api-keys list)")
+    click.echo(f"revoked {key}; servers stop accepting it within 10 seconds")
     return 0
 
 
-def _account(runtime: Any, given: str | None) -> str:
+def _account(runtime: Runtime, given: str | None) -> str:
     """The account a command acts for: ``--account``, or the only one there is."""
     known = runtime.keys.accounts()
     if given is not None:
@@ -166,24 +230,31 @@ def _account(runtime: Any, given: str | None) -> str:
     raise CliError(f"there are {len(known)} accounts: choose one with --account")
 
 
-def _webhooks_list(args: argparse.Namespace) -> int:
-    runtime = _runtime(args)
-    try:
-        account = _account(runtime, args.account)
+@cli.group("webhooks")
+def _webhooks() -> None:
+    """Inspect webhooks."""
+
+
+@_webhooks.command("list")
+@setting_options(*DATABASE)
+@click.option("--account", help="the account (default: the only one)")
+@click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+def _webhooks_list(settings: Settings, account: str | None, as_json: bool) -> int:
+    """List an account's webhooks."""
+    with _runtime(settings) as runtime:
+        account = _account(runtime, account)
         views = asyncio.run(runtime.service.queries.endpoints(account, limit=10_000)).items
-    finally:
-        runtime.close()
-    if args.json:
+    if as_json:
         from .api.resources import webhook_body
 
-        print(json.dumps(unstructure([webhook_body(view) for view in views]), indent=2))
+        click.echo(json.dumps(unstructure([webhook_body(view) for view in views]), indent=2))
         return 0
     if not views:
-        print(f"no webhooks in account {account}")
+        click.echo(f"no webhooks in account {account}")
         return 0
     for view in views:
         endpoint = view.endpoint
-        print(
+        click.echo(
             f"{endpoint.endpoint_id}  {endpoint.status:<8}  {endpoint.url}  {','.join(endpoint.event_types)}"
         )
     return 0
@@ -201,142 +272,98 @@ def _read_text(value: str) -> str:
     return value
 
 
-def _events_publish(args: argparse.Namespace) -> int:
-    text = _read_text(args.data)
+@cli.group("events")
+def _events() -> None:
+    """Publish events."""
+
+
+@_events.command("publish")
+@setting_options(*DATABASE)
+@click.option("--type", "event_type", required=True, help=f"the event type: {', '.join(EVENT_TYPES)}")
+@click.option("--data", required=True, help="the data object as JSON, @file, or - for stdin")
+@click.option("--id", "event_id", help="an event id (evt_…) to publish idempotently")
+@click.option("--account", help="the account (default: the only one)")
+def _events_publish(
+    settings: Settings, event_type: str, data: str, event_id: str | None, account: str | None
+) -> int:
+    """Publish an event to the account's subscribed webhooks."""
+    text = _read_text(data)
     check_depth(text, depth=1, path="data")  # data sits in the event's envelope
     try:
-        data = json.loads(text)
+        body = json.loads(text)
     except json.JSONDecodeError as error:
         raise CliError(f"--data is not valid JSON: {error}", 2) from None
-    event_type = check_event_type(args.type, "--type").value
-    check_event_data(event_type, data)
-    runtime = _runtime(args)
-    try:
-        account = _account(runtime, args.account)
-        result = asyncio.run(runtime.service.publish(account, NewEvent(event_type, data, args.id)))
-    finally:
-        runtime.close()
+    event_type = check_event_type(event_type, "--type").value
+    check_event_data(event_type, body)
+    with _runtime(settings) as runtime:
+        account = _account(runtime, account)
+        result = asyncio.run(runtime.service.publish(account, NewEvent(event_type, body, event_id)))
     note = " (already published: nothing new)" if result.duplicate else ""
-    print(f"published {result.event_id} to {len(result.delivery_ids)} webhook(s){note}")
+    click.echo(f"published {result.event_id} to {len(result.delivery_ids)} webhook(s){note}")
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
-    payload = _read_text(args.payload)
+# --- verify, demo ---------------------------------------------------------------------------------
+
+
+@cli.command("verify")
+@click.option("--secret", required=True, help="the webhook's secret")
+@click.option("--signature", required=True, help="the X-Attribution-Signature header's value")
+@click.option("--payload", required=True, help="the raw body, @file, or - for stdin")
+def _verify(secret: str, signature: str, payload: str) -> int:
+    """Check a delivery's signature against the webhook's secret."""
+    body = _read_text(payload)
     signer = HmacSigner()
-    signature = args.signature.strip().lower()
-    if signer.sign(payload.encode("utf-8"), args.secret) == signature:
-        print("valid: the signature is the HMAC-SHA256 of the payload exactly as given")
+    signature = signature.strip().lower()
+    if signer.sign(body.encode("utf-8"), secret) == signature:
+        click.echo("valid: the signature is the HMAC-SHA256 of the payload exactly as given")
         return 0
     try:
-        restringified = encode_json(json.loads(payload))
+        restringified = encode_json(json.loads(body))
     except (json.JSONDecodeError, ValidationError):
         restringified = None
-    if restringified is not None and signer.sign(restringified.encode("utf-8"), args.secret) == signature:
-        print("valid once re-serialised as JSON.stringify does: sign the raw body, not a re-encoding of it")
+    if restringified is not None and signer.sign(restringified.encode("utf-8"), secret) == signature:
+        click.echo(
+            "valid once re-serialised as JSON.stringify does: sign the raw body, not a re-encoding of it"
+        )
         return 0
-    stripped = payload.rstrip("\r\n")
-    if stripped != payload and signer.sign(stripped.encode("utf-8"), args.secret) == signature:
-        print("valid without the trailing newline: your payload file or shell added one")
+    stripped = body.rstrip("\r\n")
+    if stripped != body and signer.sign(stripped.encode("utf-8"), secret) == signature:
+        click.echo("valid without the trailing newline: your payload file or shell added one")
         return 0
-    print("invalid: the signature does not match this payload and secret", file=sys.stderr)
+    click.echo("invalid: the signature does not match this payload and secret", err=True)
     return 1
 
 
-def _demo(args: argparse.Namespace) -> int:
+@cli.command("demo")
+@click.option("--seed", type=int, default=7, show_default=True, help="the scenario's random seed")
+def _demo(seed: int) -> int:
+    """Run a simulated delivery scenario in virtual time.
+
+    Prints its delivery log: every attempt, the retries of a receiver that is down for ten
+    minutes included. Nothing touches the network.
+    """
     # The demo runs on the simulation's fakes, which production code does not import: load it
     # only when asked for.
     demo = importlib.import_module("attribution_webhooks.testing.demo")
-    return int(demo.run_demo(int(args.seed), sys.stdout))
+    return int(demo.run_demo(seed, sys.stdout))
 
 
-# --- the parser ---------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Webhook delivery for the Attribution API.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-
-    def command(name: str, help: str, handler: Callable[[argparse.Namespace], int], *groups: str) -> Any:
-        sub = commands.add_parser(name, help=help, description=help)
-        add_options(sub, groups)
-        sub.set_defaults(handler=handler)
-        return sub
-
-    command("serve", "run the HTTP API and a delivery worker", _serve, "db", "http", "run")
-    command(
-        "worker", "run a delivery worker only (next to serve, on the same database)", _worker, "db", "run"
-    )
-
-    db = commands.add_parser("db", help="database maintenance")
-    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND", parser_class=_Parser)
-    up = db_commands.add_parser("upgrade", help="create or upgrade the schema (needed for PostgreSQL)")
-    add_options(up, ["db"])
-    up.set_defaults(handler=_db_upgrade)
-
-    keys = commands.add_parser("api-keys", help="create, list and revoke API keys")
-    key_commands = keys.add_subparsers(
-        dest="keys_command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
-    create = key_commands.add_parser("create", help="create a key (and its account, if new); prints it once")
-    create.add_argument("--account", help="the account's id (default: a new account)")
-    create.add_argument("--account-name", help="a name for a new account")
-    create.add_argument("--name", default="", help="what the key is for")
-    add_options(create, ["db"])
-    create.set_defaults(handler=_keys_create)
-    listing = key_commands.add_parser("list", help="list keys (their prefix only)")
-    listing.add_argument("--account", help="only this account's keys")
-    add_options(listing, ["db"])
-    listing.set_defaults(handler=_keys_list)
-    revoke = key_commands.add_parser("revoke", help="revoke a key")
-    revoke.add_argument("key", help="the key's prefix as listed (aw_xxxxxxxxxxxx) or the whole key")
-    add_options(revoke, ["db"])
-    revoke.set_defaults(handler=_keys_revoke)
-
-    webhooks = commands.add_parser("webhooks", help="inspect webhooks")
-    webhook_commands = webhooks.add_subparsers(
-        dest="webhooks_command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
-    wh_list = webhook_commands.add_parser("list", help="list an account's webhooks")
-    wh_list.add_argument("--account", help="the account (default: the only one)")
-    wh_list.add_argument("--json", action="store_true", help="print the API's JSON")
-    add_options(wh_list, ["db"])
-    wh_list.set_defaults(handler=_webhooks_list)
-
-    events = commands.add_parser("events", help="publish events")
-    event_commands = events.add_subparsers(
-        dest="events_command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
-    publish = event_commands.add_parser(
-        "publish", help="publish an event to the account's subscribed webhooks"
-    )
-    publish.add_argument("--type", required=True, help=f"the event type: {', '.join(EVENT_TYPES)}")
-    publish.add_argument("--data", required=True, help="the data object as JSON, @file, or - for stdin")
-    publish.add_argument("--id", help="an event id (evt_…) to publish idempotently")
-    publish.add_argument("--account", help="the account (default: the only one)")
-    add_options(publish, ["db"])
-    publish.set_defaults(handler=_events_publish)
-
-    verify = commands.add_parser("verify", help="check a delivery's signature against a secret")
-    verify.add_argument("--secret", required=True, help="the webhook's secret")
-    verify.add_argument("--signature", required=True, help="the X-Attribution-Signature header's value")
-    verify.add_argument("--payload", required=True, help="the raw body, @file, or - for stdin")
-    verify.set_defaults(handler=_verify)
-
-    demo = commands.add_parser(
-        "demo", help="run a simulated delivery scenario in virtual time and print its delivery log"
-    )
-    demo.add_argument("--seed", type=int, default=7, help="the scenario's random seed (default 7)")
-    demo.set_defaults(handler=_demo)
-    return parser
+# --- errors -------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     try:
-        args = _parser().parse_args(argv)
-        status: int = args.handler(args)
-    except KeyboardInterrupt:
+        status = cli.main(
+            args=list(argv) if argv is not None else None, prog_name=PROG, standalone_mode=False
+        )
+    except NoArgsIsHelpError as error:  # a bare group: its help is the answer
+        click.echo(error.format_message(), err=True)
+        return 2
+    except click.UsageError as error:
+        return _fail(_usage(error), error.exit_code)
+    except click.Abort:  # Ctrl-C
         return 130
     except CliError as error:
         return _fail(str(error), error.status)
@@ -350,11 +377,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"database error: {str(error).splitlines()[0]}", 1)
     except (OSError, ValueError) as error:
         return _fail(str(error), 1)
-    return status
+    return int(status or 0)
+
+
+def _usage(error: click.UsageError) -> str:
+    """click's usage error as one line: a bad value names its flag or environment variable."""
+    message, ctx = error.format_message(), error.ctx
+    param = error.param if isinstance(error, click.BadParameter) else None
+    if isinstance(param, click.Option) and ctx is not None and not isinstance(error, click.MissingParameter):
+        source = ctx.get_parameter_source(param.name) if param.name else None
+        name = str(param.envvar) if source is ParameterSource.ENVIRONMENT else param.opts[0]
+        message = f"{name}: {error.message}"
+    return f"{message.rstrip('.')} (see {ctx.command_path if ctx else PROG} --help)"
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    click.echo(f"{PROG}: error: {message}", err=True)
     return status
 
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Generator
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from .bootstrap import Runtime
 from .settings import Mode
 from .worker import Dispatcher
 
-__all__ = ["DEV_ACCOUNT", "ensure_first_key", "run", "serve", "work"]
+__all__ = ["DEV_ACCOUNT", "ensure_first_key", "listen", "run", "serve", "work"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,24 @@ def _stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The API's socket, bound here rather than by uvicorn, which logs a failure to bind and
+    exits from inside the event loop (a traceback); ours is an OSError of one line, such as
+    ``cannot listen on 127.0.0.1:8080: address already in use``. Bound as uvicorn binds the
+    socket it shares with its worker processes: IPv6 if the host has a colon, SO_REUSEADDR."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        reason = error.strerror or str(error)
+        raise OSError(f"cannot listen on {where}: {reason[:1].lower()}{reason[1:]}") from None
+    return sock
 
 
 def _say(out: TextIO, text: str) -> None:
@@ -125,15 +144,16 @@ async def serve(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event 
         server_header=False,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace.total_seconds())),
     )
+    listening = listen(settings.host, settings.port)
     server = _Server(config)
-    web = asyncio.ensure_future(server.serve())
+    web = asyncio.ensure_future(server.serve(sockets=[listening]))
     while not server.started and not web.done():
         await asyncio.sleep(0.01)
     if web.done():
         with contextlib.suppress(SystemExit, Exception):
             web.result()
-        raise OSError(f"could not listen on {settings.host}:{settings.port}")
-    port = server.servers[0].sockets[0].getsockname()[1]
+        raise OSError("the API did not start (see the log above)")
+    port = listening.getsockname()[1]
     url = f"http://{settings.host}:{port}"
     dispatch_stop = asyncio.Event()
     worker = asyncio.ensure_future(_dispatch(runtime, dispatch_stop))

@@ -1,31 +1,51 @@
-"""The service's settings: from command-line flags and environment variables with the same names.
+"""The service's settings, and the click options that fill them (ADR 0008).
 
-Every setting ``--some-name`` can also be given as ``ATTRIBUTION_WEBHOOKS_SOME_NAME``; a flag wins
-over the variable, the variable over the default. A bad value is a ``SettingsError`` whose message
-names the flag and the variable, so the CLI can print one line and exit.
+Each setting is one click option whose ``envvar`` is named after the flag: ``--some-name`` is
+also ``ATTRIBUTION_WEBHOOKS_SOME_NAME``. click does the layering (the flag wins over the
+variable, the variable over the default); this module says what each setting means, how its
+text is read and which commands take it. A value that cannot be read fails in click's type
+conversion with a message saying why; the CLI names the flag or the variable it came from.
+
+``Settings`` is what the composition root takes (``bootstrap.open_runtime``); an embedder or a
+test builds it directly, with no command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, Any
 
+import attrs
+import click
 from attrs import frozen
 
+from ..adapters.http import EgressSettings
+from ..adapters.http.settings import HttpClient
 from ..adapters.sql import DEFAULT_URL
+from ..core.errors import ValidationError
 from ..core.retry import SPEC_DELAYS
 
-__all__ = ["ENV_PREFIX", "OPTIONS", "Mode", "Option", "Settings", "SettingsError", "add_options"]
+__all__ = [
+    "API",
+    "DATABASE",
+    "DELIVERY",
+    "ENV_PREFIX",
+    "Mode",
+    "Settings",
+    "SettingsError",
+    "format_duration",
+    "parse_duration",
+    "setting_options",
+]
 
 ENV_PREFIX = "ATTRIBUTION_WEBHOOKS_"
 
 
 class SettingsError(ValueError):
-    """A setting has a value that cannot be used; the message says which and why."""
+    """Settings that cannot work together; the message says which and why."""
 
 
 class Mode(StrEnum):
@@ -56,28 +76,8 @@ class Settings:
     egress_client: str = "curl"
     log_level: str = "info"
 
-    @classmethod
-    def from_sources(
-        cls, args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
-    ) -> Settings:
-        """Settings from parsed flags (``None`` where not given), then the environment, then defaults."""
-        values: dict[str, Any] = {}
-        environ = environ or {}
-        for option in OPTIONS:
-            raw = getattr(args, option.attribute, None) if args is not None else None
-            source = option.flag
-            if raw is None and option.env in environ and environ[option.env].strip():
-                raw, source = environ[option.env].strip(), option.env
-            if raw is None:
-                continue
-            try:
-                values[option.attribute] = option.parse(raw)
-            except (ValueError, TypeError) as error:
-                raise SettingsError(f"{source}: {error}") from None
-        return cls(**values)
 
-
-# --- parsers ------------------------------------------------------------------------------------
+# --- reading a setting's text -----------------------------------------------------------------
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -91,6 +91,15 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
+def format_duration(value: timedelta) -> str:
+    """The shortest text ``parse_duration`` reads back as ``value``: ``1h``, ``5m``, ``15s``, ``500ms``."""
+    milliseconds = round(value.total_seconds() * 1000)
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if milliseconds and milliseconds % size == 0:
+            return f"{milliseconds // size}{unit}"
+    return f"{milliseconds}ms"
+
+
 def _positive_duration(text: str) -> timedelta:
     value = parse_duration(text)
     if value <= timedelta(0):
@@ -98,10 +107,13 @@ def _positive_duration(text: str) -> timedelta:
     return value
 
 
+def _split(text: str) -> list[str]:
+    return [part for part in re.split(r"[,\s]+", text.strip()) if part]
+
+
 def _delays(text: str) -> tuple[timedelta, ...]:
     """The retry schedule after the immediate first attempt, e.g. ``1m,5m,15m,1h`` (the spec's)."""
-    parts = [part for part in re.split(r"[,\s]+", text.strip()) if part]
-    return tuple(parse_duration(part) for part in parts)
+    return tuple(parse_duration(part) for part in _split(text))
 
 
 def _positive_int(text: str) -> int:
@@ -120,25 +132,14 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _mode(text: str) -> Mode:
-    try:
-        return Mode(text.strip().lower())
-    except ValueError:
-        raise ValueError(f"{text!r}: use development or production") from None
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"{text!r}: use {', '.join(choices[:-1])} or {choices[-1]}")
+        return value
 
-
-def _level(text: str) -> str:
-    level = text.strip().lower()
-    if level not in ("debug", "info", "warning", "error"):
-        raise ValueError(f"{text!r}: use debug, info, warning or error")
-    return level
-
-
-def _client(text: str) -> str:
-    client = text.strip().lower()
-    if client not in ("curl", "aiohttp"):
-        raise ValueError(f"{text!r}: use curl (libcurl, the default) or aiohttp")
-    return client
+    return parse
 
 
 def _text(text: str) -> str:
@@ -147,102 +148,164 @@ def _text(text: str) -> str:
     return text.strip()
 
 
-def _networks(text: str) -> tuple[str, ...]:
-    return tuple(part for part in re.split(r"[,\s]+", text.strip()) if part)
+def _egress(attribute: str, read: Callable[[str], Any] = _text) -> Callable[[str], Any]:
+    """A value the HTTP adapter checks (``EgressSettings``): checked by it here already, so that
+    the error names the flag or variable rather than the adapter's field."""
+
+    def parse(text: str) -> Any:
+        value = read(text)
+        try:
+            EgressSettings(**{attribute: value})
+        except ValidationError as error:
+            raise ValueError(error.reason) from None
+        return value
+
+    return parse
+
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[Any]
+else:  # click 8.4 made ParamType generic; the releases before cannot be subscripted
+    _ParamType = click.ParamType
+
+
+class _Reader(_ParamType):
+    """A click type that reads text with one of the functions above; a ValueError is click's
+    ``BadParameter``, whose message says why."""
+
+    def __init__(self, name: str, read: Callable[[str], Any]) -> None:
+        self.name = name
+        self.read = read
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.read(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 # --- the options ----------------------------------------------------------------------------------
 
 
 @frozen
-class Option:
-    """One setting: its flag, variable, parser and help, and which commands take it."""
-
-    attribute: str
-    parse: Callable[[str], Any]
-    help: str
+class _Setting:
+    read: Callable[[str], Any]
     metavar: str
-    groups: frozenset[str]
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.attribute.replace("_", "-")
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.attribute.upper()
+    help: str
 
 
-def _option(attribute: str, parse: Callable[[str], Any], help: str, metavar: str, *groups: str) -> Option:
-    return Option(attribute, parse, help, metavar, frozenset(groups))
-
-
-# Groups: "db" every command that opens the database; "run" serve and worker; "http" serve only.
-OPTIONS: tuple[Option, ...] = (
-    _option("database_url", _text, f"the database (default {DEFAULT_URL}; or postgresql://…)", "URL", "db"),
-    _option("mode", _mode, "development allows http:// and local targets (default production)", "MODE", "db"),
-    _option("host", _text, "address the API listens on (default 127.0.0.1)", "HOST", "http"),
-    _option("port", _port, "port the API listens on (default 8080)", "PORT", "http"),
-    _option(
-        "max_body_size", _positive_int, "largest request body in bytes (default 1048576)", "BYTES", "http"
+_SETTINGS: dict[str, _Setting] = {
+    "database_url": _Setting(_text, "URL", "the database: sqlite:///file or postgresql://…"),
+    "mode": _Setting(
+        lambda text: Mode(_one_of("development", "production")(text)),
+        "MODE",
+        "production delivers to public https:// targets only; development allows http:// and local ones",
     ),
-    _option(
-        "retry_delays",
-        _delays,
-        "waits before each retry (default the spec's 1m,5m,15m,1h; e.g. 1s,2s,5s for a demo)",
-        "LIST",
-        "db",
+    "host": _Setting(_text, "HOST", "address the API listens on"),
+    "port": _Setting(_port, "PORT", "port the API listens on (0 picks a free one)"),
+    "max_body_size": _Setting(_positive_int, "BYTES", "largest request body (larger ones get 413)"),
+    "retry_delays": _Setting(
+        _delays, "LIST", "waits before each retry (the spec's by default; e.g. 1s,2s,5s for a demo)"
     ),
-    _option(
-        "request_timeout", _positive_duration, "time limit of one delivery (default 15s)", "DURATION", "run"
+    "request_timeout": _Setting(_positive_duration, "DURATION", "time limit of one delivery"),
+    "concurrency": _Setting(_positive_int, "N", "deliveries in flight per process"),
+    "per_endpoint_concurrency": _Setting(_positive_int, "N", "deliveries in flight per endpoint"),
+    "poll_interval": _Setting(
+        _positive_duration, "DURATION", "how often a worker looks for work published by other processes"
     ),
-    _option("concurrency", _positive_int, "deliveries in flight per process (default 64)", "N", "run"),
-    _option(
-        "per_endpoint_concurrency", _positive_int, "deliveries in flight per endpoint (default 8)", "N", "run"
+    "shutdown_grace": _Setting(
+        parse_duration, "DURATION", "on SIGTERM, how long deliveries in flight may take to finish"
     ),
-    _option(
-        "poll_interval",
-        _positive_duration,
-        "how often a worker looks for work published by other processes (default 500ms)",
-        "DURATION",
-        "run",
+    "egress_proxy": _Setting(_egress("proxy"), "URL", "send deliveries through this http:// proxy"),
+    "egress_source_address": _Setting(
+        _egress("source_address"), "IP", "send deliveries from this local IP address"
     ),
-    _option(
-        "shutdown_grace",
-        parse_duration,
-        "on SIGTERM, how long deliveries in flight may take to finish (default 10s)",
-        "DURATION",
-        "run",
-    ),
-    _option("egress_proxy", _text, "send deliveries through this http:// proxy", "URL", "run"),
-    _option("egress_source_address", _text, "send deliveries from this local IP address", "IP", "run"),
-    _option(
-        "egress_allow_networks",
-        _networks,
-        "internal networks production mode may deliver to nonetheless (CIDRs, comma-separated)",
+    "egress_allow_networks": _Setting(
+        _egress("allow_networks", lambda text: tuple(_split(text))),
         "CIDRS",
-        "db",
+        "internal networks production mode may deliver to nonetheless (comma-separated)",
     ),
-    _option(
-        "egress_client",
-        _client,
-        "the HTTP client that sends deliveries: curl (libcurl, default) or aiohttp",
+    "egress_client": _Setting(
+        _one_of(*HttpClient),
         "CLIENT",
-        "run",
+        "the HTTP client that sends deliveries: curl (libcurl) or aiohttp",
     ),
-    _option("log_level", _level, "debug, info, warning or error (default info)", "LEVEL", "run"),
+    "log_level": _Setting(_one_of("debug", "info", "warning", "error"), "LEVEL", "what to log"),
+}
+
+#: The settings each kind of command takes: ``DATABASE`` every command that only reads or writes
+#: the database; ``DELIVERY`` a process that delivers (``worker``); ``API`` one that also serves
+#: the HTTP API (``serve``).
+DATABASE = ("database_url",)
+DELIVERY = (
+    *DATABASE,
+    "mode",
+    "retry_delays",
+    "request_timeout",
+    "concurrency",
+    "per_endpoint_concurrency",
+    "poll_interval",
+    "shutdown_grace",
+    "egress_proxy",
+    "egress_source_address",
+    "egress_allow_networks",
+    "egress_client",
+    "log_level",
 )
+API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[1:])
 
 
-def add_options(parser: argparse.ArgumentParser, groups: Iterable[str]) -> None:
-    """Add the flags of the settings in ``groups`` to a (sub)command's parser."""
-    wanted = set(groups)
-    for option in OPTIONS:
-        if option.groups & wanted:
-            parser.add_argument(
-                option.flag,
-                dest=option.attribute,
-                default=None,
-                metavar=option.metavar,
-                help=f"{option.help} [env {option.env}]",
-            )
+def _shown(value: Any) -> str | None:
+    """A default as the text a user would type for it (None: no default to show)."""
+    if value is None or value == ():
+        return None
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, tuple):
+        return ",".join(_shown(item) or "" for item in value)
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _option(attribute: str) -> click.Option:
+    setting = _SETTINGS[attribute]
+    default = attrs.fields_dict(Settings)[attribute].default
+    return click.Option(
+        ["--" + attribute.replace("_", "-"), attribute],
+        type=_Reader(attribute, setting.read),
+        metavar=setting.metavar,
+        help=setting.help,
+        # The default goes through the same reader as a typed value, so --help shows it as one
+        # would type it, and a test checks that it reads back as Settings' own default.
+        default=_shown(default),
+        show_default=True,
+        envvar=ENV_PREFIX + attribute.upper(),
+        show_envvar=True,
+    )
+
+
+def setting_options(*attributes: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """A decorator for a click command taking the settings ``attributes`` as options: the
+    command is called with ``settings=Settings(...)`` (the rest at their defaults) instead."""
+
+    def decorate(command: Callable[..., int]) -> Callable[..., int]:
+        def with_settings(**params: Any) -> int:
+            given = {name: params.pop(name) for name in attributes}
+            return command(settings=_settings(given), **params)
+
+        with_settings.__name__ = command.__name__
+        with_settings.__doc__ = command.__doc__
+        # click keeps the options given to a function in __click_params__, last one first: the
+        # command's own options are listed first in --help, then the settings.
+        options = [*(_option(a) for a in reversed(attributes)), *getattr(command, "__click_params__", [])]
+        with_settings.__click_params__ = options  # type: ignore[attr-defined]  # click's own slot
+        return with_settings
+
+    return decorate
+
+
+def _settings(given: Mapping[str, Any]) -> Settings:
+    return Settings(**{name: value for name, value in given.items() if value is not None})

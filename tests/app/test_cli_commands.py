@@ -9,7 +9,7 @@ import pytest
 
 from attribution_webhooks.adapters.signing import HmacSigner
 from attribution_webhooks.app.cli import main
-from attribution_webhooks.app.settings import Mode, Settings, SettingsError
+from attribution_webhooks.app.settings import Mode, Settings
 
 DEAL = (
     '{"dealId": "d1", "amount": 5, "closedAt": "2024-01-20T15:00:00Z", "model": "linear", "attribution": []}'
@@ -52,11 +52,7 @@ def test_events_publish_and_webhooks_list(db: str, capsys: pytest.CaptureFixture
 
     from attribution_webhooks.app.bootstrap import open_runtime
 
-    runtime = open_runtime(
-        Settings.from_sources(
-            None, {"ATTRIBUTION_WEBHOOKS_DATABASE_URL": db, "ATTRIBUTION_WEBHOOKS_MODE": "development"}
-        )
-    )
+    runtime = open_runtime(Settings(database_url=db, mode=Mode.DEVELOPMENT))
     try:
         asyncio.run(runtime.service.register_endpoint("acct_a", "http://127.0.0.1:9/h", ["deal.attributed"]))
     finally:
@@ -79,11 +75,20 @@ def test_events_publish_and_webhooks_list(db: str, capsys: pytest.CaptureFixture
         (["events", "publish", "--type", "deal.attributed", "--data", "{"], 2, "--data is not valid JSON"),
         (["events", "publish", "--type", "deal.attributed", "--data", '{"dealId": 1}'], 2, "data.dealId"),
         (["events", "publish", "--type", "deal.attributed", "--data", DEAL], 1, "no account yet"),
-        (["serve", "--port", "http"], 2, "--port"),
-        (["serve", "--retry-delays", "soon"], 2, "--retry-delays"),
+        (["serve", "--port", "http"], 2, "--port: 'http' is not a port number"),
+        (["serve", "--retry-delays", "1x"], 2, "--retry-delays: '1x' is not a duration such as 500ms"),
         (["worker", "--concurrency", "0"], 2, "--concurrency: must be at least 1"),
+        (["worker", "--egress-proxy", "https://proxy:3128"], 2, "--egress-proxy: give the proxy as http://"),
+        (["worker", "--egress-source-address", "10.1"], 2, "--egress-source-address: '10.1' is not an IP"),
+        (["worker", "--egress-allow-networks", "10.0.0.0/33"], 2, "--egress-allow-networks: '10.0.0.0/33'"),
+        (["worker", "--egress-client", "requests"], 2, "--egress-client: 'requests': use curl or aiohttp"),
+        (["serve", "--mode", "staging"], 2, "--mode: 'staging': use development or production"),
+        (["verify", "--secret", "s", "--payload", "{}"], 2, "Missing option '--signature'"),
+        (["api-keys", "revoke"], 2, "Missing argument 'KEY'"),
+        (["demo", "--seed", "x"], 2, "--seed: 'x' is not a valid integer"),
         (["api-keys", "list", "--database-url", "mysql://x/y"], 1, "unsupported database"),
-        (["no-such-command"], 2, "invalid choice"),
+        (["api-keys", "list", "--database-url", "nonsense"], 1, "cannot open the database 'nonsense'"),
+        (["no-such-command"], 2, "No such command 'no-such-command'"),
     ],
 )
 def test_errors_are_one_line_with_a_nonzero_status(
@@ -97,13 +102,29 @@ def test_errors_are_one_line_with_a_nonzero_status(
     assert fragment in err
 
 
+def test_a_flag_of_another_command_is_refused(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """db upgrade takes --database-url only: a delivery setting there is an error, not ignored."""
+    assert main(["db", "upgrade", "--retry-delays", "1s"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "No such option" in err
+    assert "--retry-delays" in err
+
+
 def test_a_bad_environment_variable_is_named(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A setting from the environment that does not parse names the variable."""
+    """A setting from the environment that does not parse names the variable, in the commands
+    that take it; the others do not read it."""
     monkeypatch.setenv("ATTRIBUTION_WEBHOOKS_MODE", "staging")
-    assert main(["api-keys", "list"]) == 2
-    assert "ATTRIBUTION_WEBHOOKS_MODE" in capsys.readouterr().err
+    assert main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "error: ATTRIBUTION_WEBHOOKS_MODE: 'staging': use development or production" in err
+    assert main(["worker", "--mode", "development", "--concurrency", "0"]) == 2
+    assert "--concurrency" in capsys.readouterr().err  # the flag won: MODE was not read
+    assert main(["api-keys", "list"]) == 0
+    assert capsys.readouterr().out == "no API keys\n"
 
 
 def test_verify_checks_a_payload_against_a_signature(
@@ -142,42 +163,3 @@ def test_demo_still_runs(capsys: pytest.CaptureFixture[str]) -> None:
     """The virtual-time demo keeps working."""
     assert main(["demo"]) == 0
     assert "attempts" in capsys.readouterr().out
-
-
-def test_flags_win_over_environment_over_defaults() -> None:
-    """A flag beats its variable, the variable beats the default; durations take units."""
-    import argparse
-
-    env = {
-        "ATTRIBUTION_WEBHOOKS_PORT": "9000",
-        "ATTRIBUTION_WEBHOOKS_RETRY_DELAYS": "1s, 2s,500ms",
-        "ATTRIBUTION_WEBHOOKS_MODE": "Development",
-    }
-    settings = Settings.from_sources(argparse.Namespace(port="9100"), env)
-    assert settings.port == 9100
-    assert settings.mode is Mode.DEVELOPMENT
-    assert [d.total_seconds() for d in settings.retry_delays] == [1.0, 2.0, 0.5]
-    assert Settings.from_sources(None, {}).port == 8080
-    with pytest.raises(SettingsError, match="ATTRIBUTION_WEBHOOKS_PORT"):
-        Settings.from_sources(None, {"ATTRIBUTION_WEBHOOKS_PORT": "99999"})
-
-
-def test_the_delivery_client_can_be_switched_back_to_aiohttp(tmp_path: Path) -> None:
-    """libcurl sends by default; ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT=aiohttp is the fallback."""
-    from attribution_webhooks.adapters.http.settings import HttpClient
-    from attribution_webhooks.app.bootstrap import open_runtime
-
-    database = f"sqlite:///{tmp_path / 'client.sqlite3'}"
-    for env, expected in (
-        ({}, HttpClient.CURL),
-        ({"ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT": "aiohttp"}, HttpClient.AIOHTTP),
-    ):
-        runtime = open_runtime(
-            Settings.from_sources(None, {"ATTRIBUTION_WEBHOOKS_DATABASE_URL": database, **env})
-        )
-        try:
-            assert runtime.egress.client is expected
-        finally:
-            runtime.close()
-    with pytest.raises(SettingsError, match="EGRESS_CLIENT"):
-        Settings.from_sources(None, {"ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT": "requests"})
