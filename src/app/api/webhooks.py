@@ -120,8 +120,9 @@ def webhook_routes(runtime: Runtime) -> Router:
         body = data or RotateSecret()
         grace = None
         if body.grace_period_seconds is not None:
-            # Capped just past the limit, so that an absurd number is the core's 422, not an overflow.
-            grace = timedelta(seconds=min(body.grace_period_seconds, MAX_GRACE_SECONDS + 1))
+            # Clamped just past both limits, so that an absurd number (of either sign) is the
+            # core's 422, not an overflow of timedelta.
+            grace = timedelta(seconds=max(-1, min(body.grace_period_seconds, MAX_GRACE_SECONDS + 1)))
         view = await service.rotate_secret(account, webhook_id, body.secret, grace)
         return webhook_body(view, with_secret=True)
 
