@@ -36,8 +36,9 @@ _NOT_IN_URL = r"\s\x00-\x1f\x7f\x85"
 _PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 #: ``core.endpoint.validate_url`` as a pattern: http(s), optional user info, a host name (IPv6
 #: literals are accepted too, but not documented: a bracket anywhere else is refused), an
-#: optional port from 1 to 65535, then any path and query without white space or a #fragment. Production mode also requires https and
-#: refuses hosts that resolve to internal addresses, which no pattern can say.
+#: optional port from 1 to 65535, then any path and query without white space or a #fragment.
+#: Production mode also requires https and refuses hosts that resolve to internal addresses,
+#: which no pattern can say.
 _URL_PATTERN = (
     rf"^[Hh][Tt][Tt][Pp][Ss]?://([^{_NOT_IN_URL}#/?\[\]]*@)?[^{_NOT_IN_URL}#/?@:\[\]]+"
     rf"(:{_PORT}?)?([/?][^{_NOT_IN_URL}#]*)?$"
