@@ -274,4 +274,7 @@ def parse_timestamp(text: str, field: str = "timestamp") -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise ValidationError(field, f"{text!r} has no time zone; add Z for UTC")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first moment Python holds
+        raise ValidationError(field, f"{text!r} is out of the range of times") from None
