@@ -43,6 +43,7 @@ JsonValue: TypeAlias = "bool | int | float | str | Sequence[JsonValue] | Mapping
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 64
+MIN_YEAR, MAX_YEAR = 1000, 9998
 _MAX_ARRAY_INDEX = 2**32 - 2
 #: The tokens that matter to nesting: whole strings (so brackets inside them are skipped),
 #: brackets, and the separators that move to the next key or index.
@@ -274,7 +275,7 @@ def parse_timestamp(text: str, field: str = "timestamp") -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise ValidationError(field, f"{text!r} has no time zone; add Z for UTC")
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first moment Python holds
-        raise ValidationError(field, f"{text!r} is out of the range of times") from None
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        # So that no offset can take it past what Python holds (0001-01-01T00:00+01:00).
+        raise ValidationError(field, f"{text!r} is out of the range of times: give a year from 1000 to 9998")
+    return moment.astimezone(UTC)

@@ -28,9 +28,11 @@ __all__ = [
 MAX_PAGE = 100
 #: The alphabet of ids (``app.services.queries.is_id``), as the OpenAPI document states it.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
-#: What a time parameter looks like: RFC 3339 with an offset, at most microseconds.
+#: What a time looks like (``core.wire.parse_timestamp``): RFC 3339 with an offset, at most
+#: microseconds, no leap second, a year from 1000 to 9998 (so that any offset stays in range).
 TIME_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    r"^(1[0-9]{3}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-[0-9]{2}-[0-9]{2}"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 
 
