@@ -3,20 +3,16 @@ asks for production), with two accounts and a key each."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from api_helpers import Api
+from api_helpers import Api, accounts, runtime_for
 from litestar.testing import TestClient
 
 from attribution_webhooks.adapters.sql import open_store
 from attribution_webhooks.app.api import create_app
-from attribution_webhooks.app.bootstrap import Runtime, open_runtime
-from attribution_webhooks.app.settings import Mode, Settings
+from attribution_webhooks.app.settings import Mode
 
 
 @pytest.fixture(scope="session")
@@ -24,22 +20,6 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("api-template") / "template.sqlite3"
     open_store(f"sqlite:///{path}", inline=True).close()
     return path
-
-
-def runtime_for(template: Path, directory: Path, mode: Mode) -> Runtime:
-    target = directory / "api.sqlite3"
-    shutil.copyfile(template, target)
-    return open_runtime(Settings(database_url=f"sqlite:///{target}", mode=mode, max_body_size=64 * 1024))
-
-
-def accounts(runtime: Runtime, client: TestClient[Any]) -> tuple[Api, Api]:
-    now = datetime.now(UTC)
-    apis = []
-    for account in ("acct_alice", "acct_bob"):
-        runtime.keys.create_account(account, account, now)
-        _, key = runtime.keys.create_key(account, "tests", now)
-        apis.append(Api(client, runtime, account, key))
-    return apis[0], apis[1]
 
 
 @pytest.fixture

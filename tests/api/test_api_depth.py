@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import Api, assert_problem
-from conftest import accounts
+from api_helpers import Api, accounts, assert_problem
 from litestar.testing import TestClient
 
 from attribution_webhooks.app.api import create_app

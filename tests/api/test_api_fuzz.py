@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_helpers import DEAL, Api
-from conftest import accounts
+from api_helpers import DEAL, Api, accounts
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from litestar.testing import TestClient

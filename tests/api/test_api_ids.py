@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import Api, assert_problem
-from conftest import accounts, runtime_for
+from api_helpers import Api, accounts, assert_problem, runtime_for
 from litestar import Litestar
 from litestar.testing import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "contract"))
+sys.path.append(
+    str(Path(__file__).resolve().parent.parent / "contract")
+)  # after tests/api: its conftest wins
 from store_backends import migrated_postgres_database
 
 from attribution_webhooks.app.api import create_app

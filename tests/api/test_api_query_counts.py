@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import DEAL, Api
-from conftest import accounts, runtime_for
+from api_helpers import DEAL, Api, accounts, runtime_for
 from litestar.testing import TestClient
 from sqlalchemy import event
 

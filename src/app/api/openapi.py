@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -20,7 +21,7 @@ from litestar.typing import FieldDefinition
 
 from ...adapters.payloads import camel, field_hints
 from ...core.catalog import Number
-from .shapes import NUMBER, SCALAR
+from .shapes import NUMBER, SCALAR, TIME
 
 __all__ = ["CamelAttrsSchemaPlugin", "drop_parameter_400s"]
 
@@ -56,6 +57,8 @@ class CamelAttrsSchemaPlugin(OpenAPISchemaPluginProtocol):
                 properties[camel(a.name)] = Schema(one_of=[declared, _NULL]) if nullable else declared
             elif hints[a.name] == Number:
                 properties[camel(a.name)] = NUMBER
+            elif hints[a.name] is datetime:
+                properties[camel(a.name)] = TIME
             elif hints[a.name] is Any:
                 properties[camel(a.name)] = SCALAR
             if a.metadata.get("by_type"):
