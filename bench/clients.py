@@ -14,12 +14,13 @@ Clients (each also as ``NAME+uvloop``, except the sync one):
 ``bare`` (an asyncio protocol writing prepared request bytes: the machine's ceiling),
 ``aiohttp`` (a raw ``ClientSession``), ``httpx`` (``AsyncClient`` on its default httpcore
 transport), ``httpx-sync`` (``Client`` shared by ``concurrency`` threads), ``httpx-aiohttp``
-(``AsyncClient`` over the ``httpx-aiohttp`` package's transport), ``httpx-ours`` (``AsyncClient``
-over this project's aiohttp transport), ``port`` (this project's ``HttpTransport``, the
-``Transport`` port that the dispatcher calls, with classification and capped reading, over
-libcurl), ``port-aiohttp`` (the same port over aiohttp) and ``port-pyreqwest`` (a prototype of
-the port over pyreqwest, measured only); ``worker`` and ``worker-aiohttp`` (the whole delivery
-path in one process, over libcurl or aiohttp).
+(``AsyncClient`` over the ``httpx-aiohttp`` package's transport), ``port`` (this project's
+``HttpTransport``, the ``Transport`` port that the dispatcher calls, with classification and
+capped reading, over libcurl), ``port-httpx`` (the same port over httpx's ``AsyncClient``) and
+``port-pyreqwest`` (a prototype of the port over pyreqwest, measured only; it predates the
+port's ``exchange.Client`` interface and needs porting to it before it runs again); ``worker``
+and ``worker-httpx`` (the whole delivery path in one process, over libcurl or httpx). The
+project's aiohttp adapter is gone (ADR 0005, third addendum); raw aiohttp stays as the baseline.
 
 Candidates for the client under the port (ADR 0005's second addendum), raw, each with redirects
 and cookies off: ``aiohttp-tuned`` (aiohttp with every optional step off and prepared inputs),
@@ -258,17 +259,8 @@ def _httpx_aiohttp(url: str, body: bytes, headers: tuple[tuple[str, str], ...], 
     return _httpx_client(client, url, body, headers)
 
 
-def _httpx_ours(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
-    import httpx
-
-    from attribution_webhooks.adapters.http import AiohttpTransport, EgressSettings
-
-    transport = AiohttpTransport(EgressSettings(max_connections=concurrency))
-    return _httpx_client(httpx.AsyncClient(transport=transport), url, body, headers)
-
-
 def _port_with(client: str | None) -> Callable[..., Any]:
-    """``HttpTransport.send()`` over libcurl (the default), aiohttp, or the pyreqwest prototype."""
+    """``HttpTransport.send()`` over libcurl (the default), httpx, or the pyreqwest prototype."""
 
     @contextlib.asynccontextmanager
     async def port(url: str, body: bytes, headers: tuple[tuple[str, str], ...], concurrency: int) -> Any:
@@ -277,7 +269,7 @@ def _port_with(client: str | None) -> Callable[..., Any]:
         from attribution_webhooks.core.ports import OutboundRequest
 
         settings = EgressSettings(mode=EgressMode.DEVELOPMENT, max_connections=concurrency)
-        if client == "aiohttp":
+        if client == "httpx":
             settings = EgressSettings(mode=EgressMode.DEVELOPMENT, max_connections=concurrency, client=client)
         engine = _pyreqwest_engine(settings) if client == "pyreqwest" else None
         request = OutboundRequest(url, headers, body, timedelta(seconds=15))
@@ -685,9 +677,8 @@ ASYNC_CLIENTS: dict[str, Callable[..., Any]] = {
     "aiohttp": _aiohttp,
     "httpx": _httpx,
     "httpx-aiohttp": _httpx_aiohttp,
-    "httpx-ours": _httpx_ours,
     "port": _port_with(None),
-    "port-aiohttp": _port_with("aiohttp"),
+    "port-httpx": _port_with("httpx"),
     "port-pyreqwest": _port_with("pyreqwest"),
     "aiohttp-tuned": _aiohttp_tuned,
     "pyreqwest": _pyreqwest,
@@ -706,8 +697,8 @@ CLIENTS = [
     "httpx-sync",
     "worker",
     "worker+uvloop",
-    "worker-aiohttp",
-    "worker-aiohttp+uvloop",
+    "worker-httpx",
+    "worker-httpx+uvloop",
     *[f"{name}+uvloop" for name in ASYNC_CLIENTS],
 ]
 
@@ -757,8 +748,8 @@ def measure(
     async def run() -> dict[str, float]:
         if name == "worker":
             return await _worker(url, concurrency, duration)
-        if name == "worker-aiohttp":
-            return await _worker(url, concurrency, duration, "aiohttp")
+        if name == "worker-httpx":
+            return await _worker(url, concurrency, duration, "httpx")
         async with ASYNC_CLIENTS[name](url, body, headers, concurrency) as send:
             return await _drive(send, concurrency, duration, warmup)
 

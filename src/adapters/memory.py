@@ -30,7 +30,7 @@ from ..core.events import (
     time_of,
 )
 from ..core.ports import RecordedEvent, StreamAppend
-from ..core.views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
+from ..core.views import AttemptView, DeliveryView, DueDelivery, EndpointHealth, EndpointView, EventView
 
 __all__ = ["MemoryStore"]
 
@@ -256,6 +256,9 @@ class MemoryStore:
         since: datetime | None = None,
         before: str | None = None,
         limit: int = 100,
+        event_type: str | None = None,
+        created_from: datetime | None = None,
+        created_until: datetime | None = None,
     ) -> Sequence[DeliveryView]:
         found: list[DeliveryView] = []
         for delivery_id in sorted(self._account_deliveries.get(account_id, ()), reverse=True):
@@ -268,6 +271,9 @@ class MemoryStore:
                 and (event_id is None or state.event_id == event_id)
                 and (statuses is None or state.status in statuses)
                 and (since is None or view.updated_at >= since)
+                and (event_type is None or state.event_type == event_type)
+                and (created_from is None or view.created_at >= created_from)
+                and (created_until is None or view.created_at < created_until)
             ):
                 found.append(view)
                 if len(found) >= limit:
@@ -276,6 +282,29 @@ class MemoryStore:
 
     async def event(self, account_id: str, event_id: str) -> EventView | None:
         return self._events.get((account_id, event_id))
+
+    async def endpoint_health(
+        self, account_id: str, since: datetime, deliveries: int = 2000
+    ) -> Mapping[str, EndpointHealth]:
+        health: dict[str, EndpointHealth] = {}
+        taken: dict[str, int] = {}
+        for delivery_id in sorted(self._account_deliveries.get(account_id, ()), reverse=True):
+            endpoint_id = self._deliveries[delivery_id].view.delivery.endpoint_id
+            taken[endpoint_id] = taken.get(endpoint_id, 0) + 1
+            if taken[endpoint_id] > deliveries:
+                continue
+            for a in self._attempts.get(delivery_id, ()):
+                if a.started_at < since:
+                    continue
+                h = health.get(endpoint_id, EndpointHealth(0, 0))
+                latest = h.last_attempt_at is None or a.started_at >= h.last_attempt_at
+                health[endpoint_id] = EndpointHealth(
+                    h.attempts + 1,
+                    h.succeeded + a.succeeded,
+                    a.started_at if latest else h.last_attempt_at,
+                    a.succeeded if latest else h.last_succeeded,
+                )
+        return health
 
     # --- for tests --------------------------------------------------------------------------
 

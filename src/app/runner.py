@@ -163,6 +163,7 @@ async def serve(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event 
         f"({settings.mode} mode, database {_database(runtime)})",
     )
     _say(out, f"API docs: {url}/docs")
+    _say(out, f"Dashboard: {url}/dashboard (sign in with an API key)")
     ensure_first_key(runtime, out)
     await _first_done(stop, web, worker)
     _say(out, "stopping: finishing requests and deliveries in flight")

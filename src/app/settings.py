@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
-from attrs import frozen
+from attrs import field, frozen
 
 from ..adapters.http import EgressSettings
 from ..adapters.http.settings import HttpClient
@@ -75,6 +75,7 @@ class Settings:
     egress_allow_networks: tuple[str, ...] = ()
     egress_client: str = "curl"
     log_level: str = "info"
+    session_secret: str | None = field(default=None, repr=False)  # a key: kept out of logs
 
 
 # --- reading a setting's text -----------------------------------------------------------------
@@ -230,9 +231,15 @@ _SETTINGS: dict[str, _Setting] = {
     "egress_client": _Setting(
         _one_of(*HttpClient),
         "CLIENT",
-        "the HTTP client that sends deliveries: curl (libcurl) or aiohttp",
+        "the HTTP client that sends deliveries: curl (libcurl) or httpx",
     ),
     "log_level": _Setting(_one_of("debug", "info", "warning", "error"), "LEVEL", "what to log"),
+    "session_secret": _Setting(
+        _text,
+        "TEXT",
+        "the key of dashboard sessions, the same for every serve process behind one address "
+        "(default: generated on the first start, kept next to the SQLite database)",
+    ),
 }
 
 #: The settings each kind of command takes: ``DATABASE`` every command that only reads or writes
@@ -254,7 +261,7 @@ DELIVERY = (
     "egress_client",
     "log_level",
 )
-API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[1:])
+API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[1:], "session_secret")
 
 
 def _shown(value: Any) -> str | None:

@@ -16,7 +16,7 @@ from attrs import frozen
 from .delivery import DeliveryStatus
 from .events import DomainEvent
 from .outcomes import Outcome
-from .views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
+from .views import AttemptView, DeliveryView, DueDelivery, EndpointHealth, EndpointView, EventView
 
 __all__ = [
     "Clock",
@@ -139,9 +139,21 @@ class DeliveryLog(Protocol):
         since: datetime | None = None,
         before: str | None = None,
         limit: int = 100,
+        event_type: str | None = None,
+        created_from: datetime | None = None,
+        created_until: datetime | None = None,
     ) -> Sequence[DeliveryView]:
         """The account's deliveries, newest first (by id), filtered by the given criteria;
-        ``since`` compares with the last update, ``before`` is an exclusive id cursor."""
+        ``since`` compares with the last update, ``before`` is an exclusive id cursor, and
+        ``created_from`` (inclusive) / ``created_until`` (exclusive) bound the creation time."""
+        ...
+
+    async def endpoint_health(
+        self, account_id: str, since: datetime, deliveries: int = 2000
+    ) -> Mapping[str, EndpointHealth]:
+        """Per endpoint of the account, the attempts started at or after ``since`` among its
+        latest ``deliveries`` deliveries (by id): a bound on the work, whatever the traffic.
+        Endpoints without such attempts are left out."""
         ...
 
     async def event(self, account_id: str, event_id: str) -> EventView | None:

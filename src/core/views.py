@@ -11,7 +11,7 @@ from .delivery import Delivery
 from .endpoint import Endpoint
 from .outcomes import ErrorKind
 
-__all__ = ["AttemptView", "DeliveryView", "DueDelivery", "EndpointView", "EventView"]
+__all__ = ["AttemptView", "DeliveryView", "DueDelivery", "EndpointHealth", "EndpointView", "EventView"]
 
 
 @frozen
@@ -62,6 +62,16 @@ class AttemptView:
     error: ErrorKind | None
     detail: str
     response_body: str
+
+
+@frozen
+class EndpointHealth:
+    """An endpoint's attempts over a recent window: how many, how many succeeded, the latest."""
+
+    attempts: int
+    succeeded: int
+    last_attempt_at: datetime | None = None
+    last_succeeded: bool | None = None
 
 
 @frozen

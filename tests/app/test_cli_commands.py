@@ -81,7 +81,7 @@ def test_events_publish_and_webhooks_list(db: str, capsys: pytest.CaptureFixture
         (["worker", "--egress-proxy", "https://proxy:3128"], 2, "--egress-proxy: give the proxy as http://"),
         (["worker", "--egress-source-address", "10.1"], 2, "--egress-source-address: '10.1' is not an IP"),
         (["worker", "--egress-allow-networks", "10.0.0.0/33"], 2, "--egress-allow-networks: '10.0.0.0/33'"),
-        (["worker", "--egress-client", "requests"], 2, "--egress-client: 'requests': use curl or aiohttp"),
+        (["worker", "--egress-client", "requests"], 2, "--egress-client: 'requests': use curl or httpx"),
         (["serve", "--mode", "staging"], 2, "--mode: 'staging': use development or production"),
         (["verify", "--secret", "s", "--payload", "{}"], 2, "Missing option '--signature'"),
         (["api-keys", "revoke"], 2, "Missing argument 'KEY'"),

@@ -62,7 +62,7 @@ def flags(command: click.Command) -> set[str]:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("serve", DELIVERY | {"--host", "--port", "--max-body-size"}),
+        ("serve", DELIVERY | {"--host", "--port", "--max-body-size", "--session-secret"}),
         ("worker", DELIVERY),
         ("db upgrade", DATABASE_ONLY),
         ("api-keys create", DATABASE_ONLY | {"--account", "--account-name", "--name"}),
@@ -150,12 +150,12 @@ def test_flags_win_over_environment_over_defaults(clean_environment: pytest.Monk
     clean_environment.setenv("ATTRIBUTION_WEBHOOKS_RETRY_DELAYS", "1s, 2s,500ms")
     clean_environment.setenv("ATTRIBUTION_WEBHOOKS_MODE", "Development")
     clean_environment.setenv("ATTRIBUTION_WEBHOOKS_EGRESS_ALLOW_NETWORKS", "10.20.0.0/16 192.168.1.0/24")
-    settings = probe("--port", "9100", "--egress-client", "AIOHTTP")
+    settings = probe("--port", "9100", "--egress-client", "HTTPX")
     assert settings.port == 9100
     assert settings.mode is Mode.DEVELOPMENT
     assert [d.total_seconds() for d in settings.retry_delays] == [1.0, 2.0, 0.5]
     assert settings.egress_allow_networks == ("10.20.0.0/16", "192.168.1.0/24")
-    assert HttpClient(settings.egress_client) is HttpClient.AIOHTTP
+    assert HttpClient(settings.egress_client) is HttpClient.HTTPX
     assert settings.request_timeout == Settings().request_timeout
     clean_environment.setenv("ATTRIBUTION_WEBHOOKS_PORT", "")  # empty: as if unset
     assert probe().port == 8080

@@ -471,6 +471,63 @@ async def test_deliveries_filter_and_page_newest_first(store: Storage) -> None:
     assert [v.delivery.delivery_id for v in other] == ["dlv_5"]
 
 
+async def test_deliveries_filter_by_event_type_and_creation_time(store: Storage) -> None:
+    """deliveries(): event_type, created_from (inclusive) and created_until (exclusive) narrow the log."""
+    await register(store, "wh_1")
+    await publish(store, "evt_1", {"dlv_1": "wh_1"}, when=at(1))
+    await publish(store, "evt_2", {"dlv_2": "wh_1"}, when=at(2))
+    await publish(store, "evt_3", {"dlv_3": "wh_1"}, when=at(3))
+    await record(store, "dlv_1", succeeded("dlv_1", "wh_1", 1, at(10)))
+
+    async def ids(**filters: object) -> list[str]:
+        return [v.delivery.delivery_id for v in await store.deliveries(ACCOUNT, **filters)]  # type: ignore[arg-type]
+
+    assert await ids(event_type="deal.attributed") == ["dlv_3", "dlv_2", "dlv_1"]
+    assert await ids(event_type="partner.created") == []
+    assert await ids(created_from=at(2)) == ["dlv_3", "dlv_2"]
+    assert await ids(created_until=at(2)) == ["dlv_1"]
+    assert await ids(created_from=at(2), created_until=at(3), event_type="deal.attributed") == ["dlv_2"]
+    assert await ids(created_from=at(1), before="dlv_2") == ["dlv_1"]
+
+
+async def test_endpoint_health_counts_recent_attempts_per_endpoint(store: Storage) -> None:
+    """endpoint_health(): attempts since a time per endpoint of the account, successes, and the latest."""
+    await register(store, "wh_1", "wh_2", "wh_3")
+    await register(store, "wh_9", account="acct_2")
+    await publish(store, "evt_1", {"dlv_1": "wh_1", "dlv_2": "wh_2", "dlv_3": "wh_3"}, when=at(1))
+    await publish(store, "evt_2", {"dlv_4": "wh_1"}, when=at(2))
+    await publish(store, "evt_1", {"dlv_9": "wh_9"}, when=at(2), account="acct_2")
+    await record(store, "dlv_3", failed("dlv_3", "wh_3", 1, at(5)), RetryScheduled("dlv_3", 2, at(65), at(5)))
+    await record(
+        store, "dlv_1", failed("dlv_1", "wh_1", 1, at(20)), RetryScheduled("dlv_1", 2, at(80), at(20))
+    )
+    await record(store, "dlv_4", succeeded("dlv_4", "wh_1", 1, at(21)))
+    await record(
+        store, "dlv_2", failed("dlv_2", "wh_2", 1, at(22)), RetryScheduled("dlv_2", 2, at(82), at(22))
+    )
+    await record(store, "dlv_9", succeeded("dlv_9", "wh_9", 1, at(23)))
+    await record(store, "dlv_1", succeeded("dlv_1", "wh_1", 2, at(80)))
+    await record(
+        store, "dlv_2", failed("dlv_2", "wh_2", 2, at(82)), DeliveryFailed("dlv_2", "wh_2", 2, at(82))
+    )
+
+    health = await store.endpoint_health(ACCOUNT, at(10))
+    assert set(health) == {"wh_1", "wh_2"}  # wh_3's only attempt is older; wh_9 is another account's
+    wh_1, wh_2 = health["wh_1"], health["wh_2"]
+    assert (wh_1.attempts, wh_1.succeeded, wh_1.last_attempt_at, wh_1.last_succeeded) == (3, 2, at(80), True)
+    assert (wh_2.attempts, wh_2.succeeded, wh_2.last_attempt_at, wh_2.last_succeeded) == (2, 0, at(82), False)
+    assert await store.endpoint_health(ACCOUNT, at(100)) == {}
+    assert set(await store.endpoint_health("acct_2", at(0))) == {"wh_9"}
+    # Bounded: only each endpoint's latest delivery (dlv_4 for wh_1, whose one attempt succeeded).
+    latest = await store.endpoint_health(ACCOUNT, at(10), deliveries=1)
+    assert (latest["wh_1"].attempts, latest["wh_1"].succeeded, latest["wh_1"].last_attempt_at) == (
+        1,
+        1,
+        at(21),
+    )
+    assert latest["wh_2"].attempts == 2
+
+
 # --- the queue ------------------------------------------------------------------------------------
 
 

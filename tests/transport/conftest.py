@@ -63,7 +63,7 @@ def fixed_lookup(table: dict[str, list[str]]) -> Lookup:
 @pytest.fixture(autouse=True, params=list(HttpClient), ids=[client.value for client in HttpClient])
 def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> HttpClient:
     """Every transport test runs over each client the port can use: libcurl (the default) and
-    aiohttp (the fallback). The settings a test builds get this client put into them."""
+    httpx (AsyncClient on its own transport). The settings a test builds get this client put into them."""
     chosen: HttpClient = request.param
     original = HttpTransport.__init__
 

@@ -1,4 +1,4 @@
-"""What the port promises whichever client is under it (libcurl or aiohttp), beyond the
+"""What the port promises whichever client is under it (libcurl or httpx), beyond the
 classification and egress suites: the lookup cache, cancellation, proxies from the environment,
 choosing the client; and the libcurl answer's header lookup."""
 
@@ -16,11 +16,13 @@ from attribution_webhooks.adapters.http import (
     EgressSettings,
     HttpClient,
     HttpTransport,
+    HttpxTransport,
 )
 from attribution_webhooks.adapters.http.curl_transport import CurlAnswer
 from attribution_webhooks.core.errors import ValidationError
 from attribution_webhooks.core.outcomes import ErrorKind, HttpResponse, TransportFailure
 from attribution_webhooks.core.ports import OutboundRequest
+from receivers.faults import FaultServer
 from receivers.proxy import ForwardProxy
 
 from .conftest import DEV, HEADERS, ScriptedServer, fixed_lookup, run, send_once
@@ -79,12 +81,9 @@ def test_a_proxy_in_the_environment_is_not_used(
     assert seen == []
 
 
-@pytest.mark.parametrize(
-    "client", [HttpClient.CURL], indirect=True, ids=["curl"]
-)  # aiohttp tries every address
-def test_a_refused_connection_looks_the_name_up_again(server: ScriptedServer, client: HttpClient) -> None:
-    """Over libcurl, after a failed connection the next attempt resolves afresh, so it can reach
-    a new address (libcurl is pinned to one vetted address per attempt)."""
+def test_a_refused_connection_looks_the_name_up_again(server: ScriptedServer) -> None:
+    """After a failed connection the next attempt resolves afresh, so it can reach a new address
+    (each attempt is pinned to one vetted address)."""
     answers = iter(["127.0.0.3", "127.0.0.1"])  # nothing listens on 127.0.0.3 at that port
 
     async def lookup(host: str, port: int) -> list[tuple[int, str]]:
@@ -103,21 +102,25 @@ def test_a_refused_connection_looks_the_name_up_again(server: ScriptedServer, cl
 
 
 def test_the_client_is_chosen_by_settings(client: HttpClient) -> None:
-    """libcurl unless the settings (or ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT) say aiohttp."""
+    """libcurl unless the settings (or ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT) say httpx."""
     assert EgressSettings().client is HttpClient.CURL
-    env = EgressSettings.from_env({"ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT": "AIOHTTP"})
-    assert env.client is HttpClient.AIOHTTP
+    env = EgressSettings.from_env({"ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT": "HTTPX"})
+    assert env.client is HttpClient.HTTPX
+    with pytest.raises(ValidationError, match="CLIENT"):
+        EgressSettings.from_env({"ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT": "aiohttp"})
     with pytest.raises(ValidationError, match="CLIENT"):
         EgressSettings.from_env({"ATTRIBUTION_WEBHOOKS_EGRESS_CLIENT": "requests"})
     with pytest.raises(ValidationError, match="client"):
         EgressSettings(client="requests")  # type: ignore[arg-type]  # what a typo in code would do
     transport = HttpTransport(EgressSettings(mode=EgressMode.DEVELOPMENT))
-    assert isinstance(transport._curl, CurlTransport) is (client is HttpClient.CURL)
+    assert isinstance(transport.client, CurlTransport) is (client is HttpClient.CURL)
+    assert isinstance(transport.client, HttpxTransport) is (client is HttpClient.HTTPX)
 
 
 def test_the_final_answer_s_headers_are_read_past_interim_and_proxy_answers() -> None:
     """A proxy's CONNECT answer and a 1xx come before the answer; only its own headers count."""
     answer = CurlAnswer(keep=4, budget=8)
+    answer.status = 503
     answer.lines += [
         b"HTTP/1.1 200 Connection established\r\n",
         b"Retry-After: 999\r\n",
@@ -136,15 +139,13 @@ def test_the_final_answer_s_headers_are_read_past_interim_and_proxy_answers() ->
     assert answer.write(b"abcdef") is None
     assert answer.write(b"ghi") == 0  # past the budget: libcurl is told to stop
     assert bytes(answer.body) == b"abcd"
+    assert answer.complete()
+    answer.lines.pop()  # the blank line that ends the block: without it the status does not count
+    assert not answer.complete()
 
 
-@pytest.mark.parametrize(
-    "client", [HttpClient.CURL], indirect=True, ids=["curl"]
-)  # aiohttp's resolver encodes it
-def test_an_internationalised_host_name_is_sent_as_punycode(
-    server: ScriptedServer, client: HttpClient
-) -> None:
-    """Over libcurl, a non-ASCII host name is looked up and sent in its ASCII (punycode) form."""
+def test_an_internationalised_host_name_is_sent_as_punycode(server: ScriptedServer) -> None:
+    """A non-ASCII host name is looked up and sent in its ASCII (punycode) form."""
     lookup = fixed_lookup({"xn--bcher-kva.example": ["127.0.0.1"]})
     outcome = run(send_once(f"http://bücher.example:{server.port}/ok", lookup=lookup))
     assert isinstance(outcome, HttpResponse), outcome
@@ -157,5 +158,16 @@ def test_a_header_with_a_line_break_is_refused(server: ScriptedServer) -> None:
     headers = (*HEADERS, ("X-Attribution-Event-Type", "deal.attributed\r\nX-Injected: yes"))
     outcome = run(send_once(server.url("/ok"), headers=headers))
     assert isinstance(outcome, TransportFailure), outcome
-    assert outcome.kind in (ErrorKind.PROTOCOL, ErrorKind.OTHER)  # libcurl's check, aiohttp's ValueError
+    assert outcome.kind is ErrorKind.PROTOCOL
     assert all("x-injected" not in r.headers for r in server.requests())
+
+
+def test_ipv6_addresses_are_pinned_and_reached() -> None:
+    """A name that resolves to ::1, and a bracketed ::1 literal, are both delivered over IPv6."""
+    with FaultServer.running("::1") as receiver:
+        lookup = fixed_lookup({"v6.example.test": ["::1"]})
+        by_name = run(send_once(f"http://v6.example.test:{receiver.port}/status-500", lookup=lookup))
+        literal = run(send_once(receiver.url("status-500")))
+        requests = receiver.requests("status-500")
+    assert [getattr(o, "status", o) for o in (by_name, literal)] == [500, 500]
+    assert requests == 2

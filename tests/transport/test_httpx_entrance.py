@@ -1,7 +1,7 @@
-"""The port over any httpx transport: httpx's own, and httpx.MockTransport.
+"""The port over any httpx transport or client: httpx's own, an embedder's, httpx.MockTransport.
 
-Production sends through our aiohttp transport's lean entrance (ADR 0005); these tests hold the
-other entrance, which every other httpx transport goes through, to the same behaviour.
+Whatever the transport, it is handed a request that names the vetted address, with the name in
+the Host header (and SNI); the egress policy runs first, with a resolver we control.
 """
 
 from __future__ import annotations
@@ -12,15 +12,23 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from attribution_webhooks.adapters.http import HttpTransport
+from attribution_webhooks.adapters.http import HttpClient, HttpTransport
 from attribution_webhooks.core.outcomes import ErrorKind, HttpResponse, Outcome, TransportFailure
 from attribution_webhooks.core.ports import OutboundRequest
 
-from .conftest import DEV, HEADERS, ScriptedServer, run
+from .conftest import DEV, HEADERS, ScriptedServer, fixed_lookup, run
+
+LOOKUP = fixed_lookup({"receiver.test": ["127.0.0.1"]})
+
+
+@pytest.fixture(autouse=True)
+def client() -> HttpClient:
+    """A given httpx transport or client always means the httpx adapter: these run once."""
+    return HttpClient.HTTPX
 
 
 async def send_through(transport: httpx.AsyncBaseTransport, url: str, timeout: float = 2.0) -> Outcome:
-    async with HttpTransport(DEV, transport=transport) as port:
+    async with HttpTransport(DEV, transport=transport, lookup=LOOKUP) as port:
         return await port.send(OutboundRequest(url, HEADERS, b'{"id":"evt_1"}', timedelta(seconds=timeout)))
 
 
@@ -71,6 +79,7 @@ def test_a_mock_transport_sees_the_signed_request_and_its_answer_is_read() -> No
     assert (outcome.status, outcome.retry_after) == (429, timedelta(seconds=30))
     assert outcome.body == "é" * 2048  # 4 KiB of UTF-8
     (request,) = seen
+    assert (request.url.host, request.headers["Host"]) == ("127.0.0.1", "receiver.test")
     assert request.headers["X-Attribution-Signature"] == "0" * 64
     assert request.headers["Accept-Encoding"] == "identity"
     assert request.content == b'{"id":"evt_1"}'
@@ -85,3 +94,32 @@ def test_a_mock_transport_that_raises_is_a_classified_failure() -> None:
     outcome = run(send_through(httpx.MockTransport(fail), "http://receiver.test/hook"))
     assert isinstance(outcome, TransportFailure)
     assert outcome.kind is ErrorKind.READ_TIMEOUT
+
+
+def test_an_embedder_s_own_client_sends_without_its_defaults(server: ScriptedServer) -> None:
+    """An embedder's AsyncClient carries the delivery; its base URL, default headers, cookies and
+    auth are not added, redirects are not followed, and the client is left open for its owner."""
+
+    async def scenario() -> tuple[Outcome, bool]:
+        async with httpx.AsyncClient(
+            base_url="http://elsewhere.test",
+            headers={"X-Embedder": "yes"},
+            cookies={"session": "secret"},
+            auth=("user", "pass"),
+            follow_redirects=True,
+        ) as client:
+            async with HttpTransport(DEV, client=client, lookup=LOOKUP) as port:
+                request = OutboundRequest(
+                    server.url("/redirect", host="receiver.test"), HEADERS, b"{}", timedelta(seconds=2)
+                )
+                outcome = await port.send(request)
+            return outcome, client.is_closed
+
+    outcome, closed = run(scenario())
+    assert isinstance(outcome, HttpResponse)
+    assert outcome.status == 301
+    assert not closed
+    [received] = server.requests()
+    assert received.path == "/redirect"
+    assert received.headers["host"] == f"receiver.test:{server.port}"
+    assert not {"x-embedder", "cookie", "authorization"} & set(received.headers)

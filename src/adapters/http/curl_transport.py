@@ -2,54 +2,52 @@
 
 libcurl does the HTTP work in C (connecting, TLS, writing the request, parsing the answer, the
 keep-alive pool) and pycurl drives it from the event loop with ``pycurl.AsyncCurlMulti``; per
-request, Python sets a few options and runs two callbacks (header lines, body chunks). Measured
-side by side, that is about half the CPU per request of aiohttp's ``ClientSession``.
+request, Python sets a few options and libcurl calls back for header lines and body chunks.
+Measured side by side, that is about half the CPU per request of aiohttp's ``ClientSession``.
 
 What the port needs from a client, and how it is done here:
 
-- Egress safety: the host is resolved and vetted by ``resolve_vetted`` (through the injectable
-  ``lookup``), and the transfer is pinned to the vetted address with ``CURLOPT_CONNECT_TO``:
-  libcurl then connects to that address and never resolves the name, while the URL keeps the
-  name for ``Host``, SNI and certificate verification. Behind a proxy the tunnel is asked for
-  with ``CONNECT <vetted address>:port``. A pooled connection is only reused by a transfer
-  pinned to the same address (libcurl matches the connect-to target too). Vetted answers are
-  kept ``_VETTED_TTL`` seconds, as aiohttp's DNS cache kept them.
+- Egress safety: ``HttpTransport`` reads the URL once (``hosts.parse_target``) and vets one
+  address; libcurl is given the canonical URL and ``CURLOPT_CONNECT_TO`` ``::address:port``,
+  whose empty host and port match *whatever* host libcurl thinks the URL names, so it connects
+  to the vetted address and never resolves anything. Two callbacks check it again:
+  ``OPENSOCKETFUNCTION`` refuses a socket to any other address, ``PREREQFUNCTION`` a request on
+  a connection to any other address. Behind a proxy the tunnel is asked for with
+  ``CONNECT <vetted address>:port`` (and the socket goes to the proxy, so only the second check
+  applies). A pooled connection is reused only by a transfer to the same name and address.
+- One attempt, one request on the wire (issue 10.6): libcurl re-sends a request by itself when
+  a reused connection dies before any answer byte. ``PREREQFUNCTION`` runs before each send, so
+  the second call of one transfer is aborted: the attempt fails as ``connection_reset`` and the
+  retry schedule, not libcurl, decides when to send again, as a new numbered attempt.
+- No false success (issue 10.1): libcurl reports a status as soon as the status line is read,
+  and ends a transfer that loses its connection mid-headers without an error. A status counts
+  only when the header block ended (its blank line reached the header callback); a body cut
+  short by the receiver (shorter than Content-Length, an unfinished chunked body, a reset) is a
+  failure. A body cut by our own limit or by the deadline keeps the status.
 - The deadline: ``CURLOPT_TIMEOUT_MS`` bounds the whole exchange and ``CURLOPT_CONNECTTIMEOUT_MS``
   the connection (TCP and TLS); at a timeout, ``REQUEST_SIZE`` (request bytes written) tells
-  whether a connection had been made (read timeout) or not (connect timeout). A status already received is the
-  answer, whatever happens to the body after it.
+  whether a connection had been made (read timeout) or not (connect timeout).
 - The body: the first ``log_body_limit`` bytes are kept; past ``read_body_limit`` bytes the
   write callback refuses the data, libcurl aborts the transfer and closes the connection.
 - No redirects (``FOLLOWLOCATION`` is off), no cookie engine (no ``COOKIEFILE``), no proxy from
   the environment (``PROXY`` and ``NOPROXY`` are always set), no decompression, HTTP/1.1.
-- Failures come out as httpx's exceptions with the operating system's or the TLS library's
-  error chained as ``__cause__``, like ``AiohttpTransport``'s, so ``classify`` reads them alike.
+- Failures map from libcurl's error codes (and the system's errno) straight to ``ErrorKind``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import ipaddress
 import os
 import socket
-import ssl
-import time
-from collections.abc import AsyncIterator, Sequence
-from urllib.parse import urlsplit
 
 import certifi
-import httpx
 import pycurl
 
-from .egress import Lookup, resolve_vetted, system_lookup
+from ...core.outcomes import ErrorKind
+from .exchange import AllowConnect, Attempt, SendFailed, errno_kind
 from .settings import EgressSettings
 
 __all__ = ["CurlAnswer", "CurlTransport"]
-
-# How long a vetted DNS answer is used for new transfers (aiohttp's default DNS cache: 10 s).
-_VETTED_TTL = 10.0
-_CACHE_LIMIT = 10_000
 
 _TLS_ERRORS = frozenset(
     {
@@ -67,49 +65,61 @@ _TLS_ERRORS = frozenset(
 )
 # Answers that are not HTTP/1.1 (libcurl calls a reply without a status line HTTP/0.9 and
 # refuses it as an unsupported protocol: the URL's scheme was checked before, so it is the reply).
-_PROTOCOL_ERRORS = frozenset(
-    {pycurl.E_UNSUPPORTED_PROTOCOL, 8, pycurl.E_HTTP2, pycurl.E_BAD_CONTENT_ENCODING}
-)  # 8: CURLE_WEIRD_SERVER_REPLY, which pycurl does not name
-_CONNECT_ERRORS = frozenset({pycurl.E_COULDNT_CONNECT, pycurl.E_OPERATION_TIMEDOUT})
+# 8: CURLE_WEIRD_SERVER_REPLY and 100: CURLE_TOO_LARGE, which pycurl does not name.
+_PROTOCOL_ERRORS = frozenset({pycurl.E_UNSUPPORTED_PROTOCOL, 8, 100, pycurl.E_HTTP2})
+_DNS_ERRORS = frozenset({pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_COULDNT_RESOLVE_HOST})
 
 
-@functools.lru_cache(maxsize=4096)
-def _target(url: str) -> tuple[str, str, int, bool]:
-    """The URL in ASCII (libcurl takes no IDN here: a non-ASCII name goes as punycode, a path
-    percent-encoded), its host, port, and whether the host is an IP literal; once per URL."""
-    if not url.isascii():
-        url = str(httpx.URL(url))
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    try:
-        ipaddress.ip_address(host)
-        literal = True
-    except ValueError:
-        literal = False
-    return url, host, port, literal
+def _resend_refused() -> SendFailed:
+    return SendFailed(
+        ErrorKind.CONNECTION_RESET,
+        "the kept-alive connection closed after the request was sent; not sent again",
+    )
 
 
 def _bracketed(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
+def _same_address(seen: str, vetted: str) -> bool:
+    if seen == vetted:
+        return True
+    try:
+        return ipaddress.ip_address(seen.split("%", 1)[0]) == ipaddress.ip_address(vetted)
+    except ValueError:
+        return False
+
+
 class CurlAnswer:
-    """What came back: the status, the final response's header lines, and the kept body.
+    """One transfer's state: the status, the header lines, the kept body, and the guards'
+    verdicts (a connection refused because of its address, a re-send refused)."""
 
-    The transfer is over when this exists (libcurl read the body up to the limit), so
-    ``chunks()`` yields the kept bytes and ``aclose()`` has nothing left to do.
-    """
+    __slots__ = (
+        "_allow",
+        "_budget",
+        "_keep",
+        "_pinned",
+        "body",
+        "lines",
+        "read",
+        "refusal",
+        "sends",
+        "status",
+    )
 
-    __slots__ = ("_budget", "_keep", "body", "lines", "read", "status")
-
-    def __init__(self, keep: int, budget: int) -> None:
+    def __init__(
+        self, keep: int, budget: int, pinned: str | None = None, allow: AllowConnect | None = None
+    ) -> None:
         self._keep = keep
         self._budget = budget
+        self._pinned = pinned
+        self._allow = allow
         self.status = 0
         self.lines: list[bytes] = []
         self.body = bytearray()
         self.read = 0
+        self.sends = 0
+        self.refusal: SendFailed | None = None
 
     def write(self, chunk: bytes) -> int | None:
         """libcurl's write callback: keep the start, count the rest, refuse past the budget."""
@@ -118,6 +128,45 @@ class CurlAnswer:
         self.read += len(chunk)
         # Refusing the data (0 bytes taken) makes libcurl abort and close the connection.
         return 0 if self.read > self._budget else None
+
+    def open_socket(self, purpose: int, address: tuple[int, int, int, tuple[str, int]]) -> object:
+        """libcurl's OPENSOCKETFUNCTION: a socket only to the vetted address (and the hook's)."""
+        family, kind, protocol, (host, port) = address[0], address[1], address[2], address[3][:2]
+        if self.sends:
+            # libcurl re-sending on a fresh connection: refuse the connection itself.
+            self.refusal = _resend_refused()
+            return pycurl.SOCKET_BAD
+        if self._pinned is not None and not _same_address(host, self._pinned):
+            self.refusal = SendFailed(ErrorKind.BLOCKED_TARGET, f"{host} is not the vetted {self._pinned}")
+            return pycurl.SOCKET_BAD
+        if self._allow is not None and not self._allow(host, port):
+            self.refusal = SendFailed(ErrorKind.BLOCKED_TARGET, f"a connection to {host} was refused")
+            return pycurl.SOCKET_BAD
+        return socket.socket(family, kind, protocol)
+
+    def prereq(self, primary_ip: str, local_ip: str, primary_port: int, local_port: int) -> int:
+        """libcurl's PREREQFUNCTION, before each request is sent: once per transfer, and only
+        over a connection to the vetted address."""
+        self.sends += 1
+        if self.sends > 1:
+            self.refusal = _resend_refused()
+            return pycurl.PREREQFUNC_ABORT
+        if self._pinned is not None and not _same_address(primary_ip, self._pinned):
+            self.refusal = SendFailed(
+                ErrorKind.BLOCKED_TARGET, f"{primary_ip} is not the vetted {self._pinned}"
+            )
+            return pycurl.PREREQFUNC_ABORT
+        return pycurl.PREREQFUNC_OK
+
+    def complete(self) -> bool:
+        """Whether a final (2xx-5xx) status arrived with its whole header block: its blank line
+        is the last line libcurl handed over, after that status's own line."""
+        if self.status < 200 or not self.lines or self.lines[-1].strip():
+            return False
+        for line in reversed(self.lines):
+            if line[:5] == b"HTTP/":
+                return line[9:12] == b"%d" % self.status
+        return False
 
     def header(self, name: str) -> str | None:
         """The final response's header ``name`` (1xx and proxy CONNECT answers come before it)."""
@@ -130,56 +179,54 @@ class CurlAnswer:
                 return line[size:].strip().decode("latin-1")
         return None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        if self.body:
-            yield bytes(self.body)
+    def outcome(self, code: int, message: str, handle: pycurl.Curl) -> SendFailed | None:
+        """None if the answer stands; otherwise why not, in the log's words."""
+        text = message or f"libcurl error {code}"
+        if self.complete():
+            if code == 0 or (code == pycurl.E_WRITE_ERROR and self.read > self._budget):
+                return None  # the whole answer, or the body cut by our own limit
+            if code == pycurl.E_OPERATION_TIMEDOUT:
+                return None  # the deadline struck while the body was arriving: the status stands
+            kind = errno_kind(int(handle.getinfo(pycurl.OS_ERRNO) or 0))
+            if code == pycurl.E_PARTIAL_FILE:
+                kind = ErrorKind.CONNECTION_RESET
+            return SendFailed(kind or ErrorKind.PROTOCOL, f"the body was cut short: {text}")
+        if self.refusal is not None:
+            return self.refusal
+        if code == 0:
+            return SendFailed(
+                ErrorKind.CONNECTION_RESET, "the connection ended before the header block was complete"
+            )
+        return _failure(code, text, handle, began=bool(self.lines))
 
-    async def aclose(self) -> None:
-        return None
 
-
-def _failure(code: int, message: str, handle: pycurl.Curl) -> httpx.TransportError:
-    """libcurl's error as httpx's, with the cause ``classify`` reads chained underneath."""
-    text = message or f"libcurl error {code}"
+def _failure(code: int, text: str, handle: pycurl.Curl, began: bool) -> SendFailed:
+    """libcurl's error for a transfer that got no complete answer, as the log's kind."""
     os_errno = int(handle.getinfo(pycurl.OS_ERRNO) or 0)
-    cause: BaseException | None = None
-    error: httpx.TransportError
+    if os_errno > 0 and os.strerror(os_errno) not in text:
+        text = f"{os.strerror(os_errno)}: {text}"
     if code == pycurl.E_OPERATION_TIMEDOUT:
         # Request bytes written means a connection (new or pooled, TLS done) was there: the
         # receiver is slow. None written: connecting (TCP or TLS) took too long.
-        if handle.getinfo(pycurl.REQUEST_SIZE) > 0:
-            error = httpx.ReadTimeout(text)
-        else:
-            error = httpx.ConnectTimeout(text)
-    elif code == pycurl.E_COULDNT_CONNECT:
-        error = httpx.ConnectError(text)
-        if os_errno:
-            cause = OSError(os_errno, os.strerror(os_errno))
-    elif code in _TLS_ERRORS:
-        error = httpx.ConnectError(text)
-        if code == pycurl.E_PEER_FAILED_VERIFICATION:
-            cause = ssl.SSLCertVerificationError(text)
-        else:
-            cause = ssl.SSLError(text)
-    elif code == pycurl.E_GOT_NOTHING:
-        error = httpx.RemoteProtocolError(f"Server disconnected without sending a response ({text})")
-    elif code in (pycurl.E_SEND_ERROR, pycurl.E_RECV_ERROR):
-        error = httpx.WriteError(text) if code == pycurl.E_SEND_ERROR else httpx.ReadError(text)
-        if os_errno:
-            cause = OSError(os_errno, os.strerror(os_errno))
-        elif "CONNECT" in text:
-            error = httpx.ProxyError(text)
-    elif code in (pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_COULDNT_RESOLVE_HOST):
-        error = httpx.ConnectError(text)
-        cause = socket.gaierror(socket.EAI_NONAME, text)
-    elif code in _PROTOCOL_ERRORS:
-        error = httpx.RemoteProtocolError(text)
-    else:
-        error = httpx.TransportError(text)
-        if os_errno:
-            cause = OSError(os_errno, os.strerror(os_errno))
-    error.__cause__ = cause
-    return error
+        written = handle.getinfo(pycurl.REQUEST_SIZE) > 0
+        return SendFailed(ErrorKind.READ_TIMEOUT if written else ErrorKind.CONNECT_TIMEOUT, text)
+    if code in _TLS_ERRORS:
+        return SendFailed(ErrorKind.TLS, text)
+    if code == pycurl.E_GOT_NOTHING:
+        return SendFailed(ErrorKind.CONNECTION_RESET, f"the receiver disconnected without answering ({text})")
+    if code in _DNS_ERRORS:
+        return SendFailed(ErrorKind.DNS, text)
+    if code in _PROTOCOL_ERRORS:
+        return SendFailed(ErrorKind.PROTOCOL, text)
+    kind = errno_kind(os_errno)
+    if kind is not None:
+        return SendFailed(kind, text)
+    if code in (pycurl.E_SEND_ERROR, pycurl.E_RECV_ERROR) and began and "CONNECT" not in text:
+        # No system error: libcurl itself refused what it read (a header block too large...).
+        return SendFailed(ErrorKind.PROTOCOL, text)
+    if code == pycurl.E_PARTIAL_FILE:
+        return SendFailed(ErrorKind.CONNECTION_RESET, text)
+    return SendFailed(ErrorKind.OTHER, text)
 
 
 class CurlTransport:
@@ -189,13 +236,13 @@ class CurlTransport:
     ``lookup`` replaces the system resolver (tests). One instance belongs to one event loop.
     """
 
-    def __init__(self, settings: EgressSettings | None = None, lookup: Lookup = system_lookup) -> None:
+    def __init__(
+        self, settings: EgressSettings | None = None, allow_connect: AllowConnect | None = None
+    ) -> None:
         self.settings = settings or EgressSettings()
-        self._lookup = lookup
+        self._allow = allow_connect
         self._multi: pycurl.AsyncCurlMulti | None = None
         self._idle: list[pycurl.Curl] = []
-        self._vetted: dict[tuple[str, int], tuple[float, str]] = {}
-        self._resolving: dict[tuple[str, int], asyncio.Future[str]] = {}
         self._interface = f"host!{self.settings.source_address}" if self.settings.source_address else None
 
     def _open(self) -> pycurl.AsyncCurlMulti:
@@ -227,88 +274,49 @@ class CurlTransport:
             handle.setopt(pycurl.INTERFACE, self._interface)
         return handle
 
-    async def _address(self, host: str, port: int) -> str:
-        """The vetted address to connect to, looked up now (``exchange`` reads the cache)."""
-        key = (host, port)
-        pending = self._resolving.get(key)
-        if pending is None:
-            # One lookup per name at a time: concurrent first deliveries to a host share it.
-            pending = asyncio.ensure_future(self._resolve(host, port))
-            self._resolving[key] = pending
-            pending.add_done_callback(lambda _: self._resolving.pop(key, None))
-        return await asyncio.shield(pending)
-
-    async def _resolve(self, host: str, port: int) -> str:
-        _, address = (await resolve_vetted(host, port, self.settings, self._lookup))[0]
-        if len(self._vetted) > _CACHE_LIMIT:
-            self._vetted.clear()
-        self._vetted[host, port] = (time.monotonic() + _VETTED_TTL, address)
-        return address
-
-    async def exchange(
-        self, url: str, headers: Sequence[tuple[str, str]], body: bytes, total: float, connect: float
-    ) -> CurlAnswer:
-        """POST ``body`` to ``url`` and return the answer with its body read up to the limits.
-
-        ``total`` seconds bound everything from here on (the lookup included), ``connect`` of
-        them the connection. Raises httpx's exceptions (and ``BlockedTarget`` or
-        ``socket.gaierror`` from the egress check).
-        """
-        deadline = time.monotonic() + total
-        url, host, port, literal = _target(url)
-        if literal:
-            address = host
-        else:
-            cached = self._vetted.get((host, port))
-            if cached is not None and cached[0] > time.monotonic():
-                address = cached[1]
-            else:
-                # A lookup counts against the deadline too.
-                async with asyncio.timeout(total):
-                    address = await self._address(host, port)
+    async def exchange(self, attempt: Attempt) -> CurlAnswer:
+        """Send ``attempt`` over a connection to its vetted address only (``exchange.Client``)."""
+        target, address, headers, body = attempt.target, attempt.address, attempt.headers, attempt.body
         multi = self._multi or self._open()
         settings = self.settings
-        answer = CurlAnswer(settings.log_body_limit, settings.read_body_limit)
+        pinned = None if settings.proxy else address  # behind a proxy the socket goes to the proxy
+        answer = CurlAnswer(settings.log_body_limit, settings.read_body_limit, pinned, self._allow)
         lines = [f"{name}: {value}" for name, value in headers]
         joined = "".join(lines)
         if "\n" in joined or "\r" in joined:
-            # libcurl sends header lines as given (aiohttp would refuse): no header injection.
-            raise httpx.LocalProtocolError("a header name or value holds a line break")
+            # libcurl sends header lines as given: no header injection.
+            raise SendFailed(ErrorKind.PROTOCOL, "a header name or value holds a line break")
         # libcurl's own additions: none of Accept, Expect: 100-continue (one more round trip for
         # bodies over 1 KiB) or a form Content-Type for a body that did not say what it is.
         lines += ("Accept:", "Expect:")
         if not any(name.lower() == "content-type" for name, _ in headers):
             lines.append("Content-Type:")
-        remaining = max(deadline - time.monotonic(), 0.001)
         handle = self._handle()
-        handle.setopt(pycurl.URL, url)
+        handle.setopt(pycurl.URL, target.url)
         handle.setopt(pycurl.HTTPHEADER, lines)
         handle.setopt(pycurl.POSTFIELDSIZE, len(body))
         handle.setopt(pycurl.POSTFIELDS, body)
         handle.setopt(pycurl.WRITEFUNCTION, answer.write)
         handle.setopt(pycurl.HEADERFUNCTION, answer.lines.append)
-        handle.setopt(pycurl.CONNECT_TO, [] if literal else [f"{host}:{port}:{_bracketed(address)}:{port}"])
-        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(remaining * 1000)))
-        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(connect, remaining) * 1000)))
+        handle.setopt(pycurl.OPENSOCKETFUNCTION, answer.open_socket)
+        handle.setopt(pycurl.PREREQFUNCTION, answer.prereq)
+        # Empty host and port: whatever host libcurl reads in the URL, it connects here.
+        handle.setopt(pycurl.CONNECT_TO, [f"::{_bracketed(address)}:{target.port}"])
+        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(attempt.total * 1000)))
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(attempt.connect, attempt.total) * 1000)))
         # If this is cancelled, the multi handle lets go of the easy handle only on its next
         # turn, so a cancelled handle is not put back for reuse (a fresh one is made instead).
         try:
             await multi.perform(handle)
+            code, message = 0, ""
         except pycurl.error as error:
             details: tuple[object, ...] = error.args  # (libcurl's error code, its message)
             code, message = int(str(details[0])), str(details[1])
-            answer.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
-            if answer.status < 200:
-                if code in _CONNECT_ERRORS and not literal:
-                    self._vetted.pop((host, port), None)  # the next attempt looks again
-                failure = _failure(code, message, handle)
-                self._idle.append(handle)
-                raise failure from failure.__cause__
-            # A status was received: that is the answer, however the body ended (cut short by
-            # our limit, by the deadline or by the receiver).
-        else:
-            answer.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
+        answer.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
+        failure = answer.outcome(code, message, handle)
         self._idle.append(handle)
+        if failure is not None:
+            raise failure
         return answer
 
     async def aclose(self) -> None:

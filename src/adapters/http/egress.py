@@ -4,9 +4,11 @@ In production mode a delivery goes only to an ``https://`` URL whose host resolv
 addresses. Not: loopback, private (RFC 1918, ULA), link-local (169.254.0.0/16 with the cloud
 metadata address, fe80::/10), shared CGNAT space, multicast, unspecified, reserved or
 documentation ranges, nor an IPv6 address that embeds one of those (IPv4-mapped, IPv4-compatible,
-NAT64, 6to4, Teredo). A name is checked after resolution, on the very addresses that the
-connection then uses (see ``AiohttpTransport``), so a DNS answer that changes between the check
-and the connection (DNS rebinding) cannot reach an internal address. Development mode allows
+NAT64, 6to4, Teredo). The URL is read once (``hosts.parse_target``), so the host vetted is the
+host every client sends to, whatever its spelling. A name is checked after resolution, and the
+clients connect only to the address vetted here (``VettedAddresses``), so a DNS answer that
+changes between the check and the connection (DNS rebinding) cannot reach an internal address.
+Registration (``check_target``) and every delivery run this same code. Development mode allows
 ``http://`` and every address, for the README demo and the tests.
 """
 
@@ -15,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from urllib.parse import urlsplit
 
 from ...core.errors import ValidationError
+from .hosts import InvalidTarget, IPAddress, Target, parse_target
 from .settings import EgressMode, EgressSettings, Network
 
 __all__ = [
@@ -30,9 +33,12 @@ __all__ = [
     "check_url",
     "resolve_vetted",
     "system_lookup",
+    "VettedAddresses",
 ]
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# How long a vetted DNS answer is used for new connections (aiohttp's default DNS cache: 10 s).
+_VETTED_TTL = 10.0
+_CACHE_LIMIT = 10_000
 
 # (family, address) pairs, as getaddrinfo gives them; a name that does not resolve raises socket.gaierror.
 Lookup = Callable[[str, int], Awaitable[Sequence[tuple[int, str]]]]
@@ -118,36 +124,27 @@ def blocked_reason(address: str | IPAddress, allow: Sequence[Network] = ()) -> s
     return f"{ip} is {reason}" if reason is not None else None
 
 
-def _literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
+def check_url(url: str, settings: EgressSettings) -> Target:
+    """What can be told without DNS: the URL read once (``parse_target``), its scheme, an
+    IP-literal host in any spelling, ``localhost`` names. Returns the ``Target`` to send to.
 
-
-def check_url(url: str, settings: EgressSettings) -> None:
-    """What can be told without DNS: the scheme, an IP-literal host, ``localhost`` names.
-
-    Raises ``BlockedTarget``; development mode accepts every http(s) URL.
+    Raises ``BlockedTarget``; development mode accepts every unambiguous http(s) URL.
     """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise BlockedTarget(f"the scheme {parts.scheme!r} is not http(s)")
+    try:
+        target = parse_target(url)
+    except InvalidTarget as error:
+        raise BlockedTarget(str(error)) from None
     if settings.mode is EgressMode.DEVELOPMENT:
-        return
-    if scheme != "https":
+        return target
+    if target.scheme != "https":
         raise BlockedTarget("only https:// URLs are allowed in production mode")
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise BlockedTarget("the URL has no host")
-    literal = _literal(host)
-    if literal is not None:
-        reason = blocked_reason(literal, settings.allow_networks)
+    if target.ip is not None:
+        reason = blocked_reason(target.ip, settings.allow_networks)
         if reason is not None:
             raise BlockedTarget(reason)
-    elif host == "localhost" or host.endswith(".localhost"):
-        raise BlockedTarget(f"{host} is a loopback name")
+    elif target.host == "localhost" or target.host.endswith(".localhost"):
+        raise BlockedTarget(f"{target.host} is a loopback name")
+    return target
 
 
 async def system_lookup(host: str, port: int) -> Sequence[tuple[int, str]]:
@@ -157,53 +154,94 @@ async def system_lookup(host: str, port: int) -> Sequence[tuple[int, str]]:
 
 
 async def resolve_vetted(
-    host: str, port: int, settings: EgressSettings, lookup: Lookup = system_lookup
+    target: Target, settings: EgressSettings, lookup: Lookup = system_lookup
 ) -> list[tuple[int, str]]:
-    """Resolve ``host`` once and return its addresses if every one of them may be reached.
+    """Resolve ``target``'s host once and return its addresses if every one of them may be reached.
 
-    In production mode one internal address among the answers blocks the whole name: picking
-    the public ones would still let an attacker who controls the zone aim at both. A lookup that
-    fails or takes longer than ``dns_timeout`` raises ``socket.gaierror``.
+    An IP-literal host is its own answer. In production mode one internal address among the
+    answers blocks the whole name: picking the public ones would still let an attacker who
+    controls the zone aim at both. An answer that is not an IP address is refused too. A lookup
+    that fails or takes longer than ``dns_timeout`` raises ``socket.gaierror``.
     """
-    literal = _literal(host)
-    if literal is not None:
-        answers: Sequence[tuple[int, str]] = [
-            (socket.AF_INET6 if literal.version == 6 else socket.AF_INET, str(literal))
-        ]
+    if target.ip is not None:
+        family = int(socket.AF_INET6 if target.ip.version == 6 else socket.AF_INET)
+        answers: Sequence[tuple[int, str]] = [(family, str(target.ip))]
     else:
         try:
             async with asyncio.timeout(settings.dns_timeout.total_seconds()):
-                answers = await lookup(host, port)
+                answers = await lookup(target.host, target.port)
         except TimeoutError:
             raise socket.gaierror(
-                socket.EAI_AGAIN, f"no DNS answer for {host} within the time limit"
+                socket.EAI_AGAIN, f"no DNS answer for {target.host} within the time limit"
             ) from None
         if not answers:
-            raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
-    if settings.mode is EgressMode.PRODUCTION:
-        for _, address in answers:
-            reason = blocked_reason(address, settings.allow_networks)
+            raise socket.gaierror(socket.EAI_NONAME, f"{target.host} has no address")
+    vetted: list[tuple[int, str]] = []
+    for family, address in answers:
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            raise BlockedTarget(f"{target.host} resolves to {address!r}, not an IP address") from None
+        if settings.mode is EgressMode.PRODUCTION:
+            reason = blocked_reason(ip, settings.allow_networks)
             if reason is not None:
-                raise BlockedTarget(f"{host} resolves to {reason}" if literal is None else reason)
-    return list(dict.fromkeys(answers))
+                raise BlockedTarget(
+                    reason if target.ip is not None else f"{target.host} resolves to {reason}"
+                )
+        vetted.append((family, str(ip)))
+    return list(dict.fromkeys(vetted))
 
 
 async def check_target(url: str, settings: EgressSettings, lookup: Lookup = system_lookup) -> None:
     """The check for registration and URL updates: raises ``ValidationError`` on the ``url`` field.
 
-    The URL's shape is checked and its host resolved; a name that does not resolve (yet) is
-    accepted, since every delivery checks again when it connects.
+    The same code as every delivery's check (``check_url`` then ``resolve_vetted``); a name that
+    does not resolve (yet) is accepted, since every delivery checks again when it connects.
     """
     try:
-        check_url(url, settings)
-        parts = urlsplit(url)
-        if settings.mode is EgressMode.PRODUCTION and parts.hostname:
-            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        target = check_url(url, settings)
+        if settings.mode is EgressMode.PRODUCTION:
             try:
-                await resolve_vetted(parts.hostname, port, settings, lookup)
+                await resolve_vetted(target, settings, lookup)
             except OSError:
                 return
     except BlockedTarget as blocked:
         raise ValidationError("url", f"deliveries cannot go there: {blocked}") from None
-    except ValueError as error:
-        raise ValidationError("url", f"not a valid URL ({error})") from None
+
+
+class VettedAddresses:
+    """The address each host is sent to, vetted, kept ``ttl`` seconds; one lookup per host at a
+    time, so concurrent first deliveries to a host share it. Every client connects only here."""
+
+    def __init__(self, settings: EgressSettings, lookup: Lookup, ttl: float = _VETTED_TTL) -> None:
+        self._settings = settings
+        self._lookup = lookup
+        self._ttl = ttl
+        self._kept: dict[tuple[str, int], tuple[float, str]] = {}
+        self._resolving: dict[tuple[str, int], asyncio.Future[str]] = {}
+
+    async def address(self, target: Target) -> str:
+        """The one address to connect to for ``target`` (raises ``BlockedTarget`` or ``gaierror``)."""
+        key = (target.host, target.port)
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        pending = self._resolving.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._resolve(target))
+            self._resolving[key] = pending
+            pending.add_done_callback(lambda _: self._resolving.pop(key, None))
+        return await asyncio.shield(pending)
+
+    def forget(self, target: Target) -> None:
+        """After a failed connection: the next attempt looks the name up again."""
+        self._kept.pop((target.host, target.port), None)
+
+    async def _resolve(self, target: Target) -> str:
+        _, address = (await resolve_vetted(target, self._settings, self._lookup))[0]
+        if len(self._kept) > _CACHE_LIMIT:
+            self._kept.clear()
+        # An IP literal's verdict never changes: kept for good (no task per attempt for it).
+        until = time.monotonic() + self._ttl if target.ip is None else float("inf")
+        self._kept[target.host, target.port] = (until, address)
+        return address

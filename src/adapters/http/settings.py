@@ -26,17 +26,18 @@ class EgressMode(StrEnum):
 
 
 class HttpClient(StrEnum):
-    """The HTTP client under the port: libcurl through pycurl (the default), or aiohttp (ADR 0005)."""
+    """The HTTP client under the port: libcurl through pycurl (the default), or httpx's
+    ``AsyncClient`` on its own transport (ADR 0005, third addendum)."""
 
     CURL = "curl"
-    AIOHTTP = "aiohttp"
+    HTTPX = "httpx"
 
 
 def _client(value: object) -> HttpClient:
     try:
         return HttpClient(str(value).lower())
     except ValueError:
-        raise ValidationError("client", "use curl or aiohttp") from None
+        raise ValidationError("client", "use curl or httpx") from None
 
 
 def _networks(value: object) -> tuple[Network, ...]:
@@ -69,7 +70,7 @@ class EgressSettings:
     ``allow_networks`` lists internal networks that production mode may reach nonetheless
     (say, a partner's on-premises range behind a VPN); it is empty by default.
     ``ca_file`` replaces the certifi bundle for verifying receivers' certificates.
-    ``client`` picks the HTTP client under the port (libcurl unless set to aiohttp).
+    ``client`` picks the HTTP client under the port (libcurl unless set to httpx).
     """
 
     mode: EgressMode = EgressMode.PRODUCTION
@@ -111,7 +112,7 @@ class EgressSettings:
 
         MODE, TIMEOUT / CONNECT_TIMEOUT (seconds), MAX_CONNECTIONS, MAX_CONNECTIONS_PER_HOST,
         PROXY, SOURCE_ADDRESS, ALLOW_NETWORKS (comma- or space-separated CIDRs), CA_FILE,
-        CLIENT (curl or aiohttp).
+        CLIENT (curl or httpx).
         """
 
         def get(name: str) -> str | None:
@@ -146,7 +147,7 @@ class EgressSettings:
         try:
             checked_client = HttpClient(client.lower()) if client else defaults.client
         except ValueError:
-            raise ValidationError(prefix + "CLIENT", "use curl or aiohttp") from None
+            raise ValidationError(prefix + "CLIENT", "use curl or httpx") from None
         return cls(
             mode=checked_mode,
             timeout=seconds("TIMEOUT", defaults.timeout),

@@ -32,7 +32,7 @@ from sqlalchemy.engine import URL
 from ...core.delivery import DeliveryStatus
 from ...core.endpoint import EndpointStatus
 from ...core.ports import RecordedEvent, StreamAppend
-from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointView, EventView
+from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointHealth, EndpointView, EventView
 from .appending import Appender, AppendStats
 from .codec import EndpointStates, EventCodec, StoredEvent, require_aware
 from .connections import Connections
@@ -47,6 +47,7 @@ from .projection import (
     event_view,
     write_rows,
 )
+from .reports import health, narrowed
 from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
 from .statements import Statements, chunks, postgres_statements, sqlite_statements
 from .times import TimeColumns, postgres_times, sqlite_times
@@ -333,8 +334,12 @@ class SqlStore:
         since: datetime | None = None,
         before: str | None = None,
         limit: int = 100,
+        event_type: str | None = None,
+        created_from: datetime | None = None,
+        created_until: datetime | None = None,
     ) -> Sequence[DeliveryView]:
         query = select(deliveries).where(deliveries.c.account_id == account_id)
+        query = narrowed(query, event_type, created_from, created_until)
         if endpoint_id is not None:
             query = query.where(deliveries.c.endpoint_id == endpoint_id)
         if event_id is not None:
@@ -355,6 +360,15 @@ class SqlStore:
 
     async def event(self, account_id: str, event_id: str) -> EventView | None:
         return await self._run(self._event, account_id, event_id)
+
+    async def endpoint_health(
+        self, account_id: str, since: datetime, deliveries: int = 2000
+    ) -> Mapping[str, EndpointHealth]:
+        return await self._run(self._health, account_id, require_aware(since), deliveries)
+
+    def _health(self, account_id: str, since: datetime, count: int) -> Mapping[str, EndpointHealth]:
+        with self._reading() as conn:
+            return health(conn, account_id, since, count)
 
     def _event(self, account_id: str, event_id: str) -> EventView | None:
         query = select(published_events).where(

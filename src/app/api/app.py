@@ -1,6 +1,7 @@
 """The Litestar application: routes, authentication, problem details and the OpenAPI document.
 
-Every route but the health checks and the docs takes the ``account`` dependency (``X-API-Key``).
+Every route but the health checks, the docs and the dashboard (``/dashboard``, signed in with a
+session cookie) takes the ``account`` dependency (``X-API-Key``).
 The OpenAPI document (``/docs/openapi.json``) and the interactive docs (``/docs``) are generated
 by Litestar from the handlers' own attrs types.
 """
@@ -13,12 +14,12 @@ from typing import Any
 from litestar import Litestar, Request, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from ... import __version__
 from ...core.errors import ValidationError
 from ..bootstrap import Runtime
+from ..dashboard import Dashboard, swagger_plugin
 from .auth import API_KEY_HEADER, Authenticator
 from .deliveries import delivery_routes
 from .events import event_routes
@@ -43,7 +44,7 @@ def _openapi() -> OpenAPIConfig:
         version=__version__,
         description=_DESCRIPTION,
         path="/docs",
-        render_plugins=[SwaggerRenderPlugin(path="/")],
+        render_plugins=[swagger_plugin()],
         components=Components(
             security_schemes={
                 "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header")
@@ -79,8 +80,9 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         # validation error that would tell a stranger what the API expects. (A hook rather than
         # a guard: Litestar copies the route handler for every guard call, 5 % of an ingest.)
         parameters = request.route_handler.parsed_fn_signature.parameters
-        if "account" in parameters:
-            request.state["account"] = await auth.account(request)
+        if "account" not in parameters:
+            return  # the health checks, the docs, the dashboard (which has its own session)
+        request.state["account"] = await auth.account(request)
         if request.scope["query_string"]:
             # As with bodies, an unknown name is an error, not silently ignored (``?limt=5``).
             unknown = sorted(set(request.query_params) - set(parameters))
@@ -92,8 +94,10 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         return account
 
     routers = [webhook_routes(runtime), delivery_routes(runtime), *event_routes(runtime)]
+    dashboard = Dashboard(runtime, key_recheck=auth_ttl)
     app = Litestar(
-        route_handlers=[healthz, readyz, *routers],
+        route_handlers=[healthz, readyz, *routers, *dashboard.routers],
+        template_config=dashboard.templates,
         dependencies={"account": Provide(account)},
         before_request=authenticate,
         dto=WireDTO,

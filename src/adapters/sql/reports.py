@@ -1,0 +1,87 @@
+"""Read-model queries for the dashboard: the delivery log's extra filters and endpoint health.
+
+Kept apart from ``store`` so the store stays a map of the ports; both functions only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, case, func, select, union_all
+
+from ...core.views import EndpointHealth
+from .codec import require_aware
+from .schema import attempts, deliveries, endpoints
+
+__all__ = ["health", "narrowed"]
+
+
+def narrowed(
+    query: Select[Any],
+    event_type: str | None,
+    created_from: datetime | None,
+    created_until: datetime | None,
+) -> Select[Any]:
+    """``query`` over ``deliveries`` narrowed to one event type and a creation-time range."""
+    if event_type is not None:
+        query = query.where(deliveries.c.event_type == event_type)
+    if created_from is not None:
+        query = query.where(deliveries.c.created_at >= require_aware(created_from))
+    if created_until is not None:
+        query = query.where(deliveries.c.created_at < require_aware(created_until))
+    return query
+
+
+def health(conn: Connection, account_id: str, since: datetime, count: int) -> Mapping[str, EndpointHealth]:
+    """Per endpoint: attempts started since ``since`` among its latest ``count`` deliveries, how
+    many succeeded, and the latest one.
+
+    Each endpoint's latest deliveries come from the ``(account_id, endpoint_id, delivery_id)``
+    index, so the work is bounded by ``count`` per endpoint, not by the account's traffic. Two
+    statements whatever the number of endpoints: the aggregate (whose ``max(position)`` is the
+    latest attempt, positions being the global order), then those latest attempts' outcomes.
+    """
+    endpoint_ids = (
+        conn.execute(select(endpoints.c.endpoint_id).where(endpoints.c.account_id == account_id))
+        .scalars()
+        .all()
+    )
+    if not endpoint_ids:
+        return {}
+    latest = union_all(
+        *(
+            select(deliveries.c.delivery_id, deliveries.c.endpoint_id)
+            .where(deliveries.c.account_id == account_id, deliveries.c.endpoint_id == endpoint_id)
+            .order_by(deliveries.c.delivery_id.desc())
+            .limit(count)
+            .subquery()
+            .select()
+            for endpoint_id in endpoint_ids
+        )
+    ).subquery()
+    rows = conn.execute(
+        select(
+            latest.c.endpoint_id,
+            func.count(),
+            func.sum(case((attempts.c.succeeded, 1), else_=0)),
+            func.max(attempts.c.position),
+        )
+        .select_from(latest.join(attempts, attempts.c.delivery_id == latest.c.delivery_id))
+        .where(attempts.c.started_at >= since)
+        .group_by(latest.c.endpoint_id)
+    ).all()
+    positions = [row[3] for row in rows]
+    last = {
+        row.position: (row.started_at, row.succeeded)
+        for row in conn.execute(
+            select(attempts.c.position, attempts.c.started_at, attempts.c.succeeded).where(
+                attempts.c.position.in_(positions)
+            )
+        )
+    }
+    return {
+        endpoint_id: EndpointHealth(int(total), int(succeeded or 0), *last[position])
+        for endpoint_id, total, succeeded, position in rows
+    }
