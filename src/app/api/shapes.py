@@ -34,13 +34,17 @@ __all__ = [
 #: Characters a URL may not hold: white space (as ``str.isspace`` sees it) and control characters.
 _NOT_IN_URL = r"\s\x00-\x1f\x7f\x85"
 _PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-#: ``core.endpoint.validate_url`` as a pattern: http(s), optional user info, a host name (IPv6
-#: literals are accepted too, but not documented: a bracket anywhere else is refused), an
-#: optional port from 1 to 65535, then any path and query without white space or a #fragment.
-#: Production mode also requires https and refuses hosts that resolve to internal addresses,
-#: which no pattern can say.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+#: A host name whose last label starts with a letter (so it is never read as a number), or a
+#: dotted IPv4 address.
+_HOST = rf"(([A-Za-z0-9_-]{{1,20}}\.){{0,5}}[A-Za-z_-][A-Za-z0-9_-]{{0,19}}\.?|({_OCTET}\.){{3}}{_OCTET})"
+#: What registration accepts (``core.endpoint.validate_url``, ``adapters.http.hosts``) as a
+#: pattern: http(s), optional user info, a host, an optional port from 1 to 65535, then any path
+#: and query without white space or a #fragment. Registration also takes what this does not
+#: state (international names, IPv6 literals, the other IPv4 spellings); production mode also
+#: requires https and refuses hosts that resolve to internal addresses.
 _URL_PATTERN = (
-    rf"^[Hh][Tt][Tt][Pp][Ss]?://([^{_NOT_IN_URL}#/?\[\]]*@)?[^{_NOT_IN_URL}#/?@:\[\]]+"
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9._~!$&'()*+,;=:-]*@)?{_HOST}"
     rf"(:{_PORT}?)?([/?][^{_NOT_IN_URL}#]*)?$"
 )
 
