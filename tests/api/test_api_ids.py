@@ -59,15 +59,19 @@ def _serve(runtime: Any) -> Iterator[Api]:
 
 
 def routes_with_ids(app: Litestar) -> list[tuple[str, str]]:
-    """(method, path template) of every route of the app that takes an id in its path (but the
-    docs' own pages, /docs/{name}, Litestar's HTML viewer, which has no ids)."""
+    """(method, path template) of every API route of the app that takes an id in its path: the
+    handlers behind an API key (the dashboard's pages have their own session and sign-in page;
+    the docs' pages have no ids)."""
     found = []
     for route in app.routes:
-        if not _PARAM.search(route.path) or route.path.startswith("/docs"):
+        if not _PARAM.search(route.path):
             continue
-        for method in sorted(getattr(route, "methods", ())):
-            if method not in ("HEAD", "OPTIONS"):
-                found.append((method, route.path))
+        for handler in getattr(route, "route_handlers", ()):
+            if "account" not in handler.parsed_fn_signature.parameters:
+                continue
+            for method in sorted(handler.http_methods):
+                if method not in ("HEAD", "OPTIONS"):
+                    found.append((method, route.path))
     return found
 
 
