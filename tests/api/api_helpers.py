@@ -10,6 +10,7 @@ from typing import Any
 from attrs import frozen
 from litestar.testing import TestClient
 
+from attribution_webhooks.adapters.crypto import generate_master_key
 from attribution_webhooks.app.bootstrap import Runtime, open_runtime
 from attribution_webhooks.app.settings import Mode, Settings
 from attribution_webhooks.core.samples import SAMPLE_DATA
@@ -77,7 +78,12 @@ def runtime_for(template: Path, directory: Path, mode: Mode) -> Runtime:
     """A service over a copy of the migrated SQLite ``template`` in ``directory``."""
     target = directory / "api.sqlite3"
     shutil.copyfile(template, target)
-    return open_runtime(Settings(database_url=f"sqlite:///{target}", mode=mode, max_body_size=64 * 1024))
+    # Production mode requires the master key of webhook secrets; development makes its own.
+    keys = generate_master_key() if mode is Mode.PRODUCTION else None
+    settings = Settings(
+        database_url=f"sqlite:///{target}", mode=mode, max_body_size=64 * 1024, secret_keys=keys
+    )
+    return open_runtime(settings)
 
 
 def accounts(runtime: Runtime, client: TestClient[Any]) -> tuple[Api, Api]:

@@ -5,16 +5,9 @@ what was decided; they hold no state of their own beyond the ports they were giv
 """
 
 from .notices import NoticeBoard
+from .publishing import DuplicateEventConflict, NewEvent, Outbox, PublishResult
 from .queries import DeliveryRecord, EventRecord, Page, Queries
-from .webhooks import (
-    DuplicateEventConflict,
-    NewEvent,
-    PublishResult,
-    ServicePorts,
-    ServiceSettings,
-    WebhookService,
-    generate_secret,
-)
+from .webhooks import ServicePorts, ServiceSettings, WebhookService, generate_secret
 
 __all__ = [
     "DeliveryRecord",
@@ -25,6 +18,7 @@ __all__ = [
     "DuplicateEventConflict",
     "NewEvent",
     "NoticeBoard",
+    "Outbox",
     "PublishResult",
     "ServiceSettings",
     "WebhookService",
