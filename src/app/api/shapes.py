@@ -39,12 +39,13 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 #: dotted IPv4 address.
 _HOST = rf"(([A-Za-z0-9_-]{{1,20}}\.){{0,5}}[A-Za-z_-][A-Za-z0-9_-]{{0,19}}\.?|({_OCTET}\.){{3}}{_OCTET})"
 #: What registration accepts (``core.endpoint.validate_url``, ``adapters.http.hosts``) as a
-#: pattern: http(s), optional user info, a host, an optional port from 1 to 65535, then any path
+#: pattern: http(s), no user info (refused: issue 10.9), a host, an optional port from 1 to
+#: 65535, then any path
 #: and query without white space or a #fragment. Registration also takes what this does not
 #: state (international names, IPv6 literals, the other IPv4 spellings); production mode also
 #: requires https and refuses hosts that resolve to internal addresses.
 _URL_PATTERN = (
-    rf"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9._~!$&'()*+,;=:-]*@)?{_HOST}"
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}"
     rf"(:{_PORT}?)?([/?][^{_NOT_IN_URL}#]*)?$"
 )
 
