@@ -237,6 +237,9 @@ class MemoryStore:
     async def attempts(self, delivery_id: str) -> Sequence[AttemptView]:
         return list(self._attempts.get(delivery_id, ()))
 
+    async def attempts_of(self, delivery_ids: Collection[str]) -> Mapping[str, Sequence[AttemptView]]:
+        return {i: list(self._attempts[i]) for i in delivery_ids if i in self._attempts}
+
     async def deliveries(
         self,
         account_id: str,

@@ -38,7 +38,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from ..core.catalog import FieldChange, Number, payload_class
 from ..core.errors import ValidationError
-from ..core.wire import JsonValue, format_timestamp, parse_timestamp
+from ..core.wire import MAX_SAFE_INTEGER, JsonValue, format_timestamp, parse_timestamp
 
 __all__ = [
     "InvalidPayload",
@@ -116,6 +116,15 @@ def _strict(expected: type, label: str) -> Callable[[object, type], Any]:
     return hook
 
 
+def _integer(value: object, _: type) -> int:
+    # JSON has one number type: 1034.0 is the integer 1034, as JSON Schema's "integer" says.
+    if type(value) is float and value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
+        return int(value)
+    if type(value) is int:  # exact: True is not an int
+        return value
+    raise _Wrong(f"expected an integer, got {_json_type(value)}")
+
+
 def _number(value: object, _: type) -> int | float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
@@ -154,7 +163,7 @@ def _field_change(value: object, _: type) -> FieldChange:
 def _make_converter() -> Converter:
     converter = Converter(detailed_validation=True, forbid_extra_keys=True)
     converter.register_structure_hook(str, _strict(str, "a string"))
-    converter.register_structure_hook(int, _strict(int, "an integer"))
+    converter.register_structure_hook(int, _integer)
     converter.register_structure_hook(bool, _strict(bool, "true or false"))
     converter.register_structure_hook(float, _float)
     converter.register_structure_hook_func(lambda t: t == Number, _number)

@@ -47,15 +47,15 @@ class Runtime:
     def dispatcher(self, transport: HttpTransport) -> Dispatcher:
         """A dispatcher over this runtime's ports, hearing its notices; ``run(stop)`` it on the
         event loop."""
-        settings = self.service.settings
+        ports = self.service.ports
         return Dispatcher(
             store=self.store,
             transport=transport,
             signer=HmacSigner(),
-            clock=self.service.clock,
-            random=self.service.random,
-            retry=settings.retry,
-            endpoint_rules=settings.endpoint_rules,
+            clock=ports.clock,
+            random=ports.random,
+            retry=ports.settings.retry,
+            endpoint_rules=ports.settings.endpoint_rules,
             settings=self.dispatch,
             notices=self.notices,
         )

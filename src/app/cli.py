@@ -31,7 +31,7 @@ from ..adapters.sql import SchemaNotCurrent, upgrade
 from ..adapters.system import UlidGenerator
 from ..core.catalog import EVENT_TYPES, check_event_type
 from ..core.errors import DomainError, ValidationError
-from ..core.wire import encode_json
+from ..core.wire import check_depth, encode_json
 from .services import NewEvent
 from .settings import API, DATABASE, DELIVERY, Settings, SettingsError, setting_options
 
@@ -246,7 +246,7 @@ def _webhooks_list(settings: Settings, account: str | None, as_json: bool) -> in
     """List an account's webhooks."""
     with _runtime(settings) as runtime:
         account = _account(runtime, account)
-        views = asyncio.run(runtime.service.store.list_endpoints(account, limit=10_000))
+        views = asyncio.run(runtime.service.queries.endpoints(account, limit=10_000)).items
     if as_json:
         from .api.resources import webhook_body
 
@@ -290,8 +290,10 @@ def _events_publish(
     settings: Settings, event_type: str, data: str, event_id: str | None, account: str | None
 ) -> int:
     """Publish an event to the account's subscribed webhooks."""
+    text = _read_text(data)
+    check_depth(text, depth=1, path="data")  # data sits in the event's envelope
     try:
-        body = json.loads(_read_text(data))
+        body = json.loads(text)
     except json.JSONDecodeError as error:
         raise CliError(f"--data is not valid JSON: {error}", 2) from None
     event_type = check_event_type(event_type, "--type").value

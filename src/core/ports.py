@@ -134,6 +134,11 @@ class DeliveryLog(Protocol):
         """The delivery's attempts, oldest first, across every attempt sequence."""
         ...
 
+    async def attempts_of(self, delivery_ids: Collection[str]) -> Mapping[str, Sequence[AttemptView]]:
+        """The attempts of each of ``delivery_ids``, as ``attempts`` gives them, in one query (a
+        page of the log costs the same whatever its size); ids without attempts are left out."""
+        ...
+
     async def deliveries(
         self,
         account_id: str,

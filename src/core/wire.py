@@ -7,12 +7,19 @@ left as UTF-8, numbers in ECMAScript's ``Number::toString`` form, and object key
 JavaScript engine iterates them (integer-like keys first, ascending; then insertion order).
 Values that JavaScript cannot hold exactly (integers beyond 2**53 - 1, NaN, lone surrogates) are
 refused, as I-JSON (RFC 7493) asks, rather than silently changed.
+
+Documents nest at most ``MAX_DEPTH`` (64) arrays and objects, counting the outermost one (an
+event's envelope is level 1, its ``data`` level 2). Deeper ones are refused twice over: as text,
+by ``check_depth`` before any parser recurses into them (the API's bodies, the CLI's ``--data``),
+and as values, by ``encode_json`` before anything is stored, so nothing stored is too deep for a
+recursive reader (``json.loads``, the API's encoder) to read back.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,8 +29,10 @@ from typing import TypeAlias, cast
 from .errors import ValidationError
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_SAFE_INTEGER",
     "JsonValue",
+    "check_depth",
     "encode_json",
     "format_timestamp",
     "js_number",
@@ -33,12 +42,71 @@ __all__ = [
 JsonValue: TypeAlias = "bool | int | float | str | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
 
 MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 64
+MIN_YEAR, MAX_YEAR = 1000, 9998
 _MAX_ARRAY_INDEX = 2**32 - 2
+#: The tokens that matter to nesting: whole strings (so brackets inside them are skipped),
+#: brackets, and the separators that move to the next key or index.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
+
+
+def _too_deep(path: str) -> ValidationError:
+    return ValidationError(path, f"nested deeper than {MAX_DEPTH} arrays and objects; flatten it")
+
+
+def check_depth(text: str | bytes, depth: int = 0, path: str = "") -> None:
+    """Refuse JSON ``text`` that nests more than ``MAX_DEPTH`` arrays and objects, naming where
+    (``data.a[0].b``), without parsing it or recursing: call it before a recursive parser sees
+    the text. ``depth`` is the level the text sits at (``data`` alone: 1). Malformed text is
+    left for the parser to report."""
+    if isinstance(text, bytes):
+        if text.count(b"[") + text.count(b"{") + depth <= MAX_DEPTH:
+            return  # cannot be too deep: the common case, at C speed
+        text = text.decode("utf-8", "replace")
+    elif text.count("[") + text.count("{") + depth <= MAX_DEPTH:
+        return
+    # One frame per open container: [is_object, key or index, expecting a key].
+    frames: list[list[object]] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            if len(frames) + depth >= MAX_DEPTH:
+                raise _too_deep(_path_of(path, frames))
+            frames.append([token == "{", None if token == "{" else 0, token == "{"])
+        elif token in "]}":
+            if frames:
+                frames.pop()
+        elif not frames:
+            continue
+        elif token == ",":
+            frame = frames[-1]
+            if frame[0]:
+                frame[2] = True
+            else:
+                frame[1] = cast(int, frame[1]) + 1
+        elif token == ":":
+            frames[-1][2] = False
+        elif frames[-1][0] and frames[-1][2]:
+            try:
+                frames[-1][1] = json.loads(token)
+            except ValueError:
+                frames[-1][1] = token[1:-1]
+
+
+def _path_of(path: str, frames: list[list[object]]) -> str:
+    for is_object, place, _ in frames:
+        if place is None:
+            continue
+        if is_object:
+            path = f"{path}.{place}" if path else str(place)
+        else:
+            path = f"{path}[{place}]"
+    return path or "$"
 
 
 def encode_json(value: object, path: str = "$") -> str:
     """Encode ``value`` as the exact text ``JSON.stringify`` gives; raise ValidationError otherwise."""
-    if _plain(value):
+    if _plain(value, 1):
         # Python's own encoder agrees with JavaScript on these values, at a tenth of the cost.
         text = _dumps(value)
         try:
@@ -48,7 +116,7 @@ def encode_json(value: object, path: str = "$") -> str:
         else:
             return text
     out: list[str] = []
-    _encode(value, out, path)
+    _encode(value, out, path, 1)
     return "".join(out)
 
 
@@ -57,11 +125,12 @@ _dumps = json.JSONEncoder(
 ).encode
 
 
-def _plain(value: object) -> bool:
+def _plain(value: object, depth: int = 1) -> bool:
     """Whether ``json.dumps`` prints ``value`` exactly as ``JSON.stringify`` would: only plain
     dicts, lists, strings, safe integers, and floats that both languages write the same way
     (not integral, between 1e-4 and 1e16, where both use plain decimal notation), and no
-    integer-like object keys (JavaScript moves those to the front)."""
+    integer-like object keys (JavaScript moves those to the front); nothing deeper than
+    ``MAX_DEPTH`` (the slow path refuses it)."""
     # Exact types only: a subclass (a str-like enum, a dict with its own order) takes the slow path.
     kind = type(value)
     if kind is str or kind is bool or value is None:
@@ -71,17 +140,23 @@ def _plain(value: object) -> bool:
     if kind is float:
         magnitude = abs(cast(float, value))
         return 1e-4 <= magnitude < 1e16 and not magnitude.is_integer()
+    if (kind is dict or kind is list or kind is tuple) and depth > MAX_DEPTH:
+        return False
     if kind is dict:
         for key, item in cast(dict[object, object], value).items():
-            if type(key) is not str or (key[:1].isdigit() and _is_array_index(key)) or not _plain(item):
+            if (
+                type(key) is not str
+                or (key[:1].isdigit() and _is_array_index(key))
+                or not _plain(item, depth + 1)
+            ):
                 return False
         return True
     if kind is list or kind is tuple:
-        return all(_plain(item) for item in cast(Sequence[object], value))
+        return all(_plain(item, depth + 1) for item in cast(Sequence[object], value))
     return False
 
 
-def _encode(value: object, out: list[str], path: str) -> None:
+def _encode(value: object, out: list[str], path: str, depth: int = 1) -> None:
     if isinstance(value, str):
         out.append(_string(value, path))
     elif value is None:
@@ -103,6 +178,8 @@ def _encode(value: object, out: list[str], path: str) -> None:
             raise ValidationError(path, "NaN and Infinity are not JSON")
         out.append(js_number(value))
     elif isinstance(value, Mapping):
+        if depth > MAX_DEPTH:
+            raise _too_deep(path)
         out.append("{")
         first = True
         for key in _js_key_order(value, path):
@@ -111,14 +188,16 @@ def _encode(value: object, out: list[str], path: str) -> None:
             first = False
             out.append(_string(key, path))
             out.append(":")
-            _encode(value[key], out, f"{path}.{key}")
+            _encode(value[key], out, f"{path}.{key}", depth + 1)
         out.append("}")
     elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        if depth > MAX_DEPTH:
+            raise _too_deep(path)
         out.append("[")
         for index, item in enumerate(value):
             if index:
                 out.append(",")
-            _encode(item, out, f"{path}[{index}]")
+            _encode(item, out, f"{path}[{index}]", depth + 1)
         out.append("]")
     else:
         raise ValidationError(path, f"{type(value).__name__} is not a JSON value")
@@ -196,4 +275,7 @@ def parse_timestamp(text: str, field: str = "timestamp") -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise ValidationError(field, f"{text!r} has no time zone; add Z for UTC")
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        # So that no offset can take it past what Python holds (0001-01-01T00:00+01:00).
+        raise ValidationError(field, f"{text!r} is out of the range of times: give a year from 1000 to 9998")
     return moment.astimezone(UTC)

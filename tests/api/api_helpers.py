@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from attrs import frozen
 from litestar.testing import TestClient
 
-from attribution_webhooks.app.bootstrap import Runtime
+from attribution_webhooks.adapters.crypto import generate_master_key
+from attribution_webhooks.app.bootstrap import Runtime, open_runtime
+from attribution_webhooks.app.settings import Mode, Settings
 from attribution_webhooks.core.samples import SAMPLE_DATA
 
-__all__ = ["DEAL", "SECRET", "Api", "assert_problem"]
+__all__ = ["DEAL", "SECRET", "Api", "accounts", "assert_problem", "runtime_for"]
 
 SECRET = "your_webhook_secret"
 DEAL: dict[str, Any] = dict(SAMPLE_DATA["deal.attributed"])
@@ -67,3 +72,26 @@ def assert_problem(response: Any, status: int, *fragments: str) -> dict[str, Any
     for fragment in fragments:
         assert fragment in body["detail"], body
     return body
+
+
+def runtime_for(template: Path, directory: Path, mode: Mode) -> Runtime:
+    """A service over a copy of the migrated SQLite ``template`` in ``directory``."""
+    target = directory / "api.sqlite3"
+    shutil.copyfile(template, target)
+    # Production mode requires the master key of webhook secrets; development makes its own.
+    keys = generate_master_key() if mode is Mode.PRODUCTION else None
+    settings = Settings(
+        database_url=f"sqlite:///{target}", mode=mode, max_body_size=64 * 1024, secret_keys=keys
+    )
+    return open_runtime(settings)
+
+
+def accounts(runtime: Runtime, client: TestClient[Any]) -> tuple[Api, Api]:
+    """Alice and Bob: two accounts with a key each."""
+    now = datetime.now(UTC)
+    apis = []
+    for account in ("acct_alice", "acct_bob"):
+        runtime.keys.create_account(account, account, now)
+        _, key = runtime.keys.create_key(account, "tests", now)
+        apis.append(Api(client, runtime, account, key))
+    return apis[0], apis[1]

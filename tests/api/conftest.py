@@ -3,21 +3,16 @@ asks for production), with two accounts and a key each."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from api_helpers import Api
+from api_helpers import Api, accounts, runtime_for
 from litestar.testing import TestClient
 
-from attribution_webhooks.adapters.crypto import generate_master_key
 from attribution_webhooks.adapters.sql import open_store
 from attribution_webhooks.app.api import create_app
-from attribution_webhooks.app.bootstrap import Runtime, open_runtime
-from attribution_webhooks.app.settings import Mode, Settings
+from attribution_webhooks.app.settings import Mode
 
 
 @pytest.fixture(scope="session")
@@ -27,37 +22,16 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _runtime(template: Path, directory: Path, mode: Mode) -> Runtime:
-    target = directory / "api.sqlite3"
-    shutil.copyfile(template, target)
-    # Production mode requires the master key of webhook secrets; development makes its own.
-    keys = generate_master_key() if mode is Mode.PRODUCTION else None
-    settings = Settings(
-        database_url=f"sqlite:///{target}", mode=mode, max_body_size=64 * 1024, secret_keys=keys
-    )
-    return open_runtime(settings)
-
-
-def _accounts(runtime: Runtime, client: TestClient[Any]) -> tuple[Api, Api]:
-    now = datetime.now(UTC)
-    apis = []
-    for account in ("acct_alice", "acct_bob"):
-        runtime.keys.create_account(account, account, now)
-        _, key = runtime.keys.create_key(account, "tests", now)
-        apis.append(Api(client, runtime, account, key))
-    return apis[0], apis[1]
-
-
 @pytest.fixture
 def apis(
     migrated_template: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[tuple[Api, Api]]:
     """Alice and Bob, two accounts of one development-mode service."""
     mode = getattr(request, "param", Mode.DEVELOPMENT)
-    runtime = _runtime(migrated_template, tmp_path, mode)
+    runtime = runtime_for(migrated_template, tmp_path, mode)
     try:
         with TestClient(create_app(runtime)) as client:
-            yield _accounts(runtime, client)
+            yield accounts(runtime, client)
     finally:
         runtime.close()
 

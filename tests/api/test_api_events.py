@@ -81,12 +81,14 @@ def test_event_types_lists_the_catalog_with_schemas_and_examples(api: Api) -> No
 
 
 def test_openapi_document_and_docs_page_come_from_the_handler_types(api: Api) -> None:
-    """The OpenAPI document names camelCase properties and documents data as one of the payloads."""
+    """The OpenAPI document names camelCase properties and documents each type with its payload."""
     document = api.client.get("/docs/openapi.json").json()
     schemas = document["components"]["schemas"]
     assert "standardWebhooks" in schemas["NewWebhook"]["properties"]
     assert schemas["NewWebhook"]["required"] == ["url", "events"]
-    refs = [item["$ref"] for item in schemas["PublishEvent"]["properties"]["data"]["oneOf"]]
+    variants = schemas["PublishEvent"]["oneOf"]
+    assert [v["properties"]["type"]["enum"] for v in variants] == [[t] for t in EVENT_TYPES]
+    refs = [v["properties"]["data"]["$ref"] for v in variants]
     assert refs == [
         f"#/components/schemas/{name}"
         for name in ("DealAttributed", "PartnerCreated", "PartnerUpdated", "EventTracked")

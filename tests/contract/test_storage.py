@@ -431,6 +431,23 @@ async def test_attempts_are_logged_oldest_first_across_redeliveries(store: Stora
     assert list(await store.attempts("dlv_9")) == []
 
 
+async def test_attempts_of_many_deliveries_match_each_ones_log(store: Storage) -> None:
+    """attempts_of(): each delivery's attempts as attempts() gives them, interleaved writes and all."""
+    await register(store, "wh_1", "wh_2")
+    await publish(store, "evt_1", {"dlv_1": "wh_1", "dlv_2": "wh_2", "dlv_3": "wh_1"})
+    await record(store, "dlv_2", failed("dlv_2", "wh_2", 1, at(1)))
+    await record(store, "dlv_1", failed("dlv_1", "wh_1", 1, at(2), status=None))
+    await record(store, "dlv_2", succeeded("dlv_2", "wh_2", 2, at(3)))
+    await record(store, "dlv_1", succeeded("dlv_1", "wh_1", 2, at(4)))
+    found = await store.attempts_of(["dlv_1", "dlv_2", "dlv_3", "dlv_9", "dlv_1"])
+    assert set(found) == {"dlv_1", "dlv_2"}
+    for delivery_id in ("dlv_1", "dlv_2"):
+        assert list(found[delivery_id]) == list(await store.attempts(delivery_id))
+    assert [(a.attempt, a.started_at) for a in found["dlv_2"]] == [(1, at(1)), (2, at(3))]
+    assert found["dlv_1"][0].error is ErrorKind.CONNECTION_REFUSED
+    assert dict(await store.attempts_of([])) == {}
+
+
 async def test_deliveries_filter_and_page_newest_first(store: Storage) -> None:
     """deliveries(): the account's, newest id first, by endpoint, event, status, update time and cursor."""
     await register(store, "wh_1", "wh_2")

@@ -63,7 +63,7 @@ def test_payloads_are_checked_before_anything_is_stored(tmp_path: Path) -> None:
         with pytest.raises(InvalidPayload) as many:
             await hooks.publish_batch(batch)
         assert many.value.field.startswith("events[1].data")
-        assert await hooks.service.store.event(hooks.account, "evt_fine") is None
+        assert await hooks.service.ports.store.event(hooks.account, "evt_fine") is None
 
     with Webhooks(_url(tmp_path), mode="development") as hooks:
         asyncio.run(scenario(hooks))

@@ -93,7 +93,7 @@ async def test_a_rolled_back_transaction_delivers_nothing_and_a_committed_one_on
         views = await hooks.wait(published, timeout=20)
         assert [v.delivery.status for v in views] == [DeliveryStatus.SUCCEEDED] * 2
         assert delivered.delivery.delivery_id in published.delivery_ids
-        assert await hooks.service.store.event(hooks.account, "evt_rolled_back") is None
+        assert await hooks.service.ports.store.event(hooks.account, "evt_rolled_back") is None
         assert await hooks.deliveries(event_id="evt_rolled_back") == []
         with hooks.engine.connect() as conn:
             assert conn.execute(select(partners.c.id)).scalars().all() == ["evt_committed"]

@@ -40,9 +40,9 @@ def test_publish_fans_out_to_subscribed_endpoints_of_the_account_only() -> None:
         await service.register_endpoint("acct_1", URL, ["partner.created"])
         await service.register_endpoint("acct_2", URL, ["deal.attributed"])
         result = await service.publish("acct_1", NewEvent("deal.attributed", {"dealId": "deal_xyz"}))
-        deliveries = await service.store.deliveries("acct_1", event_id=result.event_id)
+        deliveries = await service.ports.store.deliveries("acct_1", event_id=result.event_id)
         assert [d.delivery.endpoint_id for d in deliveries] == [deals.endpoint.endpoint_id]
-        assert await service.store.deliveries("acct_2") == []
+        assert await service.ports.store.deliveries("acct_2") == []
 
     run(scenario)
 
@@ -69,11 +69,11 @@ def test_publishing_the_same_id_twice_delivers_once() -> None:
         await service.register_endpoint("acct_1", URL, ["deal.attributed"])
         first = await service.publish("acct_1", NewEvent("deal.attributed", {"dealId": "d"}, id="evt_1"))
         clock.advance(timedelta(seconds=5))  # a retry comes later, with its own timestamp
-        events_before = len(await service.store.read_all())
+        events_before = len(await service.ports.store.read_all())
         again = await service.publish("acct_1", NewEvent("deal.attributed", {"dealId": "d"}, id="evt_1"))
         assert again.duplicate
         assert again.delivery_ids == first.delivery_ids
-        assert len(await service.store.read_all()) == events_before
+        assert len(await service.ports.store.read_all()) == events_before
 
     run(scenario)
 
@@ -108,12 +108,12 @@ def test_bad_events_are_refused_before_anything_is_stored(
 
     async def scenario(service: WebhookService, _: FakeClock) -> None:
         await service.register_endpoint("acct_1", URL, ["deal.attributed"])
-        before = len(await service.store.read_all())
+        before = len(await service.ports.store.read_all())
         with pytest.raises(error) as raised:
             await service.publish("acct_1", event)
         assert isinstance(raised.value, ValidationError)
         assert raised.value.field == field
-        assert len(await service.store.read_all()) == before
+        assert len(await service.ports.store.read_all()) == before
 
     run(scenario)
 
@@ -127,14 +127,14 @@ def test_disabled_endpoints_get_held_deliveries_released_on_enable() -> None:
         await service.disable_endpoint("acct_1", endpoint_id)
         for n in range(3):
             await service.publish("acct_1", NewEvent("deal.attributed", {"n": n}))
-        held = await service.store.deliveries("acct_1", statuses=[DeliveryStatus.HELD])
+        held = await service.ports.store.deliveries("acct_1", statuses=[DeliveryStatus.HELD])
         assert len(held) == 3
-        assert await service.store.next_due() is None
+        assert await service.ports.store.next_due() is None
         clock.advance(timedelta(hours=1))
         await service.enable_endpoint("acct_1", endpoint_id)
-        scheduled = await service.store.deliveries("acct_1", statuses=[DeliveryStatus.SCHEDULED])
+        scheduled = await service.ports.store.deliveries("acct_1", statuses=[DeliveryStatus.SCHEDULED])
         assert len(scheduled) == 3
-        assert await service.store.next_due() == clock.now()
+        assert await service.ports.store.next_due() == clock.now()
 
     run(scenario)
 
@@ -146,9 +146,9 @@ def test_deleting_an_endpoint_cancels_what_it_was_still_owed() -> None:
         view = await service.register_endpoint("acct_1", URL, ["deal.attributed"])
         await service.publish("acct_1", NewEvent("deal.attributed", {}))
         await service.delete_endpoint("acct_1", view.endpoint.endpoint_id)
-        (delivery,) = await service.store.deliveries("acct_1")
+        (delivery,) = await service.ports.store.deliveries("acct_1")
         assert delivery.delivery.status is DeliveryStatus.CANCELLED
-        assert await service.store.next_due() is None
+        assert await service.ports.store.next_due() is None
         with pytest.raises(NotFound):
             await service.endpoint("acct_1", view.endpoint.endpoint_id)
 
@@ -185,7 +185,7 @@ def test_a_test_event_goes_to_one_endpoint_marked_as_a_test() -> None:
         target = await service.register_endpoint("acct_1", URL, ["partner.created"])
         await service.register_endpoint("acct_1", URL, ["deal.attributed"])
         result = await service.send_test("acct_1", target.endpoint.endpoint_id, "deal.attributed")
-        (delivery,) = await service.store.deliveries("acct_1", event_id=result.event_id)
+        (delivery,) = await service.ports.store.deliveries("acct_1", event_id=result.event_id)
         assert delivery.delivery.endpoint_id == target.endpoint.endpoint_id
         assert delivery.delivery.test
         event = await service.event("acct_1", result.event_id)

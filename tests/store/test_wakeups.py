@@ -61,8 +61,8 @@ async def test_a_publish_in_one_process_wakes_a_worker_in_another(postgres_url: 
     stop = asyncio.Event()
     try:
         async with PostgresWakeups(postgres_url) as sending, PostgresWakeups(postgres_url) as hearing:
-            assert isinstance(api.notices, NoticeBoard)
-            api.notices.subscribe(sending)
+            assert isinstance(api.ports.notices, NoticeBoard)
+            api.ports.notices.subscribe(sending)
             running = asyncio.ensure_future(dispatcher.run(stop))
             listening = asyncio.ensure_future(hearing.listen(dispatcher, stop))
             await asyncio.sleep(0.5)  # the worker is asleep for a minute now
@@ -76,8 +76,8 @@ async def test_a_publish_in_one_process_wakes_a_worker_in_another(postgres_url: 
             stop.set()
             await asyncio.gather(running, listening)
     finally:
-        api.store.close()  # type: ignore[attr-defined]
-        worker_side.store.close()  # type: ignore[attr-defined]
+        api.ports.store.close()  # type: ignore[attr-defined]
+        worker_side.ports.store.close()  # type: ignore[attr-defined]
     assert receiver.arrivals, "the worker never woke"
     assert receiver.arrivals[0] - published < 1.0
 

@@ -365,6 +365,18 @@ class SqlStore:
         with self._reading() as conn:
             return [attempt_view(row) for row in conn.execute(query)]
 
+    async def attempts_of(self, delivery_ids: Collection[str]) -> Mapping[str, Sequence[AttemptView]]:
+        wanted = sorted(set(delivery_ids))
+        query = select(attempts).where(attempts.c.delivery_id.in_(wanted)).order_by(attempts.c.position)
+        return await self._run(self._attempts_by_delivery, query) if wanted else {}
+
+    def _attempts_by_delivery(self, query: Any) -> dict[str, list[AttemptView]]:
+        found: dict[str, list[AttemptView]] = {}
+        with self._reading() as conn:
+            for row in conn.execute(query):
+                found.setdefault(row.delivery_id, []).append(attempt_view(row))
+        return found
+
     async def deliveries(
         self,
         account_id: str,

@@ -17,13 +17,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from ... import __version__
+from ...core.errors import ValidationError
 from ..bootstrap import Runtime
 from ..dashboard import Dashboard, swagger_plugin
 from .auth import API_KEY_HEADER, Authenticator
 from .deliveries import delivery_routes
 from .events import event_routes
-from .openapi import CamelAttrsSchemaPlugin
-from .problems import exception_handlers, problem
+from .openapi import CamelAttrsSchemaPlugin, drop_parameter_400s
+from .problems import exception_handlers, problem, problems
 from .webhooks import webhook_routes
 from .wire import WireDTO
 
@@ -66,7 +67,7 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", tags=["health"], summary="Readiness: the database answers")
+    @get("/readyz", tags=["health"], summary="Readiness: the database answers", responses=problems(503))
     async def readyz() -> Any:
         try:
             await asyncio.wait_for(asyncio.to_thread(runtime.keys.ping), timeout=5)
@@ -78,8 +79,15 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         # Runs before the body is read: a request without a valid key gets a 401, never a
         # validation error that would tell a stranger what the API expects. (A hook rather than
         # a guard: Litestar copies the route handler for every guard call, 5 % of an ingest.)
-        if "account" in request.route_handler.parsed_fn_signature.parameters:
-            request.state["account"] = await auth.account(request)
+        parameters = request.route_handler.parsed_fn_signature.parameters
+        if "account" not in parameters:
+            return  # the health checks, the docs, the dashboard (which has its own session)
+        request.state["account"] = await auth.account(request)
+        if request.scope["query_string"]:
+            # As with bodies, an unknown name is an error, not silently ignored (``?limt=5``).
+            unknown = sorted(set(request.query_params) - set(parameters))
+            if unknown:
+                raise ValidationError(unknown[0], "unknown query parameter")
 
     async def account(request: Request[Any, Any, Any]) -> str:
         account: str = request.state["account"]
@@ -87,7 +95,7 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
 
     routers = [webhook_routes(runtime), delivery_routes(runtime), *event_routes(runtime)]
     dashboard = Dashboard(runtime, key_recheck=auth_ttl)
-    return Litestar(
+    app = Litestar(
         route_handlers=[healthz, readyz, *routers, *dashboard.routers],
         template_config=dashboard.templates,
         dependencies={"account": Provide(account)},
@@ -101,3 +109,5 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         debug=False,
         logging_config=None,
     )
+    drop_parameter_400s(app.openapi_schema)
+    return app

@@ -5,22 +5,17 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from litestar import Router, get, post
-from litestar.params import Parameter
 
 from ...core.delivery import DeliveryStatus
-from ...core.views import DeliveryView
 from ..bootstrap import Runtime
 from .auth import SECURITY, Account
+from .params import id_parameter
+from .problems import problems
 from .resources import Delivery, DeliveryList, delivery_body
 
-__all__ = ["delivery_page", "delivery_routes", "with_attempts"]
+__all__ = ["delivery_page", "delivery_routes"]
 
-_ID = Parameter(description="The delivery's id (`dlv_…`).")
-
-
-async def with_attempts(runtime: Runtime, views: Collection[DeliveryView]) -> list[Delivery]:
-    store = runtime.service.store
-    return [delivery_body(view, await store.attempts(view.delivery.delivery_id)) for view in views]
+_ID = id_parameter("delivery (`dlv_…`)")
 
 
 async def delivery_page(
@@ -32,24 +27,27 @@ async def delivery_page(
     endpoint_id: str | None = None,
     statuses: Collection[DeliveryStatus] | None = None,
 ) -> DeliveryList:
-    views = await runtime.service.store.deliveries(
-        account, endpoint_id=endpoint_id, statuses=statuses, before=cursor, limit=size + 1
+    page = await runtime.service.queries.deliveries(
+        account, endpoint_id=endpoint_id, statuses=statuses, before=cursor, limit=size
     )
-    page = await with_attempts(runtime, views[:size])
-    return DeliveryList(tuple(page), page[-1].id if len(views) > size else None)
+    return DeliveryList(tuple(delivery_body(record) for record in page.items), page.next_cursor)
 
 
 def delivery_routes(runtime: Runtime) -> Router:
     service = runtime.service
 
-    @get("/{delivery_id:str}", summary="Get a delivery with every attempt")
+    @get("/{delivery_id:str}", summary="Get a delivery with every attempt", responses=problems(401, 404))
     async def read(account: Account, delivery_id: str = _ID) -> Delivery:
-        view = await service.delivery(account, delivery_id)
-        return delivery_body(view, await service.store.attempts(delivery_id))
+        return delivery_body(await service.queries.delivery_record(account, delivery_id))
 
-    @post("/{delivery_id:str}/retry", status_code=202, summary="Send a finished delivery again")
+    @post(
+        "/{delivery_id:str}/retry",
+        status_code=202,
+        summary="Send a finished delivery again",
+        responses=problems(401, 404, 409),
+    )
     async def retry(account: Account, delivery_id: str = _ID) -> Delivery:
-        view = await service.redeliver(account, delivery_id)
-        return delivery_body(view, await service.store.attempts(delivery_id))
+        await service.redeliver(account, delivery_id)
+        return delivery_body(await service.queries.delivery_record(account, delivery_id))
 
     return Router("/deliveries", route_handlers=[read, retry], tags=["deliveries"], security=SECURITY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 from litestar import Router, get, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from ...adapters.payloads import check_event_data, json_schema
 from ...core.catalog import EventType as CatalogType
@@ -14,7 +14,8 @@ from ...core.samples import SAMPLE_DATA
 from ..bootstrap import Runtime
 from ..services import NewEvent
 from .auth import SECURITY, Account
-from .deliveries import with_attempts
+from .params import id_parameter
+from .problems import problems
 from .resources import Event, EventType, EventTypeList, Published, PublishEvent, event_body
 
 __all__ = ["catalog", "event_routes"]
@@ -39,22 +40,27 @@ def event_routes(runtime: Runtime) -> list[Router]:
     service = runtime.service
     types = catalog()
 
-    @post("/", status_code=202, summary="Publish an event to every subscribed webhook")
+    @post(
+        "/",
+        status_code=202,
+        summary="Publish an event to every subscribed webhook",
+        responses=problems(400, 401, 409, 413, 422),
+    )
     async def publish(account: Account, data: JSONBody[PublishEvent]) -> Published:
         event_type = check_event_type(data.type).value
         check_event_data(event_type, data.data)
         result = await service.publish(account, NewEvent(event_type, data.data, data.id, data.timestamp))
         return Published(result.event_id, result.delivery_ids, result.duplicate)
 
-    @get("/{event_id:str}", summary="Get a published event and its deliveries")
-    async def read(
-        account: Account, event_id: str = Parameter(description="The event's id (`evt_…`).")
-    ) -> Event:
-        view = await service.event(account, event_id)
-        deliveries = await service.store.deliveries(account, event_id=event_id, limit=1000)
-        return event_body(view, await with_attempts(runtime, deliveries))
+    @get("/{event_id:str}", summary="Get a published event and its deliveries", responses=problems(401, 404))
+    async def read(account: Account, event_id: str = id_parameter("event (`evt_…`)")) -> Event:
+        return event_body(await service.queries.event_record(account, event_id))
 
-    @get("/", summary="The event types a webhook can subscribe to, with schemas and examples")
+    @get(
+        "/",
+        summary="The event types a webhook can subscribe to, with schemas and examples",
+        responses=problems(401),
+    )
     async def list_types(account: Account) -> EventTypeList:
         return types
 

@@ -20,8 +20,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
+from attrs import frozen
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from ...adapters.payloads import InvalidPayload
@@ -31,6 +33,8 @@ from ..services import DuplicateEventConflict
 __all__ = [
     "PROBLEM_JSON",
     "ApiProblem",
+    "Problem",
+    "problems",
     "MalformedBody",
     "Unauthorized",
     "exception_handlers",
@@ -54,6 +58,48 @@ _TITLES = {
     503: "Service Unavailable",
 }
 _encode = msgspec.json.Encoder().encode
+_WHEN = {
+    400: "The body is empty or not JSON.",
+    401: "No API key, or one that is unknown or revoked.",
+    404: "No such id in this account.",
+    409: "The resource's state does not allow this, or an event id was reused with other content.",
+    413: "The body is over the size limit.",
+    422: "A field or query parameter is wrong: `errors` names each one.",
+    503: "The database does not answer.",
+}
+
+
+@frozen
+class FieldProblem:
+    """One wrong field: its JSON path (``data.attribution[0].partnerId``) and what is wrong."""
+
+    field: str
+    detail: str
+
+
+@frozen
+class Problem:
+    """An RFC 9457 problem: ``detail`` says what went wrong; ``errors`` (422) names each field."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: tuple[FieldProblem, ...] | None = None
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI responses of an operation that can answer these problem statuses."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            generate_examples=False,
+            description=_WHEN[status],
+            media_type=PROBLEM_JSON,
+        )
+        for status in statuses
+    }
 
 
 class ApiProblem(Exception):

@@ -9,15 +9,24 @@ Functions at the bottom map the core's read models to these bodies.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, TypeVar, cast
 
+import attrs
 from attrs import field, frozen
 
 from ...adapters.payloads import OMIT_IF_NONE
-from ...core.catalog import DealAttributed, EventTracked, PartnerCreated, PartnerUpdated
+from ...core.catalog import EVENT_TYPES, payload_class
+from ...core.delivery import Delivery as CoreDelivery
+from ...core.delivery import DeliveryStatus
+from ...core.endpoint import Endpoint, EndpointStatus
+from ...core.events import DisableReason
+from ...core.outcomes import ErrorKind
 from ...core.views import AttemptView, DeliveryView, EndpointView, EventView
+from ..services import DeliveryRecord, EventRecord
+from . import shapes
+from .shapes import schema
 
 __all__ = [
     "Attempt",
@@ -37,14 +46,18 @@ __all__ = [
     "Webhook",
     "WebhookChanges",
     "WebhookList",
+    "DERIVED",
+    "INTERNAL",
+    "VOCABULARY",
     "attempt_body",
+    "derive",
     "delivery_body",
     "event_body",
     "webhook_body",
 ]
 
-#: What ``data`` of ``POST /events`` may be: the catalog's payloads (documented as ``oneOf``).
-PAYLOADS: tuple[type, ...] = (DealAttributed, PartnerCreated, PartnerUpdated, EventTracked)
+#: What ``data`` of ``POST /events`` may be for each ``type``: the catalog's payloads.
+PAYLOADS: dict[str, type] = {event_type: payload_class(event_type) for event_type in EVENT_TYPES}
 
 
 # --- webhooks -------------------------------------------------------------------------------------
@@ -54,21 +67,22 @@ PAYLOADS: tuple[type, ...] = (DealAttributed, PartnerCreated, PartnerUpdated, Ev
 class NewWebhook:
     """Register an endpoint. Without a ``secret`` a strong one is generated and returned once."""
 
-    url: str
-    events: tuple[str, ...]
-    secret: str | None = None
-    description: str = ""
+    url: str = field(metadata=schema(shapes.URL))
+    events: tuple[str, ...] = field(metadata=schema(shapes.EVENT_TYPE_LIST))
+    secret: str | None = field(default=None, metadata=schema(shapes.SECRET))
+    description: str = field(default="", metadata=schema(shapes.DESCRIPTION))
     standard_webhooks: bool = False
 
 
 @frozen
 class WebhookChanges:
-    """A partial update: fields left out (or null) keep their value."""
+    """A partial update: fields left out (or null) keep their value; give at least one."""
 
-    url: str | None = None
-    events: tuple[str, ...] | None = None
-    description: str | None = None
-    standard_webhooks: bool | None = None
+    needs_one_of: ClassVar[tuple[str, ...]] = ("url", "events", "description", "standard_webhooks")
+    url: str | None = field(default=None, metadata=schema(shapes.URL))
+    events: tuple[str, ...] | None = field(default=None, metadata=schema(shapes.EVENT_TYPE_LIST))
+    description: str | None = field(default=None, metadata=schema(shapes.DESCRIPTION))
+    standard_webhooks: bool | None = field(default=None, metadata=schema(shapes.BOOLEAN))
 
 
 @frozen
@@ -76,8 +90,8 @@ class RotateSecret:
     """Rotate the signing secret. The old one keeps signing alongside the new one (header
     ``X-Attribution-Signature-Previous``) for ``gracePeriodSeconds`` (default 24 hours)."""
 
-    secret: str | None = None
-    grace_period_seconds: int | None = None
+    secret: str | None = field(default=None, metadata=schema(shapes.SECRET))
+    grace_period_seconds: int | None = field(default=None, metadata=schema(shapes.GRACE))
 
 
 @frozen
@@ -88,11 +102,11 @@ class Webhook:
     url: str
     events: tuple[str, ...]
     description: str
-    status: str
+    status: EndpointStatus
     standard_webhooks: bool
     created_at: datetime
     updated_at: datetime
-    disabled_reason: str | None = None
+    disabled_reason: DisableReason | None = None
     previous_secret_expires_at: datetime | None = field(default=None, metadata=OMIT_IF_NONE)
     secret: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
@@ -116,7 +130,7 @@ class SecretBody:
 class SendTest:
     """Send a sample event of ``type`` (default: the first type the webhook subscribes to)."""
 
-    type: str | None = None
+    type: str | None = field(default=None, metadata=schema(shapes.EVENT_TYPE))
 
 
 @frozen
@@ -146,7 +160,7 @@ class Attempt:
     latency_ms: float
     succeeded: bool
     status_code: int | None
-    error: str | None
+    error: ErrorKind | None
     detail: str
     response_body: str
 
@@ -159,7 +173,7 @@ class Delivery:
     webhook_id: str
     event_id: str
     event_type: str
-    status: str
+    status: DeliveryStatus
     test: bool
     created_at: datetime
     updated_at: datetime
@@ -187,9 +201,9 @@ class PublishEvent:
     """
 
     type: str
-    data: Mapping[str, Any] = field(metadata={"one_of": PAYLOADS})
-    id: str | None = None
-    timestamp: datetime | None = None
+    data: Mapping[str, Any] = field(metadata={"by_type": PAYLOADS})
+    id: str | None = field(default=None, metadata=schema(shapes.EVENT_ID))
+    timestamp: datetime | None = field(default=None, metadata=schema(shapes.TIME))
 
 
 @frozen
@@ -231,62 +245,65 @@ class EventTypeList:
 
 # --- read models to bodies -------------------------------------------------------------------------
 
+#: The one mapping between the core's names and the API's where they differ (ADR 0006, addendum):
+#: the spec's public names stay (a webhook is the core's endpoint; ``events`` its event types),
+#: and the core keeps the names its rules use. Every other field has the same name in both
+#: (snake_case in Python, camelCase in JSON).
+VOCABULARY: Mapping[type, Mapping[str, str]] = {
+    Endpoint: {"endpoint_id": "id", "event_types": "events"},
+    CoreDelivery: {"delivery_id": "id", "endpoint_id": "webhook_id", "due_at": "next_attempt_at"},
+    AttemptView: {"elapsed_ms": "latency_ms"},
+    EventView: {"event_id": "id", "event_type": "type", "occurred_at": "timestamp"},
+}
+#: Core fields the API does not show. Any other core field must appear in the resource: a new
+#: field of the state reaches the API without an edit here (tests/api/test_api_resources.py).
+INTERNAL: Mapping[type, frozenset[str]] = {
+    Endpoint: frozenset({"account_id", "previous_secret"}),  # the key names the account; never shown
+    CoreDelivery: frozenset({"account_id", "attempts"}),  # the count of the sequence: the list is shown
+    DeliveryView: frozenset({"delivery", "version", "last_attempt_at", "last_status_code", "last_error"}),
+    AttemptView: frozenset(),
+    EventView: frozenset({"account_id", "body"}),  # ``body`` is shown parsed, as ``data``
+}
+#: Each resource: the core views it is made of, and its fields that are composed, not copied.
+DERIVED: Mapping[type, tuple[tuple[type, ...], frozenset[str]]] = {
+    Webhook: ((Endpoint,), frozenset()),
+    Attempt: ((AttemptView,), frozenset()),
+    Delivery: ((CoreDelivery, DeliveryView), frozenset({"attempts"})),
+    Event: ((EventView,), frozenset({"data", "deliveries"})),
+}
+T = TypeVar("T")
+
+
+def derive(resource: type[T], *sources: object, **composed: Any) -> T:
+    """The ``resource`` made of the core ``sources``: each shown field copied under its API name
+    (``VOCABULARY``), the ``composed`` ones given. A core field that the resource lacks, or a
+    resource field no source fills, fails here (and in the tests), never silently."""
+    values: dict[str, Any] = {}
+    for source in sources:
+        kind = type(source)
+        names, hidden = VOCABULARY.get(kind, {}), INTERNAL[kind]
+        for a in attrs.fields(cast(Any, kind)):
+            if a.name not in hidden:
+                values[names.get(a.name, a.name)] = getattr(source, a.name)
+    values.update(composed)
+    return resource(**values)
+
 
 def webhook_body(view: EndpointView, *, with_secret: bool = False) -> Webhook:
-    endpoint = view.endpoint
-    assert endpoint.created_at is not None
-    assert endpoint.updated_at is not None
-    return Webhook(
-        id=endpoint.endpoint_id,
-        url=endpoint.url,
-        events=endpoint.event_types,
-        description=endpoint.description,
-        status=endpoint.status.value,
-        standard_webhooks=endpoint.standard_webhooks,
-        created_at=endpoint.created_at,
-        updated_at=endpoint.updated_at,
-        disabled_reason=endpoint.disabled_reason.value if endpoint.disabled_reason else None,
-        previous_secret_expires_at=endpoint.previous_secret_expires_at if with_secret else None,
-        secret=endpoint.secret if with_secret else None,
-    )
+    hide = {} if with_secret else {"secret": None, "previous_secret_expires_at": None}
+    return derive(Webhook, view.endpoint, **hide)
 
 
 def attempt_body(view: AttemptView) -> Attempt:
-    return Attempt(
-        attempt=view.attempt,
-        started_at=view.started_at,
-        latency_ms=view.elapsed_ms,
-        succeeded=view.succeeded,
-        status_code=view.status_code,
-        error=view.error.value if view.error else None,
-        detail=view.detail,
-        response_body=view.response_body,
-    )
+    return derive(Attempt, view)
 
 
-def delivery_body(view: DeliveryView, attempts: Sequence[AttemptView]) -> Delivery:
-    delivery = view.delivery
-    return Delivery(
-        id=delivery.delivery_id,
-        webhook_id=delivery.endpoint_id,
-        event_id=delivery.event_id,
-        event_type=delivery.event_type,
-        status=delivery.status.value,
-        test=delivery.test,
-        created_at=view.created_at,
-        updated_at=view.updated_at,
-        next_attempt_at=delivery.due_at,
-        attempts=tuple(attempt_body(attempt) for attempt in attempts),
-    )
+def delivery_body(record: DeliveryRecord) -> Delivery:
+    attempts = tuple(attempt_body(attempt) for attempt in record.attempts)
+    return derive(Delivery, record.view.delivery, record.view, attempts=attempts)
 
 
-def event_body(view: EventView, deliveries: Sequence[Delivery]) -> Event:
-    return Event(
-        id=view.event_id,
-        type=view.event_type,
-        timestamp=view.occurred_at,
-        published_at=view.published_at,
-        test=view.test,
-        data=json.loads(view.body)["data"],
-        deliveries=tuple(deliveries),
-    )
+def event_body(record: EventRecord) -> Event:
+    view = record.view
+    deliveries = tuple(delivery_body(delivery) for delivery in record.deliveries)
+    return derive(Event, view, data=json.loads(view.body)["data"], deliveries=deliveries)

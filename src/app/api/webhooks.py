@@ -5,13 +5,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 from litestar import Router, delete, get, patch, post, put
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody
 
 from ...core.endpoint import MAX_ROTATION_GRACE
 from ..bootstrap import Runtime
 from .auth import SECURITY, Account
 from .deliveries import delivery_page
-from .params import page_size, since_time, statuses
+from .params import (
+    cursor_parameter,
+    id_parameter,
+    limit_parameter,
+    page_size,
+    since_parameter,
+    since_time,
+    status_parameter,
+    statuses,
+)
+from .problems import problems
 from .resources import (
     DeliveryList,
     NewWebhook,
@@ -29,13 +39,17 @@ from .resources import (
 __all__ = ["webhook_routes"]
 
 MAX_GRACE_SECONDS = int(MAX_ROTATION_GRACE.total_seconds())
-_ID = Parameter(description="The webhook's id (`wh_…`).")
+_ID = id_parameter("webhook (`wh_…`)")
+#: The problems each kind of operation can answer with (besides 500).
+_READ = problems(401, 404)
+_COMMAND = problems(401, 404, 409)
+_WITH_BODY = problems(400, 401, 404, 409, 413, 422)
 
 
 def webhook_routes(runtime: Runtime) -> Router:
     service = runtime.service
 
-    @post("/", status_code=201, summary="Register a webhook")
+    @post("/", status_code=201, summary="Register a webhook", responses=problems(400, 401, 413, 422))
     async def create(account: Account, data: JSONBody[NewWebhook]) -> Webhook:
         await runtime.check_target(data.url)
         view = await service.register_endpoint(
@@ -43,18 +57,15 @@ def webhook_routes(runtime: Runtime) -> Router:
         )
         return webhook_body(view, with_secret=True)
 
-    @get("/", summary="List webhooks")
+    @get("/", summary="List webhooks", responses=problems(401, 422))
     async def list_webhooks(
-        account: Account,
-        limit: str | None = Parameter(default=None, description="Page size, 1 to 100 (default 50)."),
-        cursor: str | None = Parameter(default=None, description="`nextCursor` of the previous page."),
+        account: Account, limit: str | None = limit_parameter(50), cursor: str | None = cursor_parameter()
     ) -> WebhookList:
         size = page_size(limit, 50)
-        views = await service.store.list_endpoints(account, after=cursor, limit=size + 1)
-        page = [webhook_body(view) for view in views[:size]]
-        return WebhookList(tuple(page), page[-1].id if len(views) > size else None)
+        page = await service.queries.endpoints(account, after=cursor, limit=size)
+        return WebhookList(tuple(webhook_body(view) for view in page.items), page.next_cursor)
 
-    @get("/{webhook_id:str}", summary="Get a webhook")
+    @get("/{webhook_id:str}", summary="Get a webhook", responses=_READ)
     async def read(account: Account, webhook_id: str = _ID) -> Webhook:
         return webhook_body(await service.endpoint(account, webhook_id))
 
@@ -71,44 +82,74 @@ def webhook_routes(runtime: Runtime) -> Router:
         )
         return webhook_body(view)
 
-    @put("/{webhook_id:str}", summary="Update a webhook (fields left out keep their value)")
+    @put(
+        "/{webhook_id:str}",
+        summary="Update a webhook (fields left out keep their value)",
+        responses=_WITH_BODY,
+    )
     async def replace(account: Account, data: JSONBody[WebhookChanges], webhook_id: str = _ID) -> Webhook:
         return await change(account, webhook_id, data)
 
-    @patch("/{webhook_id:str}", summary="Update some fields of a webhook")
+    @patch("/{webhook_id:str}", summary="Update some fields of a webhook", responses=_WITH_BODY)
     async def update(account: Account, data: JSONBody[WebhookChanges], webhook_id: str = _ID) -> Webhook:
         return await change(account, webhook_id, data)
 
-    @delete("/{webhook_id:str}", status_code=204, summary="Delete a webhook; its pending deliveries stop")
+    @delete(
+        "/{webhook_id:str}",
+        status_code=204,
+        summary="Delete a webhook; its pending deliveries stop",
+        responses=_COMMAND,
+    )
     async def remove(account: Account, webhook_id: str = _ID) -> None:
         await service.delete_endpoint(account, webhook_id)
 
-    @get("/{webhook_id:str}/secret", summary="Reveal the signing secret")
+    @get("/{webhook_id:str}/secret", summary="Reveal the signing secret", responses=_READ)
     async def reveal(account: Account, webhook_id: str = _ID) -> SecretBody:
         view = await service.endpoint(account, webhook_id)
         return SecretBody(view.endpoint.secret)
 
-    @post("/{webhook_id:str}/rotate-secret", status_code=200, summary="Rotate the signing secret")
+    @post(
+        "/{webhook_id:str}/rotate-secret",
+        status_code=200,
+        summary="Rotate the signing secret",
+        responses=_WITH_BODY,
+    )
     async def rotate(
         account: Account, webhook_id: str = _ID, data: JSONBody[RotateSecret | None] = None
     ) -> Webhook:
         body = data or RotateSecret()
         grace = None
         if body.grace_period_seconds is not None:
-            # Capped just past the limit, so that an absurd number is the core's 422, not an overflow.
-            grace = timedelta(seconds=min(body.grace_period_seconds, MAX_GRACE_SECONDS + 1))
+            # Clamped just past both limits, so that an absurd number (of either sign) is the
+            # core's 422, not an overflow of timedelta.
+            grace = timedelta(seconds=max(-1, min(body.grace_period_seconds, MAX_GRACE_SECONDS + 1)))
         view = await service.rotate_secret(account, webhook_id, body.secret, grace)
         return webhook_body(view, with_secret=True)
 
-    @post("/{webhook_id:str}/enable", status_code=200, summary="Enable; held deliveries go out")
+    @post(
+        "/{webhook_id:str}/enable",
+        status_code=200,
+        summary="Enable; held deliveries go out",
+        responses=_COMMAND,
+    )
     async def enable(account: Account, webhook_id: str = _ID) -> Webhook:
         return webhook_body(await service.enable_endpoint(account, webhook_id))
 
-    @post("/{webhook_id:str}/disable", status_code=200, summary="Disable; deliveries are held")
+    @post(
+        "/{webhook_id:str}/disable",
+        status_code=200,
+        summary="Disable; deliveries are held",
+        responses=_COMMAND,
+    )
     async def disable(account: Account, webhook_id: str = _ID) -> Webhook:
         return webhook_body(await service.disable_endpoint(account, webhook_id))
 
-    @post("/{webhook_id:str}/test", status_code=202, summary="Send a sample event, marked as a test")
+    @post(
+        "/{webhook_id:str}/test",
+        status_code=202,
+        summary="Send a sample event, marked as a test",
+        responses=_WITH_BODY,
+    )
     async def send_test(
         account: Account, webhook_id: str = _ID, data: JSONBody[SendTest | None] = None
     ) -> SentTest:
@@ -118,28 +159,30 @@ def webhook_routes(runtime: Runtime) -> Router:
         result = await service.send_test(account, webhook_id, event_type)
         return SentTest(result.event_id, result.delivery_ids[0])
 
-    @get("/{webhook_id:str}/deliveries", summary="The delivery log of a webhook, newest first")
+    @get(
+        "/{webhook_id:str}/deliveries",
+        summary="The delivery log of a webhook, newest first",
+        responses=problems(401, 404, 422),
+    )
     async def deliveries(
         account: Account,
         webhook_id: str = _ID,
-        status: str | None = Parameter(
-            default=None, description="pending, succeeded, failed (or scheduled, retrying, held, cancelled)."
-        ),
-        limit: str | None = Parameter(default=None, description="Page size, 1 to 100 (default 20)."),
-        cursor: str | None = Parameter(default=None, description="`nextCursor` of the previous page."),
+        status: str | None = status_parameter(),
+        limit: str | None = limit_parameter(20),
+        cursor: str | None = cursor_parameter(),
     ) -> DeliveryList:
         wanted = statuses(status)
         size = page_size(limit, 20)
-        await service.endpoint(account, webhook_id)
         return await delivery_page(runtime, account, size, cursor, endpoint_id=webhook_id, statuses=wanted)
 
     @post(
-        "/{webhook_id:str}/recover", status_code=202, summary="Redeliver every failed delivery since a time"
+        "/{webhook_id:str}/recover",
+        status_code=202,
+        summary="Redeliver every failed delivery since a time",
+        responses=problems(401, 404, 409, 422),
     )
     async def recover(
-        account: Account,
-        webhook_id: str = _ID,
-        since: str | None = Parameter(default=None, description="ISO-8601 time, e.g. 2024-01-20T15:00:00Z."),
+        account: Account, webhook_id: str = _ID, since: str | None = since_parameter()
     ) -> RecoverResult:
         return RecoverResult(await service.recover(account, webhook_id, since_time(since)))
 

@@ -18,6 +18,7 @@ from litestar.dto.data_structures import DTOFieldDefinition
 from litestar.typing import FieldDefinition
 
 from ...adapters.payloads import structure, unstructure
+from ...core.wire import check_depth
 from .problems import MalformedBody
 
 __all__ = ["WireDTO", "parse_json"]
@@ -26,9 +27,11 @@ _decode = msgspec.json.Decoder().decode
 
 
 def parse_json(body: bytes) -> Any:
-    """The parsed JSON of a request body; MalformedBody (400) if it is empty or not JSON."""
+    """The parsed JSON of a request body; MalformedBody (400) if it is empty or not JSON, a
+    ValidationError (422) naming where it nests deeper than ``core.wire.MAX_DEPTH``."""
     if not body.strip():
         raise MalformedBody("the request body is empty: send a JSON object")
+    check_depth(body)  # before the parser recurses into it
     try:
         return _decode(body)
     except msgspec.DecodeError as error:

@@ -6,9 +6,15 @@ what was decided; they hold no state of their own beyond the ports they were giv
 
 from .notices import NoticeBoard
 from .publishing import DuplicateEventConflict, NewEvent, Outbox, PublishResult
-from .webhooks import ServiceSettings, WebhookService, generate_secret
+from .queries import DeliveryRecord, EventRecord, Page, Queries
+from .webhooks import ServicePorts, ServiceSettings, WebhookService, generate_secret
 
 __all__ = [
+    "DeliveryRecord",
+    "EventRecord",
+    "Page",
+    "Queries",
+    "ServicePorts",
     "DuplicateEventConflict",
     "NewEvent",
     "NoticeBoard",

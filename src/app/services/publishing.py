@@ -121,7 +121,9 @@ class _Batch:
         for index, new in enumerate(news):
             at = f"events[{index}]." if many else ""
             event_type = check_event_type(new.type, f"{at}type").value
-            event_id = _check_event_id(new.id, f"{at}id") if new.id is not None else service.ids.new_id("evt")
+            event_id = (
+                _check_event_id(new.id, f"{at}id") if new.id is not None else service.ports.ids.new_id("evt")
+            )
             event = _Event(new, event_type, event_id)
             if event_id in first:  # the same id twice in one batch: one event, or a mistake
                 event.same_as = first[event_id]
@@ -141,7 +143,7 @@ class _Batch:
         """The appends of every event not settled yet; each gets its delivery ids as a result,
         which stands if the append succeeds."""
         service = self.service
-        now = service.clock.now()
+        now = service.ports.clock.now()
         appends: list[StreamAppend] = []
         for event in self.events:
             if event.same_as is not None or (event.result is not None and event.result.duplicate):
@@ -161,13 +163,13 @@ class _Batch:
             appends.append(StreamAppend(event_stream(self.account_id, event_id), 0, (published,)))
             delivery_ids: list[str] = []
             for view in subscribers[event_type]:
-                delivery_id = service.ids.new_id("dlv")
+                delivery_id = service.ports.ids.new_id("dlv")
                 held = view.endpoint.status is not ep.EndpointStatus.ENABLED
                 endpoint_id = view.endpoint.endpoint_id
                 command = dlv.Schedule(
                     delivery_id, self.account_id, endpoint_id, event_id, event_type, now, held, self.test
                 )
-                events = tuple(dlv.decide(command, dlv.initial_state(), service.settings.retry))
+                events = tuple(dlv.decide(command, dlv.initial_state(), service.ports.settings.retry))
                 appends.append(StreamAppend(delivery_id, 0, events))
                 delivery_ids.append(delivery_id)
             event.result = PublishResult(event_id, tuple(delivery_ids))
@@ -228,7 +230,7 @@ async def publish_batch(
     """Publish ``news`` in one append; a result per event, in order. ``only`` sends them to that
     endpoint alone (a test event) instead of every subscriber."""
     batch = _Batch.of(service, account_id, news, test)
-    store = service.store
+    store = service.ports.store
     subscribers = {
         t: [only] if only is not None else await store.subscribers(account_id, t) for t in batch.types
     }
@@ -242,7 +244,7 @@ async def publish_batch(
                 ids = [d.delivery.delivery_id for d in stored]
                 batch.stored(event_id, await store.event(account_id, event_id), ids)
     if batch.delivered:
-        service.notices.deliveries_due()
+        service.ports.notices.deliveries_due()
     return batch.results()
 
 

@@ -56,7 +56,7 @@ class Reports:
 
     def __init__(self, service: WebhookService, signer: Signer, user_agent: str) -> None:
         self.service = service
-        self.store = service.store
+        self.store = service.ports.store
         self.signer = signer
         self.user_agent = user_agent
 
@@ -84,7 +84,7 @@ class Reports:
     async def health(self, account_id: str) -> Mapping[str, EndpointHealth]:
         """Each endpoint's attempts over the last ``HEALTH_WINDOW`` (of its latest ``HEALTH_SAMPLE``
         deliveries)."""
-        since = self.service.clock.now() - HEALTH_WINDOW
+        since = self.service.ports.clock.now() - HEALTH_WINDOW
         return await self.store.endpoint_health(account_id, since, HEALTH_SAMPLE)
 
     async def attempts(self, account_id: str, delivery_id: str) -> Sequence[AttemptView]:

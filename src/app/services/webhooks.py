@@ -27,8 +27,10 @@ from ...core.views import DeliveryView, EndpointView, EventView
 from . import publishing
 from .notices import NoticeBoard
 from .publishing import DuplicateEventConflict, NewEvent, PublishResult
+from .queries import Queries
 
 __all__ = [
+    "ServicePorts",
     "DuplicateEventConflict",
     "NewEvent",
     "PublishResult",
@@ -55,6 +57,18 @@ def generate_secret(random: RandomSource) -> str:
     return "whsec_" + base64.b64encode(random.token_bytes(24)).decode("ascii")
 
 
+@frozen
+class ServicePorts:
+    """What a WebhookService was built over (``WebhookService.ports``)."""
+
+    store: Storage
+    clock: Clock
+    ids: IdGenerator
+    random: RandomSource
+    settings: ServiceSettings
+    notices: Notices
+
+
 class WebhookService:
     """The application service: every command of the API and CLI goes through here."""
 
@@ -67,20 +81,29 @@ class WebhookService:
         settings: ServiceSettings | None = None,
         notices: Notices | None = None,
     ) -> None:
-        self.store = store
-        self.clock = clock
-        self.ids = ids
-        self.random = random
-        self.settings = settings or ServiceSettings()
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._random = random
+        self._settings = settings or ServiceSettings()
         #: Where new work and endpoint changes are announced (this process's dispatcher, and
         #: through it the other processes); a board nobody listens to by default.
-        self.notices: Notices = notices if notices is not None else NoticeBoard()
+        self._notices: Notices = notices if notices is not None else NoticeBoard()
+        #: The read side: what the API and the CLI show, over the same store.
+        self.queries = Queries(store)
+
+    @property
+    def ports(self) -> ServicePorts:
+        """The ports and settings the service was built over: for wiring a dispatcher beside it
+        (``Dispatcher.beside``) and for the use-case modules (``publishing``), not for reading
+        around the use cases."""
+        return ServicePorts(self._store, self._clock, self._ids, self._random, self._settings, self._notices)
 
     def _on_due(self) -> None:
-        self.notices.deliveries_due()
+        self._notices.deliveries_due()
 
     def _on_endpoint_changed(self, endpoint_id: str) -> None:
-        self.notices.endpoint_changed(endpoint_id)
+        self._notices.endpoint_changed(endpoint_id)
 
     # --- endpoints --------------------------------------------------------------------------
 
@@ -94,31 +117,24 @@ class WebhookService:
         standard_webhooks: bool = False,
     ) -> EndpointView:
         """Create an endpoint; without a ``secret`` a strong one is generated."""
-        endpoint_id = self.ids.new_id("wh")
+        endpoint_id = self._ids.new_id("wh")
         command = ep.Register(
             endpoint_id=endpoint_id,
             account_id=account_id,
             url=url,
             event_types=event_types,
-            secret=secret if secret is not None else generate_secret(self.random),
+            secret=secret if secret is not None else generate_secret(self._random),
             description=description,
             standard_webhooks=standard_webhooks,
-            now=self.clock.now(),
+            now=self._clock.now(),
         )
-        events = ep.decide(command, ep.initial_state(), self.settings.endpoint_rules)
-        await self.store.append(StreamAppend(endpoint_id, 0, tuple(events)))
+        events = ep.decide(command, ep.initial_state(), self._settings.endpoint_rules)
+        await self._store.append(StreamAppend(endpoint_id, 0, tuple(events)))
         return EndpointView(ep.fold(events), version=len(events))
 
     async def endpoint(self, account_id: str, endpoint_id: str) -> EndpointView:
         """An endpoint of the account; NotFound for unknown, deleted or other accounts' ids."""
-        view = await self.store.endpoint(endpoint_id)
-        if (
-            view is None
-            or view.endpoint.account_id != account_id
-            or view.endpoint.status is ep.EndpointStatus.DELETED
-        ):
-            raise NotFound("webhook", endpoint_id)
-        return view
+        return await self.queries.endpoint(account_id, endpoint_id)
 
     async def update_endpoint(
         self,
@@ -140,8 +156,8 @@ class WebhookService:
         self, account_id: str, endpoint_id: str, secret: str | None = None, grace: timedelta | None = None
     ) -> EndpointView:
         """Replace the signing secret; the old one keeps signing alongside for ``grace``."""
-        new_secret = secret if secret is not None else generate_secret(self.random)
-        grace = self.settings.rotation_grace if grace is None else grace
+        new_secret = secret if secret is not None else generate_secret(self._random)
+        grace = self._settings.rotation_grace if grace is None else grace
         return await self._endpoint_command(
             account_id, endpoint_id, lambda now: ep.RotateSecret(new_secret, grace, now)
         )
@@ -170,9 +186,9 @@ class WebhookService:
     ) -> EndpointView:
         async def attempt() -> EndpointView:
             view = await self.endpoint(account_id, endpoint_id)
-            events = ep.decide(make(self.clock.now()), view.endpoint, self.settings.endpoint_rules)
+            events = ep.decide(make(self._clock.now()), view.endpoint, self._settings.endpoint_rules)
             if events:
-                await self.store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
+                await self._store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
             return EndpointView(
                 ep.fold(events, view.endpoint), view.version + len(events), view.failing_since
             )
@@ -205,34 +221,28 @@ class WebhookService:
         """Send a sample event of ``event_type`` to one endpoint, marked as a test."""
         view = await self.endpoint(account_id, endpoint_id)
         checked = check_event_type(event_type).value
-        sample = NewEvent(type=checked, data=SAMPLE_DATA[checked], id=self.ids.new_id("evt_test"))
+        sample = NewEvent(type=checked, data=SAMPLE_DATA[checked], id=self._ids.new_id("evt_test"))
         [result] = await publishing.publish_batch(self, account_id, [sample], test=True, only=view)
         return result
 
     async def event(self, account_id: str, event_id: str) -> EventView:
-        view = await self.store.event(account_id, event_id)
-        if view is None:
-            raise NotFound("event", event_id)
-        return view
+        return await self.queries.event(account_id, event_id)
 
     # --- deliveries -------------------------------------------------------------------------
 
     async def delivery(self, account_id: str, delivery_id: str) -> DeliveryView:
-        view = await self.store.delivery(delivery_id)
-        if view is None or view.delivery.account_id != account_id:
-            raise NotFound("delivery", delivery_id)
-        return view
+        return await self.queries.delivery(account_id, delivery_id)
 
     async def redeliver(self, account_id: str, delivery_id: str) -> DeliveryView:
         """Send a finished delivery again, as a fresh attempt sequence starting now."""
 
         async def attempt() -> DeliveryView:
             view = await self.delivery(account_id, delivery_id)
-            endpoint = await self.store.endpoint(view.delivery.endpoint_id)
+            endpoint = await self._store.endpoint(view.delivery.endpoint_id)
             if endpoint is None or endpoint.endpoint.status is ep.EndpointStatus.DELETED:
                 raise NotFound("webhook", view.delivery.endpoint_id)
-            events = dlv.decide(dlv.Redeliver(self.clock.now()), view.delivery, self.settings.retry)
-            await self.store.append(StreamAppend(delivery_id, view.version, tuple(events)))
+            events = dlv.decide(dlv.Redeliver(self._clock.now()), view.delivery, self._settings.retry)
+            await self._store.append(StreamAppend(delivery_id, view.version, tuple(events)))
             return view
 
         await _retry_on_conflict(attempt)
@@ -261,7 +271,7 @@ class WebhookService:
         done = 0
         skipped: set[str] = set()
         while True:
-            views = await self.store.deliveries(
+            views = await self._store.deliveries(
                 account_id,
                 endpoint_id=endpoint_id,
                 statuses=statuses,
@@ -271,23 +281,23 @@ class WebhookService:
             views = [v for v in views if v.delivery.delivery_id not in skipped]
             if not views:
                 return done
-            now = self.clock.now()
+            now = self._clock.now()
             appends = []
             for view in views:
-                events = dlv.decide(make(now), view.delivery, self.settings.retry)
+                events = dlv.decide(make(now), view.delivery, self._settings.retry)
                 if events:
                     appends.append(StreamAppend(view.delivery.delivery_id, view.version, tuple(events)))
                 else:
                     skipped.add(view.delivery.delivery_id)
             try:
-                await self.store.append(*appends)
+                await self._store.append(*appends)
                 done += len(appends)
             except ConcurrencyConflict:
                 # A worker recorded an attempt meanwhile: apply one by one; the next query
                 # returns the ones that moved, at their new version, if they still qualify.
                 for append in appends:
                     try:
-                        await self.store.append(append)
+                        await self._store.append(append)
                         done += 1
                     except ConcurrencyConflict:
                         continue

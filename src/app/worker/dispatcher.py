@@ -101,15 +101,16 @@ class Dispatcher:
         """A dispatcher over the same ports and policies as ``service``, subscribed to its notice
         board: the wiring of one process that publishes and delivers (tests, the simulation, an
         embedding service). The dispatcher keeps the ports, not the service."""
-        board = service.notices if isinstance(service.notices, NoticeBoard) else NoticeBoard()
+        ports = service.ports
+        board = ports.notices if isinstance(ports.notices, NoticeBoard) else NoticeBoard()
         return cls(
-            store=service.store,
+            store=ports.store,
             transport=transport,
             signer=signer,
-            clock=service.clock,
-            random=service.random,
-            retry=service.settings.retry,
-            endpoint_rules=service.settings.endpoint_rules,
+            clock=ports.clock,
+            random=ports.random,
+            retry=ports.settings.retry,
+            endpoint_rules=ports.settings.endpoint_rules,
             settings=settings or DispatchSettings(),
             notices=board,
         )

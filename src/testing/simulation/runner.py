@@ -135,7 +135,7 @@ async def _apply(
     crashes: list[Crash],
     restarts: list[asyncio.Task[None]],
 ) -> None:
-    clock = service.clock
+    clock = service.ports.clock
     try:
         if action.kind == "register":
             (index,) = action.args
@@ -207,14 +207,14 @@ async def _operate(
     elif action.kind == "test":
         await service.send_test(account, endpoint_id, action.args[1])
     elif action.kind == "redeliver":
-        finished = await service.store.deliveries(
+        finished = await service.ports.store.deliveries(
             account, endpoint_id=endpoint_id, statuses=(DeliveryStatus.FAILED, DeliveryStatus.SUCCEEDED)
         )
         if finished:
             target = finished[int(action.args[1] * len(finished))]
             await service.redeliver(account, target.delivery.delivery_id)
     elif action.kind == "recover":
-        since = service.clock.now() - timedelta(seconds=action.args[1] * 4 * 3600)
+        since = service.ports.clock.now() - timedelta(seconds=action.args[1] * 4 * 3600)
         await service.recover(account, endpoint_id, since)
 
 
@@ -222,7 +222,7 @@ async def _settle(service: WebhookService, workers: list[_Worker], clock: LoopCl
     """Let time pass until nothing is pending and every worker is idle (bounded: two days)."""
     deadline = clock.now() + timedelta(days=2)
     while clock.now() < deadline:
-        next_due = await service.store.next_due()
+        next_due = await service.ports.store.next_due()
         if next_due is None and all(worker.idle for worker in workers):
             return True
         wait = 60.0 if next_due is None else max((next_due - clock.now()).total_seconds(), 0.0) + 1.0
