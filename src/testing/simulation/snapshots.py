@@ -123,6 +123,9 @@ class SnapshotAudit:
     async def attempts(self, delivery_id: str) -> Sequence[AttemptView]:
         return await self.store.attempts(delivery_id)
 
+    async def attempts_of(self, delivery_ids: Collection[str]) -> Mapping[str, Sequence[AttemptView]]:
+        return await self.store.attempts_of(delivery_ids)
+
     async def deliveries(
         self,
         account_id: str,
