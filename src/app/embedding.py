@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import URL
 
-from ..adapters.http import EgressMode, EgressSettings, HttpTransport
+from ..adapters.http import EgressMode, EgressSettings, HttpTransport, check_target
 from ..adapters.payloads import check_event_data
 from ..adapters.signing import HmacSigner
 from ..adapters.sql import SqlStore, create_engine, ensure_schema
@@ -125,7 +125,10 @@ class Webhooks:
         description: str = "",
         account: str | None = None,
     ) -> EndpointView:
-        """A new endpoint for ``events`` (a strong secret is generated unless given)."""
+        """A new endpoint for ``events`` (a strong secret is generated unless given). In
+        production mode the URL is checked as the API checks it: https://, and no internal
+        address after DNS resolution (ValidationError on ``url``)."""
+        await check_target(url, self.egress)
         return await self.service.register_endpoint(
             account or self.account, url, events, secret=secret, description=description
         )
@@ -139,7 +142,9 @@ class Webhooks:
         description: str | None = None,
         account: str | None = None,
     ) -> EndpointView:
-        """Change what is given; the rest stays."""
+        """Change what is given; the rest stays. A new URL is checked as at registration."""
+        if url is not None:
+            await check_target(url, self.egress)
         return await self.service.update_endpoint(
             account or self.account, webhook_id, url=url, event_types=events, description=description
         )

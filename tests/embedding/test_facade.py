@@ -107,3 +107,34 @@ def test_settings_that_cannot_work_are_refused(tmp_path: Path) -> None:
         Webhooks(_url(tmp_path), mode="production", egress=EgressSettings(mode=EgressMode.DEVELOPMENT))
     with Webhooks(_url(tmp_path)) as hooks, pytest.raises(ValidationError, match="https"):
         asyncio.run(hooks.register("http://127.0.0.1:9/x", ["deal.attributed"]))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1:9/a",
+        "https://0x7f000001/a",
+        "https://127。0。0。1/a",
+        "https://[::1]/a",
+        "http://93.184.216.34/a",
+    ],
+)
+def test_production_mode_refuses_internal_and_plain_http_targets_at_registration(
+    tmp_path: Path, url: str
+) -> None:
+    """The facade checks URLs as the API does (no DNS lookups: address literals only), at
+    registration and on update, and stores nothing it refused."""
+
+    async def scenario(hooks: Webhooks) -> None:
+        with pytest.raises(ValidationError) as refused:
+            await hooks.register(url, ["deal.attributed"])
+        assert refused.value.field == "url"
+        assert await hooks.webhooks() == []
+        public = await hooks.register("https://93.184.216.34/hook", ["deal.attributed"])  # never sent to
+        with pytest.raises(ValidationError):
+            await hooks.update(public.endpoint.endpoint_id, url=url)
+        [kept] = await hooks.webhooks()
+        assert kept.endpoint.url == "https://93.184.216.34/hook"
+
+    with Webhooks(_url(tmp_path), mode="production") as hooks:
+        asyncio.run(scenario(hooks))
