@@ -4,7 +4,8 @@ embedded SQLite file by default or on PostgreSQL for several workers. See ADR 00
 from .engine import DEFAULT_URL, create_engine
 from .keys import ApiKey, ApiKeyStore  # also registers its tables on the shared metadata
 from .migrate import SchemaNotCurrent, check_schema, ensure_schema, upgrade
-from .store import SqlStore, open_store, rebuild_read_models
+from .opening import open_store, rebuild_read_models
+from .store import SqlStore
 
 __all__ = [
     "DEFAULT_URL",

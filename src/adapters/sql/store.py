@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 
 from attrs import define, field
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.engine import URL
 
 from ...core.delivery import DeliveryStatus
 from ...core.endpoint import EndpointStatus
@@ -37,9 +36,8 @@ from ..crypto import Keyring
 from .appending import Appender, AppendStats
 from .codec import EndpointStates, EventCodec, StoredEvent, require_aware
 from .connections import Connections
-from .engine import DEFAULT_URL, create_engine
+from .engine import is_sqlite
 from .lanes import Job, Lane
-from .migrate import check_schema, ensure_schema
 from .outbox import SqlOutbox, Transaction
 from .projection import Projection
 from .reports import health, narrowed
@@ -49,49 +47,11 @@ from .secret_keys import SqlKeys, store_keyring
 from .statements import Statements, chunks, postgres_statements, sqlite_statements
 from .times import TimeColumns, postgres_times, sqlite_times
 
-__all__ = ["SqlStore", "open_store", "rebuild_read_models"]
+__all__ = ["SqlStore"]
 
 T = TypeVar("T")
 
 _REBUILD_PAGE = 1000
-
-
-def open_store(
-    url: str | URL | None = None,
-    *,
-    inline: bool = False,
-    pool_size: int = 4,
-    codec: EventCodec | None = None,
-    migrate: bool | None = None,
-    keyring: Keyring | None = None,
-) -> SqlStore:
-    """A store on ``url`` (default: ``DEFAULT_URL``, a SQLite file in the working directory).
-
-    SQLite's schema is created or upgraded here (``migrate`` defaults to True for it); for
-    PostgreSQL ``migrate`` defaults to False and the schema must already be at the latest
-    revision (``attribution_webhooks.adapters.sql.upgrade``, the CLI's ``db upgrade``).
-    ``inline`` runs the database work on the caller's thread: see the module's docstring.
-    ``keyring`` seals webhook secrets (ADR 0010); without one, a development key kept in the
-    database does (the app refuses that in production mode).
-    """
-    engine = create_engine(url or DEFAULT_URL, pool_size=pool_size)
-    try:
-        if migrate if migrate is not None else is_sqlite_engine(engine):
-            ensure_schema(engine, keyring)
-        else:
-            check_schema(engine)
-        ring = store_keyring(engine, keyring)
-    except BaseException:
-        engine.dispose()
-        raise
-    threads = 1 if is_sqlite_engine(engine) else pool_size
-    executor = None if inline else ThreadPoolExecutor(threads, thread_name_prefix="aw-store")
-    development = keyring is None and ring is not None
-    return SqlStore(engine, codec or EventCodec(), executor, keyring=ring, development_key=development)
-
-
-def is_sqlite_engine(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
 
 
 @define
@@ -119,7 +79,7 @@ class SqlStore:
     _lane: Lane | None = field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
-        self._sqlite = is_sqlite_engine(self.engine)
+        self._sqlite = is_sqlite(self.engine)
         self._sql = sqlite_statements if self._sqlite else postgres_statements
         self._times = sqlite_times if self._sqlite else postgres_times
         self._connections = Connections(self.engine)
@@ -451,17 +411,6 @@ class SqlStore:
                 projection.project(cursor, page)
                 replayed += len(page)
                 after = page[-1].position
-
-
-def rebuild_read_models(
-    url: str | URL, *, codec: EventCodec | None = None, keyring: Keyring | None = None
-) -> int:
-    """Rebuild the read models of the database at ``url`` from its event log (the CLI's command)."""
-    store = open_store(url, inline=True, codec=codec, keyring=keyring)
-    try:
-        return store.rebuild_read_models()
-    finally:
-        store.close()
 
 
 def _decode_rows(codec: EventCodec, rows: Sequence[Any]) -> list[RecordedEvent]:
