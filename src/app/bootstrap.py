@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from attrs import define
+from attrs import define, field
 
 from ..adapters.http import EgressMode, EgressSettings, HttpTransport, check_target
 from ..adapters.http.settings import HttpClient
@@ -16,6 +16,7 @@ from ..adapters.system import SystemClock, SystemRandom, UlidGenerator
 from ..core.endpoint import EndpointRules, validate_url
 from ..core.errors import ValidationError
 from ..core.retry import RetryPolicy
+from .observability import Observability
 from .services import NoticeBoard, ServiceSettings, WebhookService
 from .settings import Mode, Settings, SettingsError
 from .worker import Dispatcher, DispatchSettings
@@ -34,6 +35,8 @@ class Runtime:
     notices: NoticeBoard
     egress: EgressSettings
     dispatch: DispatchSettings
+    #: Metrics, the attempt log lines and the worker's heartbeat: every dispatcher's observer.
+    observability: Observability = field(factory=Observability)
 
     def transport(self) -> HttpTransport:
         """A new HTTP transport (a connection pool): one per dispatcher, closed with it."""
@@ -47,8 +50,9 @@ class Runtime:
 
     def dispatcher(self, transport: HttpTransport) -> Dispatcher:
         """A dispatcher over this runtime's ports, hearing its notices; ``run(stop)`` it on the
-        event loop."""
+        event loop. From now on readiness (``/readyz``) also requires its loop to go round."""
         settings = self.service.settings
+        self.observability.worker_started = True
         return Dispatcher(
             store=self.store,
             transport=transport,
@@ -59,6 +63,7 @@ class Runtime:
             endpoint_rules=settings.endpoint_rules,
             settings=self.dispatch,
             notices=self.notices,
+            observer=self.observability,
         )
 
     async def check_target(self, url: str) -> None:
@@ -113,4 +118,6 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
     store = open_store(settings.database_url, migrate=migrate)
     notices = NoticeBoard()
     service = WebhookService(store, SystemClock(), UlidGenerator(), SystemRandom(), service_settings, notices)
-    return Runtime(settings, store, ApiKeyStore(store.engine), service, notices, egress, dispatch)
+    observability = Observability(dispatch.poll_interval)
+    keys = ApiKeyStore(store.engine)
+    return Runtime(settings, store, keys, service, notices, egress, dispatch, observability)

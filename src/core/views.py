@@ -11,7 +11,15 @@ from .delivery import Delivery
 from .endpoint import Endpoint
 from .outcomes import ErrorKind
 
-__all__ = ["AttemptView", "DeliveryView", "DueDelivery", "EndpointHealth", "EndpointView", "EventView"]
+__all__ = [
+    "AttemptView",
+    "DeliveryView",
+    "DueDelivery",
+    "EndpointHealth",
+    "EndpointView",
+    "EventView",
+    "QueueStats",
+]
 
 
 @frozen
@@ -83,3 +91,17 @@ class DueDelivery:
     lease: str
     leased_until: datetime
     body: str
+
+
+@frozen
+class QueueStats:
+    """The queue at one moment, for monitoring: ``pending`` deliveries wait for an attempt
+    (leased ones included), ``due`` of them could be claimed now, the oldest of those since
+    ``oldest_due_at``; ``held`` deliveries wait for their endpoint to be enabled again, and
+    ``disabled_endpoints`` are disabled (deleted ones are not counted)."""
+
+    pending: int = 0
+    due: int = 0
+    oldest_due_at: datetime | None = None
+    held: int = 0
+    disabled_endpoints: int = 0

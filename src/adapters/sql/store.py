@@ -32,7 +32,15 @@ from sqlalchemy.engine import URL
 from ...core.delivery import DeliveryStatus
 from ...core.endpoint import EndpointStatus
 from ...core.ports import RecordedEvent, StreamAppend
-from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointHealth, EndpointView, EventView
+from ...core.views import (
+    AttemptView,
+    DeliveryView,
+    DueDelivery,
+    EndpointHealth,
+    EndpointView,
+    EventView,
+    QueueStats,
+)
 from .appending import Appender, AppendStats
 from .codec import EndpointStates, EventCodec, StoredEvent, require_aware
 from .connections import Connections
@@ -47,7 +55,7 @@ from .projection import (
     event_view,
     write_rows,
 )
-from .reports import health, narrowed
+from .reports import health, narrowed, queue_stats
 from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
 from .statements import Statements, chunks, postgres_statements, sqlite_statements
 from .times import TimeColumns, postgres_times, sqlite_times
@@ -295,6 +303,13 @@ class SqlStore:
     def _next_due(self) -> datetime | None:
         rows = self._connections.query(self._sql.next_due)
         return self._times.from_db(rows[0][0]) if rows else None
+
+    async def queue_stats(self, now: datetime) -> QueueStats:
+        return await self._run(self._queue_stats, require_aware(now))
+
+    def _queue_stats(self, now: datetime) -> QueueStats:
+        with self._reading() as conn:
+            return queue_stats(conn, now)
 
     # --- DeliveryLog ------------------------------------------------------------------------
 
