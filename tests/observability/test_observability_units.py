@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -213,3 +214,17 @@ def test_readyz_reports_a_stuck_worker_and_healthz_does_not(tmp_path: Path) -> N
             assert client.get("/healthz").json() == {"status": "ok"}
     finally:
         runtime.close()
+
+
+def test_the_readme_documents_every_metric_family() -> None:
+    """The README's table lists exactly the families a runtime exposes (with a worker running)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Observability", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(webhooks_\w+)`", section, flags=re.M))
+    observability = Observability()
+    observability.loop_ticked(datetime.now(UTC))
+    asyncio.run(observability.scrape(MemoryStore()))
+    families = text_string_to_metric_families(observability.metrics.exposition().decode())
+    # The parser names a counter without its _total suffix.
+    exposed = {f"{f.name}_total" if f.type == "counter" else f.name for f in families}
+    assert documented == exposed
