@@ -305,6 +305,10 @@ class SqlStore:
         return self._times.from_db(rows[0][0]) if rows else None
 
     async def queue_stats(self, now: datetime) -> QueueStats:
+        # Counting held deliveries scans ``deliveries``: on SQLite it runs on a thread of its
+        # own, not the store's, where it would hold appends back (a WAL reader never waits).
+        if self._sqlite and self.executor is not None:
+            return await asyncio.to_thread(self._queue_stats, require_aware(now))
         return await self._run(self._queue_stats, require_aware(now))
 
     def _queue_stats(self, now: datetime) -> QueueStats:
