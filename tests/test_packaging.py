@@ -80,8 +80,8 @@ for name in ("psycopg", "psycopg_binary", "celery", "matplotlib", "requests"):
     sys.modules[name] = None  # importing it now fails, as on a machine without the extra
 from attribution_webhooks.app import cli, runner
 from attribution_webhooks.app.bootstrap import open_runtime
-from attribution_webhooks.app.settings import Settings
-runtime = open_runtime(Settings(database_url="sqlite:///{tmp_path}/x.sqlite3"))
+from attribution_webhooks.app.settings import Mode, Settings
+runtime = open_runtime(Settings(database_url="sqlite:///{tmp_path}/x.sqlite3", mode=Mode.DEVELOPMENT))
 assert runtime.wakeups() is None
 runtime.close()
 """

@@ -2,6 +2,8 @@
 
 It is the reference for the SQL store: both pass the same contract suite. Appends are atomic
 because nothing in them awaits; read models are updated in the same step as the events.
+Secrets are held as the SQL store holds them, as tokens whose keys are destroyed when the
+secrets stop signing (``sealing.py``), only without encryption: nothing here is at rest.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..core.views import (
     EventView,
     QueueStats,
 )
+from .sealing import MemoryKeys, key_changes, open_endpoint, open_recorded, seal_event, tokens_in
 
 __all__ = ["MemoryStore"]
 
@@ -69,6 +72,7 @@ class MemoryStore:
     # (due_at, delivery_id, key): ties go by delivery id, as in the SQL store's index.
     _queue: list[tuple[datetime, str, int]] = field(factory=list, init=False)
     _counter: int = field(default=0, init=False)
+    _keys: MemoryKeys = field(factory=MemoryKeys, init=False)
 
     # --- EventStore -------------------------------------------------------------------------
 
@@ -85,17 +89,27 @@ class MemoryStore:
         for append in appends:
             stream = self._streams.setdefault(append.stream_id, [])
             for event in append.events:
-                recorded = RecordedEvent(len(self._log) + 1, append.stream_id, len(stream) + 1, event)
+                sealed = seal_event(event, self._keys.new_token)
+                recorded = RecordedEvent(len(self._log) + 1, append.stream_id, len(stream) + 1, sealed)
                 stream.append(recorded)
                 self._log.append(recorded)
                 self._project(recorded)
         return len(self._log)
 
     async def read(self, stream_id: str) -> Sequence[RecordedEvent]:
-        return list(self._streams.get(stream_id, ()))
+        return self._opened(self._streams.get(stream_id, ()))
 
     async def read_all(self, after: int = 0, limit: int = 1000) -> Sequence[RecordedEvent]:
-        return self._log[after : after + limit]
+        return self._opened(self._log[after : after + limit])
+
+    def _opened(self, recorded: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+        opened = self._keys.open(tokens_in(item.event for item in recorded))
+        return [open_recorded(item, opened) for item in recorded] if opened else list(recorded)
+
+    def _view(self, view: EndpointView) -> EndpointView:
+        state = view.endpoint
+        opened = self._keys.open(tokens_in((state,)))
+        return _replace(view, endpoint=open_endpoint(state, opened)) if opened else view
 
     # --- projections ------------------------------------------------------------------------
 
@@ -122,6 +136,7 @@ class MemoryStore:
             previous = EndpointView(ep.initial_state(), 0)
         else:
             previous = self._endpoints[event.endpoint_id]
+        self._keys.apply(key_changes(previous.endpoint, event))
         # Enabling gives the endpoint a fresh start: its earlier failures no longer count.
         failing_since = None if isinstance(event, EndpointEnabled) else previous.failing_since
         self._endpoints[event.endpoint_id] = _replace(
@@ -186,15 +201,16 @@ class MemoryStore:
     # --- EndpointDirectory ------------------------------------------------------------------
 
     async def endpoint(self, endpoint_id: str) -> EndpointView | None:
-        return self._endpoints.get(endpoint_id)
+        view = self._endpoints.get(endpoint_id)
+        return None if view is None else self._view(view)
 
     async def endpoints(self, endpoint_ids: Collection[str]) -> Mapping[str, EndpointView]:
-        return {i: self._endpoints[i] for i in endpoint_ids if i in self._endpoints}
+        return {i: self._view(self._endpoints[i]) for i in endpoint_ids if i in self._endpoints}
 
     async def subscribers(self, account_id: str, event_type: str) -> Sequence[EndpointView]:
         views = (self._endpoints[i] for i in self._account_endpoints.get(account_id, ()))
         return [
-            view
+            self._view(view)
             for view in views
             if view.endpoint.status in (ep.EndpointStatus.ENABLED, ep.EndpointStatus.DISABLED)
             and event_type in view.endpoint.event_types
@@ -205,11 +221,12 @@ class MemoryStore:
     ) -> Sequence[EndpointView]:
         ids = sorted(i for i in self._account_endpoints.get(account_id, ()) if after is None or i > after)
         live = (self._endpoints[i] for i in ids)
-        return [v for v in live if v.endpoint.status is not ep.EndpointStatus.DELETED][:limit]
+        return [self._view(v) for v in live if v.endpoint.status is not ep.EndpointStatus.DELETED][:limit]
 
     # --- DeliveryQueue ----------------------------------------------------------------------
 
     async def claim(self, now: datetime, limit: int, lease_for: timedelta) -> Sequence[DueDelivery]:
+        self._keys.purge(now)  # as the SQL store's claims do: rotated-out secrets end on time
         claimed: list[DueDelivery] = []
         while self._queue and len(claimed) < limit:
             due_at, delivery_id, key = self._queue[0]
@@ -328,4 +345,4 @@ class MemoryStore:
 
     def all_events(self) -> list[DomainEvent]:
         """Every event in global order."""
-        return [recorded.event for recorded in self._log]
+        return [recorded.event for recorded in self._opened(self._log)]

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from attrs import define, field
 
+from ..adapters.crypto import Keyring, KeyringError
 from ..adapters.http import EgressMode, EgressSettings, HttpTransport, check_target
 from ..adapters.http.settings import HttpClient
 from ..adapters.signing import HmacSigner
@@ -21,7 +22,7 @@ from .services import NoticeBoard, ServiceSettings, WebhookService
 from .settings import Mode, Settings, SettingsError
 from .worker import Dispatcher, DispatchSettings
 
-__all__ = ["Runtime", "open_runtime"]
+__all__ = ["Runtime", "open_runtime", "secret_keyring"]
 
 
 @define
@@ -101,7 +102,22 @@ def _dispatch(settings: Settings) -> DispatchSettings:
     )
 
 
-def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
+def secret_keyring(settings: Settings, *, serving: bool = True) -> Keyring | None:
+    """The master keys that encrypt webhook secrets; None means the development key kept in the
+    database (with a warning), which a process serving in production mode may not use. (The
+    database commands take no mode: they use whatever key the database was set up with.)"""
+    if settings.secret_keys is not None:
+        return Keyring.parse(settings.secret_keys)
+    if serving and settings.mode is Mode.PRODUCTION:
+        raise SettingsError(
+            "production mode needs ATTRIBUTION_WEBHOOKS_SECRET_KEYS, the master key that encrypts webhook "
+            "secrets (make one: python3 -c 'import base64,os; "
+            "print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
+        )
+    return None
+
+
+def open_runtime(settings: Settings, *, migrate: bool | None = None, serving: bool = True) -> Runtime:
     """Build every part from ``settings`` and open the database (SQLite migrates itself;
     PostgreSQL must have been upgraded with ``db upgrade``). Raises SettingsError for settings
     that cannot work together."""
@@ -115,7 +131,16 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime:
         endpoint_rules=EndpointRules(require_https=settings.mode is Mode.PRODUCTION),
         retry=retry,
     )
-    store = open_store(settings.database_url, migrate=migrate)
+    keyring = secret_keyring(settings, serving=serving)
+    store = open_store(settings.database_url, migrate=migrate, keyring=keyring)
+    if keyring is not None:
+        # A new key put first in the keyring takes over every data key at once, so the old one
+        # can leave the keyring after one start (ADR 0010). A key missing from it stops us here.
+        try:
+            store.rewrap_keys()
+        except KeyringError as error:
+            store.close()
+            raise SettingsError(str(error)) from None
     notices = NoticeBoard()
     service = WebhookService(store, SystemClock(), UlidGenerator(), SystemRandom(), service_settings, notices)
     observability = Observability(dispatch.poll_interval)

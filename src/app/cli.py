@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from .. import __version__
+from ..adapters.crypto import Keyring
 from ..adapters.payloads import InvalidPayload, check_event_data, unstructure
 from ..adapters.signing import HmacSigner
 from ..adapters.sql import SchemaNotCurrent, upgrade
@@ -78,11 +79,11 @@ def _safe(url: str) -> str:
 
 
 @contextmanager
-def _runtime(settings: Settings) -> Iterator[Runtime]:
+def _runtime(settings: Settings, *, serving: bool = False) -> Iterator[Runtime]:
     from .bootstrap import open_runtime
 
     with _opening(settings.database_url):
-        runtime = open_runtime(settings)
+        runtime = open_runtime(settings, serving=serving)
     try:
         yield runtime
     finally:
@@ -118,7 +119,7 @@ def _run_process(settings: Settings, main: Callable[[Runtime], Coroutine[Any, An
     from .runner import run
 
     _logging(settings.log_level, settings.log_format)
-    with _runtime(settings) as runtime:
+    with _runtime(settings, serving=True) as runtime:
         run(lambda: main(runtime))
     return 0
 
@@ -145,7 +146,9 @@ def _db_upgrade(settings: Settings) -> int:
     Needed once on PostgreSQL before serve or worker start; SQLite upgrades itself.
     """
     with _opening(settings.database_url):
-        revision = upgrade(settings.database_url)
+        keys = settings.secret_keys
+        # It seals the secrets that earlier releases stored in plaintext (ADR 0010).
+        revision = upgrade(settings.database_url, None if keys is None else Keyring.parse(keys))
     click.echo(f"database at revision {revision}")
     return 0
 

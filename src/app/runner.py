@@ -28,12 +28,14 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from .. import __version__
+from ..adapters.sql.secret_keys import DEVELOPMENT_KEY_NOTE
 from .api import create_app
 from .bootstrap import Runtime
+from .delivering import deliver
 from .settings import Mode
 from .worker import Dispatcher
 
-__all__ = ["DEV_ACCOUNT", "ensure_first_key", "listen", "run", "serve", "work"]
+__all__ = ["DEV_ACCOUNT", "ensure_first_key", "listen", "note_development_key", "run", "serve", "work"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,12 @@ def _say(out: TextIO, text: str) -> None:
     out.flush()
 
 
+def note_development_key(runtime: Runtime, out: TextIO) -> None:
+    """Say, on every start, that webhook secrets are sealed with a key kept in the database."""
+    if runtime.store.development_key:
+        _say(out, f"WARNING: {DEVELOPMENT_KEY_NOTE}")
+
+
 def ensure_first_key(runtime: Runtime, out: TextIO) -> None:
     """On the first start in development mode (no key exists yet), create an account and a key
     and print the key: the only time it is shown."""
@@ -111,19 +119,7 @@ async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> Dispatcher:
     dispatcher = runtime.dispatcher(transport)
     wakeups = runtime.wakeups()
     try:
-        if wakeups is None:
-            await dispatcher.run(stop)
-        else:
-            async with wakeups:
-                # Tell the other processes what happens here; hear what happens there.
-                runtime.notices.subscribe(wakeups)
-                listening = asyncio.ensure_future(wakeups.listen(dispatcher, stop))
-                try:
-                    await dispatcher.run(stop)
-                finally:
-                    runtime.notices.unsubscribe(wakeups)
-                    listening.cancel()
-                    await asyncio.gather(listening, return_exceptions=True)
+        await deliver(dispatcher, runtime.notices, wakeups, stop)
     finally:
         await transport.aclose()
     return dispatcher
@@ -164,6 +160,7 @@ async def serve(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event 
     )
     _say(out, f"API docs: {url}/docs")
     _say(out, f"Dashboard: {url}/dashboard (sign in with an API key)")
+    note_development_key(runtime, out)
     ensure_first_key(runtime, out)
     await _first_done(stop, web, worker)
     _say(out, "stopping: finishing requests and deliveries in flight")
@@ -181,6 +178,7 @@ async def work(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event |
     stop = stop or _stop_on_signals()
     poll = runtime.settings.poll_interval.total_seconds()
     _say(out, f"attribution-webhooks {__version__} worker on {_database(runtime)} (polling every {poll:g} s)")
+    note_development_key(runtime, out)
     dispatcher = await _dispatch(runtime, stop)
     stats = dispatcher.stats
     _say(out, f"stopped after {stats.attempts} attempts ({stats.succeeded} delivered)")

@@ -22,6 +22,7 @@ import attrs
 import click
 from attrs import field, frozen
 
+from ..adapters.crypto import Keyring, KeyringError
 from ..adapters.http import EgressSettings
 from ..adapters.http.settings import HttpClient
 from ..adapters.sql import DEFAULT_URL
@@ -77,6 +78,8 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"
     session_secret: str | None = field(default=None, repr=False)  # a key: kept out of logs
+    #: Master keys that encrypt webhook secrets at rest, newest first (ADR 0010). Never shown.
+    secret_keys: str | None = field(default=None, repr=False)
 
 
 # --- reading a setting's text -----------------------------------------------------------------
@@ -147,6 +150,14 @@ def _one_of(*choices: str) -> Callable[[str], str]:
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _secret_keys(text: str) -> str:
+    try:
+        Keyring.parse(text)
+    except KeyringError as error:
+        raise ValueError(str(error)) from None
     return text.strip()
 
 
@@ -242,12 +253,18 @@ _SETTINGS: dict[str, _Setting] = {
         "the key of dashboard sessions, the same for every serve process behind one address "
         "(default: generated on the first start, kept next to the SQLite database)",
     ),
+    "secret_keys": _Setting(
+        _secret_keys,
+        "KEYS",
+        "master keys that encrypt webhook secrets, newest first, comma-separated; required to serve "
+        "in production (give it in the environment rather than on the command line)",
+    ),
 }
 
 #: The settings each kind of command takes: ``DATABASE`` every command that only reads or writes
 #: the database; ``DELIVERY`` a process that delivers (``worker``); ``API`` one that also serves
 #: the HTTP API (``serve``).
-DATABASE = ("database_url",)
+DATABASE = ("database_url", "secret_keys")
 DELIVERY = (
     *DATABASE,
     "mode",
@@ -264,7 +281,7 @@ DELIVERY = (
     "log_level",
     "log_format",
 )
-API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[1:], "session_secret")
+API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[len(DATABASE) :], "session_secret")
 
 
 def _shown(value: Any) -> str | None:

@@ -90,7 +90,8 @@ class Endpoint:
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets that sign a request sent at ``now``: the current one first."""
         expires = self.previous_secret_expires_at
-        if self.previous_secret is not None and expires is not None and now < expires:
+        # An empty previous secret is one a store has already shredded: it never signs.
+        if self.previous_secret and expires is not None and now < expires:
             return (self.secret, self.previous_secret)
         return (self.secret,)
 
@@ -177,6 +178,14 @@ def validate_url(url: object, require_https: bool, field: str = "url") -> str:
         raise ValidationError(field, "must use https:// (plain http:// is allowed only in development mode)")
     if not parts.hostname:
         raise ValidationError(field, "has no host name")
+    if "@" in parts.netloc:
+        # A password in a URL is shown wherever the URL is (lists, logs, the dashboard): it would
+        # be a secret in plain sight. Receivers authenticate requests by the signature instead.
+        raise ValidationError(
+            field,
+            "must not contain a user name or password (user:pass@host): "
+            "verify the X-Attribution-Signature header instead",
+        )
     if port == 0:
         raise ValidationError(field, "port 0 is not a valid destination")
     if parts.fragment or url.endswith("#"):
@@ -374,7 +383,16 @@ def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
                 state, status=EndpointStatus.ENABLED, disabled_reason=None, updated_at=event.enabled_at
             )
         case EndpointDeleted():
-            return _replace(state, status=EndpointStatus.DELETED, updated_at=event.deleted_at)
+            # A deleted endpoint never signs again: it keeps no secret (stores destroy the keys
+            # that sealed them, ADR 0010).
+            return _replace(
+                state,
+                status=EndpointStatus.DELETED,
+                secret="",
+                previous_secret=None,
+                previous_secret_expires_at=None,
+                updated_at=event.deleted_at,
+            )
     raise TypeError(f"not an endpoint event: {event!r}")
 
 

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 from attrs import define, field, frozen
 
 from ..adapters.memory import MemoryStore
@@ -273,6 +274,9 @@ class SimulationResult:
     endpoint_ids: dict[int, str]
     settled: bool
     violations: list[str] = field(factory=list)
+    # Each endpoint's secrets as the service issued them, in order: the log keeps only the live
+    # ones (a secret that stopped signing reads as "", ADR 0010), the checker needs them all.
+    issued_secrets: dict[str, list[str]] = field(factory=dict)
 
     def fingerprint(self) -> str:
         """A digest of the whole event log and request record: equal runs, equal digests."""
@@ -344,6 +348,7 @@ async def run_scenario(
         for number in range(scenario.workers)
     ]
     endpoint_ids: dict[int, str] = {}
+    issued: dict[str, list[str]] = {}
     crashes: list[Crash] = []
     pending_registrations = sorted(
         range(len(scenario.endpoints)), key=lambda i: scenario.endpoints[i].register_at
@@ -360,13 +365,15 @@ async def run_scenario(
         wait = action.at - (clock.now() - EPOCH).total_seconds()
         if wait > 0:
             await clock.sleep(wait)
-        await _apply(action, scenario, service, workers, network, endpoint_ids, crashes, restarts)
+        await _apply(action, scenario, service, workers, network, endpoint_ids, issued, crashes, restarts)
     await asyncio.gather(*restarts)
     settled = await _settle(service, workers, clock)
     for worker in workers:
         await worker.shutdown()
     log = list(await _read_everything(store))
-    return SimulationResult(scenario, log, network.requests, crashes, endpoint_ids, settled)
+    return SimulationResult(
+        scenario, log, network.requests, crashes, endpoint_ids, settled, issued_secrets=issued
+    )
 
 
 async def _read_everything(store: Storage) -> list[RecordedEvent]:
@@ -385,6 +392,7 @@ async def _apply(
     workers: list[_Worker],
     network: FakeNetwork,
     endpoint_ids: dict[int, str],
+    issued: dict[str, list[str]],
     crashes: list[Crash],
     restarts: list[asyncio.Task[None]],
 ) -> None:
@@ -397,6 +405,7 @@ async def _apply(
                 plan.account, plan.url, plan.event_types, standard_webhooks=plan.standard_webhooks
             )
             endpoint_ids[index] = view.endpoint.endpoint_id
+            issued.setdefault(view.endpoint.endpoint_id, []).append(view.endpoint.secret)
             network.routes[plan.url] = plan.route
         elif action.kind == "publish":
             account, event_type, data, event_id = action.args
@@ -423,7 +432,7 @@ async def _apply(
                 crashes.append(Crash(stopping_at, clock.now(), graceful=True))
                 worker.start()
         else:
-            await _operate(action, scenario, service, endpoint_ids)
+            await _operate(action, scenario, service, endpoint_ids, issued)
     except DomainError:
         pass  # e.g. the endpoint was deleted earlier: operators get errors too
 
@@ -434,7 +443,11 @@ async def _restart_later(worker: _Worker, clock: Clock, downtime: float) -> None
 
 
 async def _operate(
-    action: Action, scenario: Scenario, service: WebhookService, endpoint_ids: dict[int, str]
+    action: Action,
+    scenario: Scenario,
+    service: WebhookService,
+    endpoint_ids: dict[int, str],
+    issued: dict[str, list[str]],
 ) -> None:
     index = action.args[0]
     if index not in endpoint_ids:
@@ -450,7 +463,8 @@ async def _operate(
     elif action.kind == "update":
         await service.update_endpoint(account, endpoint_id, event_types=action.args[1])
     elif action.kind == "rotate":
-        await service.rotate_secret(account, endpoint_id, grace=timedelta(seconds=action.args[1]))
+        rotated = await service.rotate_secret(account, endpoint_id, grace=timedelta(seconds=action.args[1]))
+        issued.setdefault(endpoint_id, []).append(rotated.endpoint.secret)
     elif action.kind == "test":
         await service.send_test(account, endpoint_id, action.args[1])
     elif action.kind == "redeliver":
@@ -581,9 +595,12 @@ class _Record:
         for recorded in result.log:
             event = recorded.event
             if isinstance(event, EndpointEvent.__args__):
-                record.histories.setdefault(event.endpoint_id, _EndpointHistory()).events.append(
-                    (recorded.position, event)
-                )
+                history = record.histories.setdefault(event.endpoint_id, _EndpointHistory())
+                if isinstance(event, EndpointRegistered | SecretRotated) and event.secret == "":
+                    # Shredded in the log: the checker still knows what was issued.
+                    nth = sum(isinstance(e, EndpointRegistered | SecretRotated) for _, e in history.events)
+                    event = attrs.evolve(event, secret=result.issued_secrets[event.endpoint_id][nth])
+                history.events.append((recorded.position, event))
             elif isinstance(event, EventPublished):
                 record.published[f"{event.account_id}/{event.event_id}"] = event
             else:

@@ -13,6 +13,7 @@ import pytest
 from api_helpers import Api
 from litestar.testing import TestClient
 
+from attribution_webhooks.adapters.crypto import generate_master_key
 from attribution_webhooks.adapters.sql import open_store
 from attribution_webhooks.app.api import create_app
 from attribution_webhooks.app.bootstrap import Runtime, open_runtime
@@ -29,7 +30,12 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _runtime(template: Path, directory: Path, mode: Mode) -> Runtime:
     target = directory / "api.sqlite3"
     shutil.copyfile(template, target)
-    return open_runtime(Settings(database_url=f"sqlite:///{target}", mode=mode, max_body_size=64 * 1024))
+    # Production mode requires the master key of webhook secrets; development makes its own.
+    keys = generate_master_key() if mode is Mode.PRODUCTION else None
+    settings = Settings(
+        database_url=f"sqlite:///{target}", mode=mode, max_body_size=64 * 1024, secret_keys=keys
+    )
+    return open_runtime(settings)
 
 
 def _accounts(runtime: Runtime, client: TestClient[Any]) -> tuple[Api, Api]:

@@ -24,9 +24,9 @@ from attribution_webhooks.app.settings import (
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
-DATABASE_ONLY = {"--database-url"}
+DATABASE_ONLY = {"--database-url", "--secret-keys"}  # every command that opens the database
 DELIVERY = {
-    "--database-url",
+    *DATABASE_ONLY,
     "--mode",
     "--retry-delays",
     "--request-timeout",
@@ -76,7 +76,7 @@ def flags(command: click.Command) -> set[str]:
     ],
 )
 def test_each_command_offers_only_its_own_flags(path: str, expected: set[str]) -> None:
-    """db upgrade takes --database-url only, verify and demo no setting at all, serve and worker
+    """db upgrade takes the database's settings only, verify and demo no setting at all, serve and worker
     the delivery settings (and serve the API's)."""
     assert flags(commands()[path]) == expected
 

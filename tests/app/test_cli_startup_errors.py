@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from service_process import cli
 
+from attribution_webhooks.adapters.crypto import generate_master_key
+from attribution_webhooks.adapters.sql.migrate import head_revision
 from attribution_webhooks.app.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
@@ -102,9 +104,10 @@ def test_postgresql_not_upgraded_is_one_line(command: str) -> None:
     """A PostgreSQL database without the schema: one line that says to run db upgrade."""
     with fresh_postgres_database() as url:
         database = url.render_as_string(hide_password=False)
-        result = run(command, "--database-url", database)
+        # With the master key of webhook secrets, which production mode requires first (ADR 0010).
+        result = run(command, "--database-url", database, "--secret-keys", generate_master_key())
         assert one_line_error(result) == (
-            "the database schema is at revision none, this version needs 0002: "
+            f"the database schema is at revision none, this version needs {head_revision()}: "
             "run `attribution-webhooks db upgrade` first"
         )
 

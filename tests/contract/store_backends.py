@@ -11,6 +11,7 @@ import inspect
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from sqlalchemy.engine import URL, make_url
 
 from attribution_webhooks.adapters.sql import SqlStore, ensure_schema, open_store
 from attribution_webhooks.adapters.sql.engine import create_engine as create_store_engine
-from attribution_webhooks.adapters.sql.schema import READ_MODELS, events
+from attribution_webhooks.adapters.sql.schema import READ_MODELS, events, secret_keys
 
 #: Set in CI: PostgreSQL tests fail instead of skipping when the server is unreachable.
 REQUIRE_POSTGRES = os.environ.get("ATTRIBUTION_WEBHOOKS_REQUIRE_POSTGRES") == "1"
@@ -92,7 +93,7 @@ def migrated_postgres_database() -> Iterator[URL]:
 def empty_postgres(url: URL) -> None:
     """Delete every row (cheaper than a new database per test)."""
     engine = create_store_engine(url, pool_size=1)
-    names = ", ".join(table.name for table in (*READ_MODELS, events))
+    names = ", ".join(table.name for table in (*READ_MODELS, events, secret_keys))
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names}"))
     engine.dispose()
@@ -118,3 +119,15 @@ def opened(url: str | URL, **options: Any) -> Iterator[SqlStore]:
         yield store
     finally:
         store.close()
+
+
+def database_bytes(url: str | URL) -> bytes:
+    """Everything the database holds as an attacker would read it: SQLite's file with its
+    write-ahead log and shared memory; PostgreSQL's dump (pg_dump)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(str(parsed.database))
+        parts = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+        return b"".join(part.read_bytes() for part in parts if part.exists())
+    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    return subprocess.run(["pg_dump", "--no-owner", dsn], check=True, capture_output=True).stdout

@@ -17,6 +17,7 @@ import pytest
 from dashboard_helpers import CHROMIUM, Receiver, Service, User, free_port
 from litestar.testing import TestClient
 
+from attribution_webhooks.adapters.crypto import generate_master_key
 from attribution_webhooks.adapters.sql import open_store
 from attribution_webhooks.app.api import create_app
 from attribution_webhooks.app.bootstrap import Runtime, open_runtime
@@ -138,7 +139,8 @@ def make_runtime(migrated_template: Path, tmp_path: Path) -> Iterator[Callable[[
     def make(mode: Mode = Mode.DEVELOPMENT) -> Runtime:
         target = tmp_path / f"db-{len(opened)}.sqlite3"
         shutil.copyfile(migrated_template, target)
-        runtime = open_runtime(Settings(database_url=f"sqlite:///{target}", mode=mode))
+        keys = generate_master_key() if mode is Mode.PRODUCTION else None  # production requires one
+        runtime = open_runtime(Settings(database_url=f"sqlite:///{target}", mode=mode, secret_keys=keys))
         opened.append(runtime)
         return runtime
 

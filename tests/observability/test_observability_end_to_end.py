@@ -5,9 +5,11 @@ searched for every secret, key and URL token the run handled: none may appear.""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 import threading
 import time
@@ -25,6 +27,7 @@ from service_process import running, serve_command
 
 SESSION_SECRET = "session-secret-Zq8Lr2Vt5Nw3Hc9Kp0Xs"
 URL_TOKEN = "url-token-Jm4Qd7Rb1Gy6Wf3Tn8Pa"
+MASTER_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()  # encrypts webhook secrets at rest
 
 
 class Receiver:
@@ -86,7 +89,13 @@ def settled(client: httpx.Client, delivery_id: str, status: str, timeout: float 
 
 def test_a_full_run_is_measured_and_logged_without_a_secret(tmp_path: Path, receiver: Receiver) -> None:
     args = serve_command(tmp_path / "o.sqlite3", "--log-format", "json", "--retry-delays", "1s,1s")
-    with running(args, env={"ATTRIBUTION_WEBHOOKS_SESSION_SECRET": SESSION_SECRET}) as process:
+    with running(
+        args,
+        env={
+            "ATTRIBUTION_WEBHOOKS_SESSION_SECRET": SESSION_SECRET,
+            "ATTRIBUTION_WEBHOOKS_SECRET_KEYS": MASTER_KEY,
+        },
+    ) as process:
         url = process.wait_for(r"serving (http://\S+)").group(1)
         key = process.wait_for(r"X-API-Key: (\S+)").group(1)
         with httpx.Client(base_url=url, headers={"X-API-Key": key}) as client:
@@ -175,7 +184,7 @@ def test_a_full_run_is_measured_and_logged_without_a_secret(tmp_path: Path, rece
     )
     assert [line for line in plain if not line.startswith(announcements)] == []
 
-    secrets = [hook["secret"], other["secret"], rotated["secret"], SESSION_SECRET, URL_TOKEN, key]
+    secrets = [hook["secret"], other["secret"], rotated["secret"], SESSION_SECRET, URL_TOKEN, MASTER_KEY, key]
     shown_key = [line for line in output if key in line]
     assert shown_key == [f"  X-API-Key: {key}\n"]  # printed once on stdout at the first start, never logged
     for secret in secrets:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from attribution_webhooks.adapters.sql import open_store
-from attribution_webhooks.adapters.sql.codec import SCHEMA_VERSIONS, EventCodec, StoredEvent
+from attribution_webhooks.adapters.sql.codec import REGISTRY, EventCodec, EventType, StoredEvent
 from attribution_webhooks.adapters.sql.schema import events
 from attribution_webhooks.core.events import EndpointRegistered, EventPublished, event_stream
 from attribution_webhooks.core.ports import StreamAppend
@@ -37,13 +37,12 @@ def _v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 V2_CODEC = EventCodec(
-    versions={**SCHEMA_VERSIONS, "EndpointRegistered": 2},
-    upcasters={("EndpointRegistered", 1): _v1_to_v2},
+    REGISTRY.replace(EventType("endpoint.registered", EndpointRegistered, 2, {1: _v1_to_v2}))
 )
 
 
 def test_rows_are_tagged_with_type_and_schema_version(sqlite_url: str) -> None:
-    """A stored event is its class name, its payload version, and JSON with UTC times."""
+    """A stored event is its registered name (not its class name), its payload version, and JSON with UTC times."""
     store = open_store(sqlite_url, inline=True)
     published = EventPublished("evt_1", "acct_1", "deal.attributed", "{}", T0, T0 + timedelta(seconds=1))
     asyncio.run(store.append(StreamAppend(event_stream("acct_1", "evt_1"), 0, (published,))))
@@ -51,7 +50,7 @@ def test_rows_are_tagged_with_type_and_schema_version(sqlite_url: str) -> None:
         row = conn.execute(select(events)).one()
     store.close()
     assert (row.event_type, row.schema_version, row.stream_id, row.version) == (
-        "EventPublished",
+        "event.published",
         1,
         "event:acct_1:evt_1",
         1,
@@ -64,7 +63,7 @@ async def test_an_old_version_row_still_loads_through_its_upcaster(sqlite_url: s
     store = open_store(sqlite_url, codec=V2_CODEC)
     try:
         with store.engine.begin() as conn:
-            row = {"position": 1, "stream_id": "wh_old", "version": 1, "event_type": "EndpointRegistered"}
+            row = {"position": 1, "stream_id": "wh_old", "version": 1, "event_type": "endpoint.registered"}
             conn.execute(insert(events), {**row, "schema_version": 1, "data": json.dumps(OLD_ROW)})
         [recorded] = await store.read("wh_old")
         url, secret = "https://old.example/hook", "s3cret-s3cret-XYZ"
@@ -83,13 +82,13 @@ def test_rows_the_code_cannot_read_fail_loudly() -> None:
     """A row newer than the code, or an old one without an upcaster, is an error, not a guess."""
     data = json.dumps(OLD_ROW)
     with pytest.raises(ValueError, match="newer than this code"):
-        EventCodec().decode(StoredEvent("EndpointRegistered", 2, data))
-    with pytest.raises(ValueError, match="no upcaster"):
-        EventCodec(versions={**SCHEMA_VERSIONS, "EndpointRegistered": 3}).decode(
-            StoredEvent("EndpointRegistered", 1, data)
-        )
+        EventCodec().decode(StoredEvent("endpoint.registered", 2, data))
+    with pytest.raises(ValueError, match="no upcaster from v1"):
+        REGISTRY.replace(EventType("endpoint.registered", EndpointRegistered, 3, {2: _v1_to_v2}))
     with pytest.raises(ValueError, match="unknown event type"):
-        EventCodec().decode(StoredEvent("EndpointVanished", 1, "{}"))
+        EventCodec().decode(StoredEvent("endpoint.vanished", 1, "{}"))
+    with pytest.raises(ValueError, match="unknown event type 'EndpointRegistered'"):
+        EventCodec().decode(StoredEvent("EndpointRegistered", 1, data))  # class names are not names
 
 
 async def test_naive_datetimes_are_refused_and_nothing_is_written(sqlite_url: str) -> None:

@@ -24,12 +24,14 @@ from attrs import define, field
 from sqlalchemy.exc import IntegrityError, InterfaceError, InternalError, OperationalError
 
 from ...core.errors import ConcurrencyConflict
+from ...core.events import DomainEvent
 from ...core.ports import RecordedEvent, StreamAppend
 from .codec import EventCodec, StoredEvent
 from .connections import Connections
 from .lanes import Job
 from .projection import Projection, select_in, write_rows
-from .statements import Statements
+from .secret_keys import SqlKeys
+from .statements import _LAST_POSITION, APPEND_LOCK, Statements
 
 __all__ = ["AppendStats", "Appender"]
 
@@ -44,6 +46,10 @@ class _Call:
     job: Job
     appends: Sequence[StreamAppend]
     stored: list[list[StoredEvent]] = field(factory=list)
+    # The events with their secrets sealed (what the log and the read models hold), and the
+    # data keys that seal them, inserted in the same transaction.
+    sealed: list[list[DomainEvent]] = field(factory=list)
+    keys: list[tuple[str, ...]] = field(factory=list)
 
 
 @define
@@ -63,23 +69,32 @@ class Appender:
     sql: Statements
     codec: EventCodec
     projection: Projection
+    keys: SqlKeys
     stats: AppendStats = field(factory=AppendStats)
 
     def commit(self, jobs: Sequence[Job]) -> None:
         """Append every job's ``appends``; set each job's ``result`` (its last position) or ``error``."""
         calls: list[_Call] = []
         for job in jobs:
-            assert job.appends is not None
-            call = _Call(job, job.appends)
             try:
-                encode = self.codec.encode
-                call.stored = [[encode(event) for event in append.events] for append in call.appends]
+                calls.append(self._encode(job))
             except Exception as error:  # a naive datetime, say: this call's fault alone
                 job.error = error
-                continue
-            calls.append(call)
         if calls:
             self._commit(calls, check_all=False)
+            self.keys.after_commit()
+
+    def _encode(self, job: Job) -> _Call:
+        """The job's events with their secrets sealed, encoded as rows."""
+        assert job.appends is not None
+        call = _Call(job, job.appends)
+        encode = self.codec.encode
+        for append in call.appends:
+            sealed, keys = self.keys.seal(append.events)
+            call.sealed.append(sealed)
+            call.keys += keys
+            call.stored.append([encode(event) for event in sealed])
+        return call
 
     def _commit(self, calls: list[_Call], *, check_all: bool) -> None:
         try:
@@ -119,43 +134,71 @@ class Appender:
 
     def _transaction(self, calls: list[_Call], *, check_all: bool) -> list[int | ConcurrencyConflict]:
         sql = self.sql
-        outcomes: list[int | ConcurrencyConflict] = []
         with self.connections.transaction(sql.begin_append) as cursor:
-            checked = {
-                append.stream_id
-                for call in calls
-                for append in call.appends
-                if check_all or append.expected_version or not append.events
-            }
             if sql.last_position is None:
                 while cursor.nextset():  # psycopg: one result per statement of ``begin_append``
                     pass
             else:
                 cursor.execute(sql.last_position)
-            position: int = cursor.fetchone()[0]
-            current = self._versions(cursor, checked)
-            versions: dict[str, int] = {}  # as the calls accepted so far leave them
-            rows: list[tuple[Any, ...]] = []
-            recorded: list[RecordedEvent] = []
-            for call in calls:
-                conflict = _check(call.appends, versions, current)
-                if conflict is not None:
-                    outcomes.append(conflict)
-                    continue
-                for append, stored in zip(call.appends, call.stored, strict=True):
-                    stream_id = append.stream_id
-                    version = append.expected_version
-                    for event, row in zip(append.events, stored, strict=True):
-                        position += 1
-                        version += 1
-                        rows.append(
-                            (position, stream_id, version, row.event_type, row.schema_version, row.data)
-                        )
-                        recorded.append(RecordedEvent(position, stream_id, version, event))
-                outcomes.append(position)
-            if rows:
-                write_rows(cursor, sql.insert_events, rows)
-                self.projection.project(cursor, recorded)
+            return self._write(cursor, calls, check_all=check_all)
+
+    def append_within(self, cursor: Any, appends: Sequence[StreamAppend]) -> int:
+        """Append one call's ``appends`` on ``cursor``, inside a transaction that its caller
+        opened and will commit or roll back (the transactional outbox: ``outbox.py``).
+
+        Every stream is checked (``check_all``): a clash with the unique index would abort the
+        caller's whole transaction on PostgreSQL, where no rollback-and-retry is ours to do. On
+        PostgreSQL the append lock is taken here and held until the caller's transaction ends;
+        on SQLite the caller's first write took the database's write lock. Raises
+        ``ConcurrencyConflict`` having written nothing; returns the last position written."""
+        call = self._encode(Job(appends=appends))
+        if not self.sql.sqlite:
+            cursor.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+        cursor.execute(_LAST_POSITION)
+        [outcome] = self._write(cursor, [call], check_all=True)
+        if isinstance(outcome, ConcurrencyConflict):
+            raise outcome
+        self.stats.calls += 1
+        self.stats.transactions += 1
+        return outcome
+
+    def _write(self, cursor: Any, calls: list[_Call], *, check_all: bool) -> list[int | ConcurrencyConflict]:
+        """The calls' events, data keys and projections, on a cursor whose last result is the
+        last position."""
+        sql = self.sql
+        outcomes: list[int | ConcurrencyConflict] = []
+        checked = {
+            append.stream_id
+            for call in calls
+            for append in call.appends
+            if check_all or append.expected_version or not append.events
+        }
+        position: int = cursor.fetchone()[0]
+        current = self._versions(cursor, checked)
+        versions: dict[str, int] = {}  # as the calls accepted so far leave them
+        rows: list[tuple[Any, ...]] = []
+        keys: list[tuple[str, ...]] = []
+        recorded: list[RecordedEvent] = []
+        for call in calls:
+            conflict = _check(call.appends, versions, current)
+            if conflict is not None:
+                outcomes.append(conflict)
+                continue
+            keys += call.keys
+            for append, sealed, stored in zip(call.appends, call.sealed, call.stored, strict=True):
+                stream_id = append.stream_id
+                version = append.expected_version
+                for event, row in zip(sealed, stored, strict=True):
+                    position += 1
+                    version += 1
+                    rows.append((position, stream_id, version, row.event_type, row.schema_version, row.data))
+                    recorded.append(RecordedEvent(position, stream_id, version, event))
+            outcomes.append(position)
+        if keys:
+            self.keys.insert(cursor, keys)
+        if rows:
+            write_rows(cursor, sql.insert_events, rows)
+            self.projection.project(cursor, recorded)
         return outcomes
 
     def _versions(self, cursor: Any, stream_ids: set[str]) -> dict[str, int]:

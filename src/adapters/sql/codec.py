@@ -1,15 +1,17 @@
 """How events and folded states become JSON text and back: one private cattrs converter.
 
-A stored event is ``(event_type, schema_version, data)``: the class name, the version of its
-payload's shape, and the payload. When an event class changes shape, raise its entry in
-``SCHEMA_VERSIONS`` and add an upcaster from the old version to ``UPCASTERS``; rows written
-before the change still load, upcast one version at a time, and the log is never rewritten.
+A stored event is ``(event_type, schema_version, data)``: its registered type name (never the
+Python class name, so a class can be renamed or moved without touching the log), the version of
+its payload's shape, and the payload. ``REGISTRY`` is the one table of names, versions,
+upcasters and secret fields. When an event class changes shape, raise its version and add an
+upcaster from the old one; rows written before the change still load, upcast one version at a
+time, and the log is never rewritten. A name, once written, is never reused for another fact.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, get_args
 
@@ -17,14 +19,32 @@ import cattrs
 from attrs import field, frozen
 
 from ...core.endpoint import Endpoint
-from ...core.events import DomainEvent
+from ...core.events import (
+    AttemptFailed,
+    AttemptSucceeded,
+    DeliveryCancelled,
+    DeliveryFailed,
+    DeliveryHeld,
+    DeliveryReleased,
+    DeliveryScheduled,
+    DomainEvent,
+    EndpointDeleted,
+    EndpointDisabled,
+    EndpointEnabled,
+    EndpointRegistered,
+    EndpointUpdated,
+    EventPublished,
+    RedeliveryRequested,
+    RetryScheduled,
+    SecretRotated,
+)
 
 __all__ = [
-    "EVENT_TYPES",
-    "SCHEMA_VERSIONS",
-    "UPCASTERS",
+    "REGISTRY",
     "EndpointStates",
     "EventCodec",
+    "EventRegistry",
+    "EventType",
     "StoredEvent",
     "Upcaster",
     "decode_endpoint",
@@ -35,13 +55,79 @@ __all__ = [
 #: Payload (a JSON object) at version n → the same fact at version n + 1.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
-EVENT_TYPES: Mapping[str, type[Any]] = {cls.__name__: cls for cls in get_args(DomainEvent)}
 
-#: The current payload version of every event type.
-SCHEMA_VERSIONS: Mapping[str, int] = dict.fromkeys(EVENT_TYPES, 1)
+@frozen
+class EventType:
+    """How one event class is stored: ``name`` (stable, written in every row), the current
+    payload ``version``, ``upcasters`` from each older version n to n + 1, and the fields that
+    hold webhook secrets (sealed before they are written: ``sealing.py``)."""
 
-#: ``(event type, version n)`` → upcaster to version n + 1. None yet: every type is at version 1.
-UPCASTERS: Mapping[tuple[str, int], Upcaster] = {}
+    name: str
+    cls: type[Any]
+    version: int = 1
+    upcasters: Mapping[int, Upcaster] = field(factory=dict)
+    secret_fields: tuple[str, ...] = ()
+
+
+class EventRegistry:
+    """Event types by name and by class; every domain event class must have exactly one."""
+
+    def __init__(self, types: Iterable[EventType]) -> None:
+        self._by_name: dict[str, EventType] = {}
+        self._by_class: dict[type[Any], EventType] = {}
+        for entry in types:
+            if entry.name in self._by_name or entry.cls in self._by_class:
+                raise ValueError(f"event type {entry.name} ({entry.cls.__name__}) registered twice")
+            missing = [v for v in range(1, entry.version) if v not in entry.upcasters]
+            if missing:
+                raise ValueError(f"{entry.name} v{entry.version} has no upcaster from v{missing[0]}")
+            self._by_name[entry.name] = self._by_class[entry.cls] = entry
+
+    @property
+    def types(self) -> tuple[EventType, ...]:
+        return tuple(self._by_name.values())
+
+    def replace(self, *entries: EventType) -> EventRegistry:
+        """This registry with ``entries`` taking the place of the entries of the same names."""
+        names = {entry.name for entry in entries}
+        return EventRegistry([*(t for t in self.types if t.name not in names), *entries])
+
+    def of_class(self, cls: type[Any]) -> EventType:
+        entry = self._by_class.get(cls)
+        if entry is None:
+            raise ValueError(f"{cls.__name__} is not a registered event type")
+        return entry
+
+    def named(self, name: str) -> EventType:
+        entry = self._by_name.get(name)
+        if entry is None:
+            raise ValueError(f"unknown event type {name!r} in the event log")
+        return entry
+
+
+#: The stored names. Changing one orphans every row written under it: add a migration instead.
+REGISTRY = EventRegistry(
+    [
+        EventType("endpoint.registered", EndpointRegistered, secret_fields=("secret",)),
+        EventType("endpoint.updated", EndpointUpdated),
+        EventType("endpoint.secret_rotated", SecretRotated, secret_fields=("secret",)),
+        EventType("endpoint.disabled", EndpointDisabled),
+        EventType("endpoint.enabled", EndpointEnabled),
+        EventType("endpoint.deleted", EndpointDeleted),
+        EventType("event.published", EventPublished),
+        EventType("delivery.scheduled", DeliveryScheduled),
+        EventType("delivery.held", DeliveryHeld),
+        EventType("delivery.released", DeliveryReleased),
+        EventType("delivery.attempt_succeeded", AttemptSucceeded),
+        EventType("delivery.attempt_failed", AttemptFailed),
+        EventType("delivery.retry_scheduled", RetryScheduled),
+        EventType("delivery.failed", DeliveryFailed),
+        EventType("delivery.redelivery_requested", RedeliveryRequested),
+        EventType("delivery.cancelled", DeliveryCancelled),
+    ]
+)
+_unregistered = {cls.__name__ for cls in get_args(DomainEvent)} - {t.cls.__name__ for t in REGISTRY.types}
+assert not _unregistered, f"domain events without a stored name: {_unregistered}"
 
 
 def require_aware(value: datetime) -> datetime:
@@ -89,32 +175,28 @@ class StoredEvent:
 class EventCodec:
     """Encodes events at their current version; decodes rows of any version it can upcast."""
 
-    versions: Mapping[str, int] = field(factory=lambda: dict(SCHEMA_VERSIONS))
-    upcasters: Mapping[tuple[str, int], Upcaster] = field(factory=lambda: dict(UPCASTERS))
+    registry: EventRegistry = REGISTRY
 
     def encode(self, event: DomainEvent) -> StoredEvent:
         cls: type[Any] = type(event)
-        name = cls.__name__
-        return StoredEvent(name, self.versions[name], _dumps(_unstructure_hook(cls)(event)))
+        entry = self.registry.of_class(cls)
+        return StoredEvent(entry.name, entry.version, _dumps(_unstructure_hook(cls)(event)))
 
     def decode(self, stored: StoredEvent) -> DomainEvent:
-        cls = EVENT_TYPES.get(stored.event_type)
-        if cls is None:
-            raise ValueError(f"unknown event type {stored.event_type!r} in the event log")
+        entry = self.registry.named(stored.event_type)
         payload = json.loads(stored.data)
         version = stored.schema_version
-        current = self.versions[stored.event_type]
-        if version > current:
+        if version > entry.version:
             raise ValueError(
-                f"{stored.event_type} v{version} is newer than this code (v{current}): upgrade the service"
+                f"{entry.name} v{version} is newer than this code (v{entry.version}): upgrade the service"
             )
-        while version < current:
-            upcast = self.upcasters.get((stored.event_type, version))
+        while version < entry.version:
+            upcast = entry.upcasters.get(version)
             if upcast is None:
-                raise ValueError(f"no upcaster for {stored.event_type} v{version}")
+                raise ValueError(f"no upcaster for {entry.name} v{version}")
             payload = upcast(payload)
             version += 1
-        event: DomainEvent = _converter.structure(payload, cls)
+        event: DomainEvent = _converter.structure(payload, entry.cls)
         return event
 
 
@@ -141,17 +223,36 @@ def decode_endpoint(text: str) -> Endpoint:
 class EndpointStates:
     """``decode_endpoint`` with a memory: the endpoint rows that every claim, publish and outcome
     reads hold the same few states again and again. ``Endpoint`` is frozen, so a decoded state is
-    shared safely; the text is the key, so a changed row is decoded afresh."""
+    shared safely; the text is the key, so a changed row is decoded afresh. ``finish``, if given,
+    is applied to the states decoded together (the store opens their sealed secrets there, with
+    one key lookup for the lot)."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(
+        self, size: int = 4096, finish: Callable[[list[Endpoint]], list[Endpoint]] | None = None
+    ) -> None:
         self._size = size
+        self._finish = finish
         self._decoded: dict[str, Endpoint] = {}
 
     def decode(self, text: str) -> Endpoint:
         found = self._decoded.get(text)
-        if found is None:
-            found = decode_endpoint(text)
-            if len(self._decoded) >= self._size:
-                self._decoded.clear()  # rare and cheap to refill; no eviction order to keep
-            self._decoded[text] = found
-        return found
+        return found if found is not None else self.decode_all([text])[0]
+
+    def decode_all(self, texts: Sequence[str]) -> list[Endpoint]:
+        known = self._decoded
+        found = {text: known[text] for text in texts if text in known}
+        new = [text for text in dict.fromkeys(texts) if text not in found]
+        if new:
+            states = [decode_endpoint(text) for text in new]
+            if self._finish is not None:
+                states = self._finish(states)
+            fresh = dict(zip(new, states, strict=True))
+            if len(known) + len(fresh) > self._size:
+                known.clear()  # rare and cheap to refill; no eviction order to keep
+            known.update(fresh)
+            found.update(fresh)
+        return [found[text] for text in texts]
+
+    def clear(self) -> None:
+        """Forget every state (secrets have been shredded: an unchanged text may open differently)."""
+        self._decoded.clear()

@@ -94,6 +94,9 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten, not left in free pages: a destroyed secret key must not
+        # be recoverable from the file (ADR 0010).
+        cursor.execute("PRAGMA secure_delete=ON")
     finally:
         cursor.close()
 

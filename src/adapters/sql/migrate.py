@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import URL
 
+from ..crypto import Keyring
 from .engine import create_engine, write_options
 from .schema import metadata
 
@@ -41,12 +42,14 @@ class SchemaNotCurrent(RuntimeError):
     """The database's schema is not at the revision this code needs."""
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """Alembic's configuration, with no ini file: the script location is this package's."""
+def alembic_config(connection: Connection | None = None, keyring: Keyring | None = None) -> Config:
+    """Alembic's configuration, with no ini file: the script location is this package's.
+    ``keyring`` seals secrets that earlier releases stored in plaintext (revision 0003)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     config.attributes["target_metadata"] = metadata
+    config.attributes["secret_keyring"] = keyring
     return config
 
 
@@ -61,8 +64,9 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create the schema, or upgrade it to the latest revision; nothing to do is cheap."""
+def ensure_schema(engine: Engine, keyring: Keyring | None = None) -> None:
+    """Create the schema, or upgrade it to the latest revision; nothing to do is cheap.
+    Without ``keyring``, secrets stored in plaintext are sealed with the development key."""
     if current_revision(engine) == head_revision():
         return
     with engine.connect() as conn:
@@ -70,7 +74,7 @@ def ensure_schema(engine: Engine) -> None:
         with conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-            command.upgrade(alembic_config(conn), "head")
+            command.upgrade(alembic_config(conn, keyring), "head")
 
 
 def check_schema(engine: Engine) -> None:
@@ -83,11 +87,11 @@ def check_schema(engine: Engine) -> None:
         )
 
 
-def upgrade(url: str | URL) -> str:
+def upgrade(url: str | URL, keyring: Keyring | None = None) -> str:
     """Upgrade the database at ``url`` to the latest revision and return it (the CLI's ``db upgrade``)."""
     engine = create_engine(url, pool_size=1)
     try:
-        ensure_schema(engine)
+        ensure_schema(engine, keyring)
         return head_revision()
     finally:
         engine.dispose()

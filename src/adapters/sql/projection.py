@@ -39,7 +39,9 @@ from ...core.events import (
 from ...core.outcomes import ErrorKind
 from ...core.ports import RecordedEvent
 from ...core.views import AttemptView, DeliveryView, EndpointView, EventView
+from ..sealing import KeyChanges, key_changes
 from .codec import EndpointStates, decode_endpoint, encode_endpoint
+from .secret_keys import SqlKeys
 from .statements import Statements, chunks
 from .times import TimeColumns
 
@@ -185,6 +187,7 @@ class _Batch:
     deliveries: dict[str, _DeliveryRow]
     published: list[tuple[Any, ...]] = field(factory=list)
     attempts: list[tuple[Any, ...]] = field(factory=list)
+    key_changes: list[KeyChanges] = field(factory=list)
 
 
 @define
@@ -193,7 +196,8 @@ class Projection:
 
     sql: Statements
     times: TimeColumns
-    states: EndpointStates
+    states: EndpointStates  # sealed states: secrets stay tokens here
+    keys: SqlKeys
 
     def project(self, cursor: Any, recorded: Sequence[RecordedEvent]) -> None:
         """Project ``recorded`` (just appended, in position order) inside the cursor's transaction."""
@@ -258,6 +262,9 @@ class Projection:
         if state is None:
             assert row.text is not None
             state = self.states.decode(row.text)
+        changes = key_changes(state, event)
+        if changes:
+            batch.key_changes.append(changes)
         row.state = ep.evolve(state, event)
         row.version = item.version
         # Enabling gives the endpoint a fresh start: its earlier failures no longer count.
@@ -309,6 +316,8 @@ class Projection:
             self._write_deliveries(cursor, batch.deliveries)
         if batch.attempts:
             write_rows(cursor, sql.insert_attempt, batch.attempts)
+        if batch.key_changes:
+            self.keys.apply(cursor, batch.key_changes)
 
     def _write_endpoints(self, cursor: Any, rows: Iterable[_EndpointRow]) -> None:
         to_db = self.times.to_db

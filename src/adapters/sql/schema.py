@@ -33,10 +33,12 @@ __all__ = [
     "UtcDateTime",
     "attempts",
     "deliveries",
+    "development_key",
     "endpoints",
     "events",
     "metadata",
     "published_events",
+    "secret_keys",
 ]
 
 # Explicit constraint names, so that migrations can refer to them on every backend.
@@ -176,6 +178,32 @@ attempts = Table(
     Column("detail", Text, nullable=False),
     Column("response_body", Text, nullable=False),
     Index(None, "delivery_id", "position"),
+)
+
+# --- key material (not read models: a rebuild keeps it; see secret_keys.py and ADR 0010) --------
+
+secret_keys = Table(
+    "secret_keys",
+    metadata,
+    # One data key per stored webhook secret, wrapped by master key ``master_id`` of the keyring.
+    Column("key_id", String(32), primary_key=True),
+    Column("endpoint_id", String(_ID), nullable=False),
+    Column("master_id", String(32), nullable=False),
+    Column("wrapped", Text, nullable=False),
+    # Set when the secret's rotation grace period is to end: the key is destroyed then.
+    Column("destroy_after", UtcDateTime, nullable=True),
+    Index(None, "endpoint_id"),
+    Index(None, "destroy_after"),
+)
+
+# Development mode without a configured keyring: a master key kept in the database itself (which
+# still makes deleted secrets unrecoverable, but protects nothing if the database leaks).
+development_key = Table(
+    "development_key",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("key", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 #: Every table derived from ``events``, in the order a rebuild empties them.

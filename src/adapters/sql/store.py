@@ -41,12 +41,14 @@ from ...core.views import (
     EventView,
     QueueStats,
 )
+from ..crypto import Keyring
 from .appending import Appender, AppendStats
 from .codec import EndpointStates, EventCodec, StoredEvent, require_aware
 from .connections import Connections
 from .engine import DEFAULT_URL, create_engine
 from .lanes import Job, Lane
 from .migrate import check_schema, ensure_schema
+from .outbox import SqlOutbox, Transaction
 from .projection import (
     Projection,
     attempt_view,
@@ -57,6 +59,7 @@ from .projection import (
 )
 from .reports import health, narrowed, queue_stats
 from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
+from .secret_keys import SqlKeys, store_keyring
 from .statements import Statements, chunks, postgres_statements, sqlite_statements
 from .times import TimeColumns, postgres_times, sqlite_times
 
@@ -74,6 +77,7 @@ def open_store(
     pool_size: int = 4,
     codec: EventCodec | None = None,
     migrate: bool | None = None,
+    keyring: Keyring | None = None,
 ) -> SqlStore:
     """A store on ``url`` (default: ``DEFAULT_URL``, a SQLite file in the working directory).
 
@@ -81,19 +85,23 @@ def open_store(
     PostgreSQL ``migrate`` defaults to False and the schema must already be at the latest
     revision (``attribution_webhooks.adapters.sql.upgrade``, the CLI's ``db upgrade``).
     ``inline`` runs the database work on the caller's thread: see the module's docstring.
+    ``keyring`` seals webhook secrets (ADR 0010); without one, a development key kept in the
+    database does (the app refuses that in production mode).
     """
     engine = create_engine(url or DEFAULT_URL, pool_size=pool_size)
     try:
         if migrate if migrate is not None else is_sqlite_engine(engine):
-            ensure_schema(engine)
+            ensure_schema(engine, keyring)
         else:
             check_schema(engine)
+        ring = store_keyring(engine, keyring)
     except BaseException:
         engine.dispose()
         raise
     threads = 1 if is_sqlite_engine(engine) else pool_size
     executor = None if inline else ThreadPoolExecutor(threads, thread_name_prefix="aw-store")
-    return SqlStore(engine, codec or EventCodec(), executor)
+    development = keyring is None and ring is not None
+    return SqlStore(engine, codec or EventCodec(), executor, keyring=ring, development_key=development)
 
 
 def is_sqlite_engine(engine: Engine) -> bool:
@@ -110,11 +118,16 @@ class SqlStore:
     engine: Engine
     codec: EventCodec = field(factory=EventCodec)
     executor: ThreadPoolExecutor | None = None
+    #: Seals webhook secrets; None: the database's development key (see ``open_store``).
+    keyring: Keyring | None = field(default=None, kw_only=True)
+    #: The keyring is the database's own development key (``secret_keys.DEVELOPMENT_KEY_NOTE``).
+    development_key: bool = field(default=False, kw_only=True)
     _sqlite: bool = field(init=False)
     _sql: Statements = field(init=False)
     _times: TimeColumns = field(init=False)
-    _states: EndpointStates = field(init=False, factory=EndpointStates)
+    _states: EndpointStates = field(init=False)  # opened: what the ports hand out
     _connections: Connections = field(init=False)
+    _keys: SqlKeys = field(init=False)  # the data keys of webhook secrets (ADR 0010)
     _appender: Appender = field(init=False)
     # SQLite: every call goes through this lane (its one thread); PostgreSQL: appends only.
     _lane: Lane | None = field(init=False, default=None)
@@ -124,8 +137,11 @@ class SqlStore:
         self._sql = sqlite_statements if self._sqlite else postgres_statements
         self._times = sqlite_times if self._sqlite else postgres_times
         self._connections = Connections(self.engine)
-        projection = Projection(self._sql, self._times, self._states)
-        self._appender = Appender(self._connections, self._sql, self.codec, projection)
+        keyring = self.keyring if self.keyring is not None else store_keyring(self.engine, None)
+        self._keys = SqlKeys(keyring, self._connections, self._sqlite, self._times)
+        self._states = self._keys.states
+        projection = Projection(self._sql, self._times, EndpointStates(), self._keys)
+        self._appender = Appender(self._connections, self._sql, self.codec, projection, self._keys)
         if self.executor is not None:
             self._lane = Lane(self.executor, self._run_batch)
 
@@ -171,6 +187,10 @@ class SqlStore:
         with self.engine.connect() as conn:
             yield conn
 
+    def within(self, transaction: Transaction, on_commit: Callable[[], None] | None = None) -> SqlOutbox:
+        """The store inside the caller's open transaction: the transactional outbox (``outbox.py``)."""
+        return SqlOutbox(self._appender, self._endpoint_views, transaction, self.engine.url, on_commit)
+
     @property
     def append_stats(self) -> AppendStats:
         """How many append calls were written in how many transactions (group commit)."""
@@ -196,7 +216,18 @@ class SqlStore:
         return await self._run(self._read_events, self._sql.read_after, (after, limit))
 
     def _read_events(self, statement: str, parameters: tuple[Any, ...]) -> list[RecordedEvent]:
-        return _decode_rows(self.codec, self._connections.query(statement, parameters))
+        return self._keys.open_events(
+            _decode_rows(self.codec, self._connections.query(statement, parameters))
+        )
+
+    def destroy_expired_keys(self, now: datetime) -> int:
+        """Destroy the keys of secrets whose rotation grace ended by ``now`` (claims also do, every
+        ``PURGE_INTERVAL``); returns how many."""
+        return self._keys.purge(require_aware(now), force=True)
+
+    def rewrap_keys(self) -> int:
+        """Wrap every data key with the keyring's newest master key; returns how many changed."""
+        return self._keys.rewrap()
 
     # --- EndpointDirectory ------------------------------------------------------------------
 
@@ -214,24 +245,25 @@ class SqlStore:
         sql = self._sql
         for chunk in chunks(endpoint_ids):
             rows = self._connections.query(sql.in_list(sql.endpoints, len(chunk)), chunk)
-            views.update((row[0], self._endpoint_view(row)) for row in rows)
+            views.update(zip((row[0] for row in rows), self._endpoint_views(rows), strict=True))
         return views
 
-    def _endpoint_view(self, row: Sequence[Any]) -> EndpointView:
-        """From ``endpoint_id, version, failing_since, state``."""
-        failing_since = row[2]
-        return EndpointView(
-            self._states.decode(row[3]),
-            row[1],
-            None if failing_since is None else self._times.from_db(failing_since),
-        )
+    def _endpoint_views(self, rows: Sequence[Any]) -> list[EndpointView]:
+        """From rows of ``endpoint_id, version, failing_since, state``; states not decoded yet are
+        opened together (one key query for the lot)."""
+        from_db = self._times.from_db
+        states = self._states.decode_all([row[3] for row in rows])
+        return [
+            EndpointView(state, row[1], None if row[2] is None else from_db(row[2]))
+            for state, row in zip(states, rows, strict=True)
+        ]
 
     async def subscribers(self, account_id: str, event_type: str) -> Sequence[EndpointView]:
         return await self._point_read(self._subscribers, account_id, event_type)
 
     def _subscribers(self, account_id: str, event_type: str) -> list[EndpointView]:
         rows = self._connections.query(self._sql.subscribers, (account_id,))
-        views = [self._endpoint_view(row) for row in rows]
+        views = self._endpoint_views(rows)
         return [view for view in views if event_type in view.endpoint.event_types]
 
     async def list_endpoints(
@@ -247,10 +279,11 @@ class SqlStore:
 
     def _endpoint_list(self, query: Any) -> list[EndpointView]:
         with self._reading() as conn:
-            return [
-                EndpointView(self._states.decode(row.state), row.version, row.failing_since)
-                for row in conn.execute(query)
-            ]
+            rows = conn.execute(query).all()
+        states = self._states.decode_all([row.state for row in rows])
+        return [
+            EndpointView(st, row.version, row.failing_since) for st, row in zip(states, rows, strict=True)
+        ]
 
     # --- DeliveryQueue ----------------------------------------------------------------------
 
@@ -261,6 +294,7 @@ class SqlStore:
         return await self._run(self._claim, now, limit, lease_for)
 
     def _claim(self, now: datetime, limit: int, lease_for: timedelta) -> list[DueDelivery]:
+        self._keys.purge(now)  # workers claim all the time: rotated-out secrets end on schedule
         leased_until = now + lease_for
         lease = secrets.token_hex(12)
         sql, times = self._sql, self._times
@@ -407,9 +441,11 @@ class SqlStore:
                 after = page[-1].position
 
 
-def rebuild_read_models(url: str | URL, *, codec: EventCodec | None = None) -> int:
+def rebuild_read_models(
+    url: str | URL, *, codec: EventCodec | None = None, keyring: Keyring | None = None
+) -> int:
     """Rebuild the read models of the database at ``url`` from its event log (the CLI's command)."""
-    store = open_store(url, inline=True, codec=codec)
+    store = open_store(url, inline=True, codec=codec, keyring=keyring)
     try:
         return store.rebuild_read_models()
     finally:

@@ -5,19 +5,14 @@ what was decided; they hold no state of their own beyond the ports they were giv
 """
 
 from .notices import NoticeBoard
-from .webhooks import (
-    DuplicateEventConflict,
-    NewEvent,
-    PublishResult,
-    ServiceSettings,
-    WebhookService,
-    generate_secret,
-)
+from .publishing import DuplicateEventConflict, NewEvent, Outbox, PublishResult
+from .webhooks import ServiceSettings, WebhookService, generate_secret
 
 __all__ = [
     "DuplicateEventConflict",
     "NewEvent",
     "NoticeBoard",
+    "Outbox",
     "PublishResult",
     "ServiceSettings",
     "WebhookService",

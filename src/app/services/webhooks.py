@@ -9,9 +9,7 @@ from fresh state.
 from __future__ import annotations
 
 import base64
-import json
-import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -21,14 +19,14 @@ from ...core import delivery as dlv
 from ...core import endpoint as ep
 from ...core.catalog import check_event_type
 from ...core.delivery import DeliveryStatus
-from ...core.errors import ConcurrencyConflict, DomainError, NotFound, ValidationError
-from ...core.events import DomainEvent, EventPublished, event_stream
+from ...core.errors import ConcurrencyConflict, NotFound
 from ...core.ports import Clock, IdGenerator, Notices, RandomSource, Storage, StreamAppend
 from ...core.retry import RetryPolicy
 from ...core.samples import SAMPLE_DATA
 from ...core.views import DeliveryView, EndpointView, EventView
-from ...core.wire import JsonValue, encode_json, format_timestamp
+from . import publishing
 from .notices import NoticeBoard
+from .publishing import DuplicateEventConflict, NewEvent, PublishResult
 
 __all__ = [
     "DuplicateEventConflict",
@@ -39,7 +37,6 @@ __all__ = [
     "generate_secret",
 ]
 
-_EVENT_ID = re.compile(r"evt_[A-Za-z0-9][A-Za-z0-9_.\-]{0,123}")
 _BATCH = 500
 T = TypeVar("T")
 
@@ -51,28 +48,6 @@ class ServiceSettings:
     endpoint_rules: ep.EndpointRules = field(factory=ep.EndpointRules)
     retry: RetryPolicy = field(factory=RetryPolicy)
     rotation_grace: timedelta = timedelta(hours=24)
-
-
-@frozen
-class NewEvent:
-    """An event to publish. ``data`` is the JSON object of the spec's ``data`` field, already
-    checked against the type's schema at the edge; ``id`` makes publishing idempotent."""
-
-    type: str
-    data: Mapping[str, JsonValue]
-    id: str | None = None
-    timestamp: datetime | None = None
-
-
-@frozen
-class PublishResult:
-    event_id: str
-    delivery_ids: tuple[str, ...]
-    duplicate: bool = False
-
-
-class DuplicateEventConflict(DomainError):
-    """An event id was reused for a different event."""
 
 
 def generate_secret(random: RandomSource) -> str:
@@ -211,75 +186,28 @@ class WebhookService:
     async def publish(self, account_id: str, new: NewEvent, *, test: bool = False) -> PublishResult:
         """Store the event and schedule a delivery to every endpoint subscribed to its type,
         in one atomic append. Publishing the same ``id`` twice stores and delivers it once."""
-        event_type = check_event_type(new.type).value
-        subscribers = await self.store.subscribers(account_id, event_type)
-        return await self._publish(account_id, new, event_type, subscribers, test)
+        [result] = await publishing.publish_batch(self, account_id, [new], test=test)
+        return result
+
+    async def publish_batch(self, account_id: str, events: Sequence[NewEvent]) -> list[PublishResult]:
+        """Publish every event of ``events`` in one transaction (all or none are stored); a
+        result per event, in order. Idempotent per event id, as ``publish``."""
+        return await publishing.publish_batch(self, account_id, events)
+
+    def publish_within(
+        self, outbox: publishing.Outbox, account_id: str, events: Sequence[NewEvent]
+    ) -> list[PublishResult]:
+        """Publish ``events`` inside the caller's open transaction (the transactional outbox):
+        delivered if, and only if, that transaction commits. Synchronous, like the caller."""
+        return publishing.publish_within(self, outbox, account_id, events)
 
     async def send_test(self, account_id: str, endpoint_id: str, event_type: str) -> PublishResult:
         """Send a sample event of ``event_type`` to one endpoint, marked as a test."""
         view = await self.endpoint(account_id, endpoint_id)
         checked = check_event_type(event_type).value
         sample = NewEvent(type=checked, data=SAMPLE_DATA[checked], id=self.ids.new_id("evt_test"))
-        return await self._publish(account_id, sample, checked, [view], test=True)
-
-    async def _publish(
-        self,
-        account_id: str,
-        new: NewEvent,
-        event_type: str,
-        subscribers: Sequence[EndpointView],
-        test: bool,
-    ) -> PublishResult:
-        now = self.clock.now()
-        event_id = _check_event_id(new.id) if new.id is not None else self.ids.new_id("evt")
-        occurred_at = new.timestamp or now
-        envelope: dict[str, JsonValue] = {
-            "id": event_id,
-            "type": event_type,
-            "timestamp": format_timestamp(occurred_at),
-            "data": new.data,
-        }
-        body = encode_json(envelope, path="$")
-        appends = [
-            StreamAppend(
-                event_stream(account_id, event_id),
-                0,
-                (EventPublished(event_id, account_id, event_type, body, occurred_at, now, test),),
-            )
-        ]
-        delivery_ids: list[str] = []
-        for view in subscribers:
-            delivery_id = self.ids.new_id("dlv")
-            held = view.endpoint.status is not ep.EndpointStatus.ENABLED
-            command = dlv.Schedule(
-                delivery_id, account_id, view.endpoint.endpoint_id, event_id, event_type, now, held, test
-            )
-            events: list[DomainEvent] = list(dlv.decide(command, dlv.initial_state(), self.settings.retry))
-            appends.append(StreamAppend(delivery_id, 0, tuple(events)))
-            delivery_ids.append(delivery_id)
-        try:
-            await self.store.append(*appends)
-        except ConcurrencyConflict as conflict:
-            if event_stream(account_id, event_id) not in conflict.streams:
-                raise
-            return await self._existing(account_id, event_id, event_type, new)
-        if delivery_ids:
-            self._on_due()
-        return PublishResult(event_id, tuple(delivery_ids))
-
-    async def _existing(
-        self, account_id: str, event_id: str, event_type: str, new: NewEvent
-    ) -> PublishResult:
-        existing = await self.store.event(account_id, event_id)
-        assert existing is not None, "a conflicting stream must exist"
-        if existing.event_type != event_type or _data_of(existing) != encode_json(new.data):
-            raise DuplicateEventConflict(
-                f"event {event_id} was already published with a different type or data; use a new id"
-            )
-        deliveries = await self.store.deliveries(account_id, event_id=event_id, limit=10_000)
-        return PublishResult(
-            event_id, tuple(sorted(d.delivery.delivery_id for d in deliveries)), duplicate=True
-        )
+        [result] = await publishing.publish_batch(self, account_id, [sample], test=True, only=view)
+        return result
 
     async def event(self, account_id: str, event_id: str) -> EventView:
         view = await self.store.event(account_id, event_id)
@@ -363,19 +291,6 @@ class WebhookService:
                         done += 1
                     except ConcurrencyConflict:
                         continue
-
-
-def _check_event_id(event_id: str) -> str:
-    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
-        raise ValidationError(
-            "id", "an event id starts with evt_ and has up to 128 letters, digits, '_', '.' or '-'"
-        )
-    return event_id
-
-
-def _data_of(event: EventView) -> str:
-    """The canonical text of the stored event's ``data``."""
-    return encode_json(json.loads(event.body)["data"])
 
 
 async def _retry_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:

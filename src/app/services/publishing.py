@@ -1,0 +1,279 @@
+"""Publishing: one event, a batch in one transaction, or a batch inside the caller's transaction.
+
+Every way in plans the same appends (the event's stream, and a delivery stream per subscribed
+endpoint) and writes a batch with one append, so it is all or nothing. Publishing is idempotent
+per event id: an id already stored makes the append fail with a ``ConcurrencyConflict`` naming
+its stream; that event's result is then the stored one (or ``DuplicateEventConflict`` if the
+type or data differ), and the rest of the batch is appended again without it.
+
+``publish_within`` writes into a transaction the embedding service opened (the transactional
+outbox): through the ``Outbox`` port, synchronously, since that service's database code is
+(Django, Flask, SQLAlchemy's ``Session``). The SQL store's ``within`` implements the port.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from attrs import define, field, frozen
+
+from ...core import delivery as dlv
+from ...core import endpoint as ep
+from ...core.catalog import check_event_type
+from ...core.errors import ConcurrencyConflict, DomainError, ValidationError
+from ...core.events import EventPublished, event_stream
+from ...core.ports import StreamAppend
+from ...core.views import EndpointView, EventView
+from ...core.wire import JsonValue, encode_json, format_timestamp
+
+if TYPE_CHECKING:
+    from .webhooks import WebhookService
+
+__all__ = [
+    "DuplicateEventConflict",
+    "NewEvent",
+    "Outbox",
+    "PublishResult",
+    "publish_batch",
+    "publish_within",
+]
+
+_EVENT_ID = re.compile(r"evt_[A-Za-z0-9][A-Za-z0-9_.\-]{0,123}")
+_ALL_DELIVERIES = 10_000
+
+
+@frozen
+class NewEvent:
+    """An event to publish. ``data`` is the JSON object of the spec's ``data`` field, already
+    checked against the type's schema at the edge; ``id`` makes publishing idempotent."""
+
+    type: str
+    data: Mapping[str, JsonValue]
+    id: str | None = None
+    timestamp: datetime | None = None
+
+
+@frozen
+class PublishResult:
+    event_id: str
+    delivery_ids: tuple[str, ...]
+    duplicate: bool = False
+
+
+class DuplicateEventConflict(DomainError):
+    """An event id was reused for a different event."""
+
+
+class Outbox(Protocol):
+    """The caller's open database transaction, as a place to publish: what a publish reads and
+    writes, inside that transaction. Synchronous, as the caller's database code is."""
+
+    def subscribers(self, account_id: str, event_type: str) -> Sequence[EndpointView]:
+        """As ``EndpointDirectory.subscribers``."""
+        ...
+
+    def event(self, account_id: str, event_id: str) -> EventView | None:
+        """As ``DeliveryLog.event``."""
+        ...
+
+    def delivery_ids(self, account_id: str, event_id: str) -> Sequence[str]:
+        """The ids of the event's deliveries."""
+        ...
+
+    def append(self, *appends: StreamAppend) -> int:
+        """As ``EventStore.append``, in the transaction: kept if it commits, gone if not."""
+        ...
+
+    def deliveries_due(self) -> None:
+        """Wake the dispatchers once the transaction commits (not if it rolls back)."""
+        ...
+
+
+@define
+class _Event:
+    """One event of a batch while it is being published."""
+
+    new: NewEvent
+    event_type: str
+    event_id: str
+    result: PublishResult | None = None
+    same_as: int | None = None  # the earlier event of the batch with this id
+
+
+@define
+class _Batch:
+    """The events of one publish call; ``plan`` makes the appends of those not settled yet."""
+
+    service: WebhookService
+    account_id: str
+    test: bool
+    events: list[_Event] = field(factory=list)
+
+    @classmethod
+    def of(cls, service: WebhookService, account_id: str, news: Sequence[NewEvent], test: bool) -> _Batch:
+        batch = cls(service, account_id, test)
+        first: dict[str, int] = {}
+        many = len(news) > 1
+        for index, new in enumerate(news):
+            at = f"events[{index}]." if many else ""
+            event_type = check_event_type(new.type, f"{at}type").value
+            event_id = _check_event_id(new.id, f"{at}id") if new.id is not None else service.ids.new_id("evt")
+            event = _Event(new, event_type, event_id)
+            if event_id in first:  # the same id twice in one batch: one event, or a mistake
+                event.same_as = first[event_id]
+                earlier = batch.events[event.same_as]
+                if (earlier.event_type, encode_json(earlier.new.data)) != (event_type, encode_json(new.data)):
+                    raise DuplicateEventConflict(f"event {event_id} appears twice with different data")
+            else:
+                first[event_id] = index
+            batch.events.append(event)
+        return batch
+
+    @property
+    def types(self) -> list[str]:
+        return list(dict.fromkeys(e.event_type for e in self.events))
+
+    def plan(self, subscribers: Mapping[str, Sequence[EndpointView]]) -> list[StreamAppend]:
+        """The appends of every event not settled yet; each gets its delivery ids as a result,
+        which stands if the append succeeds."""
+        service = self.service
+        now = service.clock.now()
+        appends: list[StreamAppend] = []
+        for event in self.events:
+            if event.same_as is not None or (event.result is not None and event.result.duplicate):
+                continue
+            new, event_id, event_type = event.new, event.event_id, event.event_type
+            occurred_at = new.timestamp or now
+            envelope: dict[str, JsonValue] = {
+                "id": event_id,
+                "type": event_type,
+                "timestamp": format_timestamp(occurred_at),
+                "data": new.data,
+            }
+            body = encode_json(envelope, path="$")
+            published = EventPublished(
+                event_id, self.account_id, event_type, body, occurred_at, now, self.test
+            )
+            appends.append(StreamAppend(event_stream(self.account_id, event_id), 0, (published,)))
+            delivery_ids: list[str] = []
+            for view in subscribers[event_type]:
+                delivery_id = service.ids.new_id("dlv")
+                held = view.endpoint.status is not ep.EndpointStatus.ENABLED
+                endpoint_id = view.endpoint.endpoint_id
+                command = dlv.Schedule(
+                    delivery_id, self.account_id, endpoint_id, event_id, event_type, now, held, self.test
+                )
+                events = tuple(dlv.decide(command, dlv.initial_state(), service.settings.retry))
+                appends.append(StreamAppend(delivery_id, 0, events))
+                delivery_ids.append(delivery_id)
+            event.result = PublishResult(event_id, tuple(delivery_ids))
+        return appends
+
+    def conflicting(self, conflict: ConcurrencyConflict) -> list[str]:
+        """The ids of the events whose streams exist already; the conflict itself if it is
+        about anything else."""
+        streams = set(conflict.streams)
+        found = [
+            e.event_id
+            for e in self.events
+            if e.same_as is None and event_stream(self.account_id, e.event_id) in streams
+        ]
+        if not found:
+            raise conflict
+        return found
+
+    def stored(self, event_id: str, existing: EventView | None, delivery_ids: Sequence[str]) -> None:
+        """Settle the event ``event_id`` as the one already stored."""
+        assert existing is not None, "a conflicting stream must exist"
+        for event in self.events:
+            if event.event_id != event_id or event.same_as is not None:
+                continue
+            if existing.event_type != event.event_type or _data_of(existing) != encode_json(event.new.data):
+                raise DuplicateEventConflict(
+                    f"event {event_id} was already published with a different type or data; use a new id"
+                )
+            event.result = PublishResult(event_id, tuple(sorted(delivery_ids)), duplicate=True)
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the batch scheduled any new delivery."""
+        return any(
+            e.result is not None and not e.result.duplicate and e.result.delivery_ids for e in self.events
+        )
+
+    def results(self) -> list[PublishResult]:
+        out: list[PublishResult] = []
+        for event in self.events:
+            if event.same_as is not None:
+                earlier = out[event.same_as]
+                out.append(PublishResult(earlier.event_id, earlier.delivery_ids, duplicate=True))
+            else:
+                assert event.result is not None
+                out.append(event.result)
+        return out
+
+
+async def publish_batch(
+    service: WebhookService,
+    account_id: str,
+    news: Sequence[NewEvent],
+    *,
+    test: bool = False,
+    only: EndpointView | None = None,
+) -> list[PublishResult]:
+    """Publish ``news`` in one append; a result per event, in order. ``only`` sends them to that
+    endpoint alone (a test event) instead of every subscriber."""
+    batch = _Batch.of(service, account_id, news, test)
+    store = service.store
+    subscribers = {
+        t: [only] if only is not None else await store.subscribers(account_id, t) for t in batch.types
+    }
+    while appends := batch.plan(subscribers):
+        try:
+            await store.append(*appends)
+            break
+        except ConcurrencyConflict as conflict:
+            for event_id in batch.conflicting(conflict):
+                stored = await store.deliveries(account_id, event_id=event_id, limit=_ALL_DELIVERIES)
+                ids = [d.delivery.delivery_id for d in stored]
+                batch.stored(event_id, await store.event(account_id, event_id), ids)
+    if batch.delivered:
+        service.notices.deliveries_due()
+    return batch.results()
+
+
+def publish_within(
+    service: WebhookService, outbox: Outbox, account_id: str, news: Sequence[NewEvent]
+) -> list[PublishResult]:
+    """Publish ``news`` inside the caller's transaction (see the module's docstring): nothing is
+    delivered unless it commits. A result per event, in order."""
+    batch = _Batch.of(service, account_id, news, test=False)
+    subscribers = {t: outbox.subscribers(account_id, t) for t in batch.types}
+    while appends := batch.plan(subscribers):
+        try:
+            outbox.append(*appends)
+            break
+        except ConcurrencyConflict as conflict:
+            for event_id in batch.conflicting(conflict):
+                ids = outbox.delivery_ids(account_id, event_id)
+                batch.stored(event_id, outbox.event(account_id, event_id), ids)
+    if batch.delivered:
+        outbox.deliveries_due()
+    return batch.results()
+
+
+def _check_event_id(event_id: str, field_name: str = "id") -> str:
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise ValidationError(
+            field_name, "an event id starts with evt_ and has up to 128 letters, digits, '_', '.' or '-'"
+        )
+    return event_id
+
+
+def _data_of(event: EventView) -> str:
+    """The canonical text of the stored event's ``data``."""
+    return encode_json(json.loads(event.body)["data"])

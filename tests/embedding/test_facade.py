@@ -1,0 +1,109 @@
+"""``Webhooks``, the embedding facade: endpoints, checked payloads, a blocking ``run()`` beside
+synchronous publishers, and clear errors for settings that cannot work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from attribution_webhooks import NewEvent, Webhooks
+from attribution_webhooks.adapters.http import EgressMode, EgressSettings
+from attribution_webhooks.adapters.payloads import InvalidPayload
+from attribution_webhooks.app.worker import DispatchSettings
+from attribution_webhooks.core.errors import NotFound, ValidationError
+from receivers.scripted import ScriptedServer
+
+DATA = {"id": "partner_abc", "name": "Acme Corp", "type": "referral", "status": "active"}
+SECRET = "a_facade_secret_0123456789"
+
+
+def _url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'hooks.sqlite3'}"
+
+
+def test_endpoints_are_registered_updated_and_listed_per_account(tmp_path: Path) -> None:
+    """``update`` changes only what it is given; ``webhooks`` lists the account's endpoints;
+    another account sees none of them."""
+
+    async def scenario(hooks: Webhooks) -> None:
+        first = await hooks.register("http://127.0.0.1:9/a", ["deal.attributed"], description="first")
+        second = await hooks.register("http://127.0.0.1:9/b", ["partner.created"])
+        changed = await hooks.update(
+            first.endpoint.endpoint_id, events=["deal.attributed", "partner.updated"]
+        )
+        assert changed.endpoint.event_types == ("deal.attributed", "partner.updated")
+        assert changed.endpoint.url == "http://127.0.0.1:9/a"
+        assert changed.endpoint.description == "first"
+        listed = [v.endpoint.endpoint_id for v in await hooks.webhooks()]
+        assert listed == [first.endpoint.endpoint_id, second.endpoint.endpoint_id]
+        assert await hooks.webhooks(account="acct_other") == []
+        with pytest.raises(NotFound):
+            await hooks.update(first.endpoint.endpoint_id, url="http://127.0.0.1:9/c", account="acct_other")
+
+    with Webhooks(_url(tmp_path), mode="development") as hooks:
+        asyncio.run(scenario(hooks))
+
+
+def test_payloads_are_checked_before_anything_is_stored(tmp_path: Path) -> None:
+    """A wrong field is an InvalidPayload naming it (``events[i].data…`` in a batch), and
+    nothing of the batch is published."""
+
+    async def scenario(hooks: Webhooks) -> None:
+        with pytest.raises(InvalidPayload) as one:
+            await hooks.publish("partner.created", {**DATA, "name": 42})
+        assert one.value.field == "data.name"
+        batch = [NewEvent("partner.created", DATA, id="evt_fine"), NewEvent("partner.created", {"id": "x"})]
+        with pytest.raises(InvalidPayload) as many:
+            await hooks.publish_batch(batch)
+        assert many.value.field.startswith("events[1].data")
+        assert await hooks.service.store.event(hooks.account, "evt_fine") is None
+
+    with Webhooks(_url(tmp_path), mode="development") as hooks:
+        asyncio.run(scenario(hooks))
+
+
+def test_run_delivers_beside_synchronous_publishers_until_stopped(tmp_path: Path) -> None:
+    """``run()`` in a thread (as a Flask app would start it), ``publish_sync`` from another: the
+    event arrives at once (the dispatcher polls only every minute); setting ``stop`` ends it."""
+    settings = DispatchSettings(poll_interval=timedelta(seconds=60))
+    with (
+        ScriptedServer.running() as receiver,
+        Webhooks(_url(tmp_path), mode="development", dispatch=settings) as hooks,
+    ):
+        asyncio.run(hooks.register(receiver.url("/run"), ["partner.created"], secret=SECRET))
+        stop = threading.Event()
+        worker = threading.Thread(target=hooks.run, args=(stop,))
+        worker.start()
+        try:
+            time.sleep(0.5)  # (publishing before the dispatcher starts would work as well)
+            published = hooks.publish_sync("partner.created", DATA, id="evt_sync_1")
+            for _ in range(200):
+                if receiver.requests("/run"):
+                    break
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            worker.join(30)
+        assert not worker.is_alive()
+        [request] = receiver.requests("/run")
+        assert json.loads(request.body)["id"] == published.event_id == "evt_sync_1"
+
+
+def test_settings_that_cannot_work_are_refused(tmp_path: Path) -> None:
+    """A SQLite engine without the package's settings, egress in another mode than the
+    webhooks, and (production) an http:// receiver are each a clear error."""
+    plain = sqlalchemy.create_engine(_url(tmp_path))
+    with pytest.raises(ValueError, match="create_engine"):
+        Webhooks(plain)
+    plain.dispose()
+    with pytest.raises(ValueError, match="development"):
+        Webhooks(_url(tmp_path), mode="production", egress=EgressSettings(mode=EgressMode.DEVELOPMENT))
+    with Webhooks(_url(tmp_path)) as hooks, pytest.raises(ValidationError, match="https"):
+        asyncio.run(hooks.register("http://127.0.0.1:9/x", ["deal.attributed"]))
