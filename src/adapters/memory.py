@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from attrs import define, field
 from attrs import evolve as _replace
 
-from ..core import delivery as dlv
 from ..core import endpoint as ep
 from ..core.delivery import DeliveryStatus
 from ..core.errors import ConcurrencyConflict
@@ -25,13 +24,19 @@ from ..core.events import (
     DeliveryEvent,
     DeliveryScheduled,
     DomainEvent,
-    EndpointEnabled,
     EndpointEvent,
     EndpointRegistered,
     EventPublished,
-    time_of,
 )
 from ..core.ports import RecordedEvent, StreamAppend
+from ..core.projections import (
+    attempt_entry,
+    delivery_row,
+    endpoint_row,
+    event_row,
+    next_failing_since,
+    queue_at,
+)
 from ..core.views import (
     AttemptView,
     DeliveryView,
@@ -114,82 +119,36 @@ class MemoryStore:
     # --- projections ------------------------------------------------------------------------
 
     def _project(self, recorded: RecordedEvent) -> None:
+        # The rows are the core's pure projections (core.projections); this store only indexes them.
         event = recorded.event
-        if isinstance(event, _ENDPOINT_EVENTS):
-            self._project_endpoint(recorded.version, event)
-        elif isinstance(event, EventPublished):
-            self._events[(event.account_id, event.event_id)] = EventView(
-                event.event_id,
-                event.account_id,
-                event.event_type,
-                event.body,
-                event.occurred_at,
-                event.published_at,
-                event.test,
-            )
-        elif isinstance(event, _DELIVERY_EVENTS):
+        if isinstance(event, _DELIVERY_EVENTS):
             self._project_delivery(recorded.version, event)
-
-    def _project_endpoint(self, version: int, event: EndpointEvent) -> None:
-        if isinstance(event, EndpointRegistered):
-            self._account_endpoints.setdefault(event.account_id, []).append(event.endpoint_id)
-            previous = EndpointView(ep.initial_state(), 0)
-        else:
-            previous = self._endpoints[event.endpoint_id]
-        self._keys.apply(key_changes(previous.endpoint, event))
-        # Enabling gives the endpoint a fresh start: its earlier failures no longer count.
-        failing_since = None if isinstance(event, EndpointEnabled) else previous.failing_since
-        self._endpoints[event.endpoint_id] = _replace(
-            previous,
-            endpoint=ep.evolve(previous.endpoint, event),
-            version=version,
-            failing_since=failing_since,
-        )
+        elif isinstance(event, EventPublished):
+            self._events[(event.account_id, event.event_id)] = event_row(event)
+        elif isinstance(event, _ENDPOINT_EVENTS):
+            if isinstance(event, EndpointRegistered):
+                self._account_endpoints.setdefault(event.account_id, []).append(event.endpoint_id)
+            row = None if isinstance(event, EndpointRegistered) else self._endpoints[event.endpoint_id]
+            # Secret keys follow the secrets the endpoint's state holds (ADR 0010).
+            self._keys.apply(key_changes(ep.initial_state() if row is None else row.endpoint, event))
+            self._endpoints[event.endpoint_id] = endpoint_row(row, recorded.version, event)
 
     def _project_delivery(self, version: int, event: DeliveryEvent) -> None:
-        at = time_of(event)
         if isinstance(event, DeliveryScheduled):
-            view = DeliveryView(dlv.initial_state(), 0, created_at=at, updated_at=at)
-            row = self._deliveries[event.delivery_id] = _DeliveryRow(view)
             self._account_deliveries.setdefault(event.account_id, []).append(event.delivery_id)
+            row = self._deliveries[event.delivery_id] = _DeliveryRow(delivery_row(None, version, event))
         else:
             row = self._deliveries[event.delivery_id]
-        state = dlv.evolve(row.view.delivery, event)
-        view = _replace(row.view, delivery=state, version=version, updated_at=at)
+            row.view = delivery_row(row.view, version, event)
         if isinstance(event, AttemptSucceeded | AttemptFailed):
-            view = _replace(
-                view,
-                last_attempt_at=event.started_at,
-                last_status_code=event.status_code,
-                last_error=event.error if isinstance(event, AttemptFailed) else None,
-            )
-            self._attempts.setdefault(event.delivery_id, []).append(
-                AttemptView(
-                    attempt=event.attempt,
-                    started_at=event.started_at,
-                    elapsed_ms=event.elapsed_ms,
-                    succeeded=isinstance(event, AttemptSucceeded),
-                    status_code=event.status_code,
-                    error=event.error if isinstance(event, AttemptFailed) else None,
-                    detail=event.detail if isinstance(event, AttemptFailed) else "",
-                    response_body=event.response_body,
-                )
-            )
-            self._note_endpoint_health(event)
-        row.view = view
+            self._attempts.setdefault(event.delivery_id, []).append(attempt_entry(event))
+            endpoint = self._endpoints.get(event.endpoint_id)
+            if endpoint is not None:
+                failing_since = next_failing_since(endpoint.failing_since, event)
+                if failing_since != endpoint.failing_since:
+                    self._endpoints[event.endpoint_id] = _replace(endpoint, failing_since=failing_since)
         row.lease = None  # any recorded change ends the lease
-        self._schedule(event.delivery_id, row, state.due_at if state.status.pending else None)
-
-    def _note_endpoint_health(self, event: AttemptSucceeded | AttemptFailed) -> None:
-        view = self._endpoints.get(event.endpoint_id)
-        if view is None:
-            return
-        if isinstance(event, AttemptSucceeded):
-            failing_since = None
-        else:
-            failing_since = view.failing_since or event.started_at
-        if failing_since != view.failing_since:
-            self._endpoints[event.endpoint_id] = _replace(view, failing_since=failing_since)
+        self._schedule(event.delivery_id, row, queue_at(row.view.delivery))
 
     def _schedule(self, delivery_id: str, row: _DeliveryRow, due_at: datetime | None) -> None:
         self._counter += 1

@@ -29,7 +29,8 @@ from ...core.ports import RecordedEvent, StreamAppend
 from .codec import EventCodec, StoredEvent
 from .connections import Connections
 from .lanes import Job
-from .projection import Projection, select_in, write_rows
+from .projection import Projection
+from .rows import select_in, write_rows
 from .secret_keys import SqlKeys
 from .statements import _LAST_POSITION, APPEND_LOCK, Statements
 

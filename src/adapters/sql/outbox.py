@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL
 from ...core.ports import StreamAppend
 from ...core.views import EndpointView, EventView
 from .appending import Appender
-from .projection import event_view
+from .rows import event_view
 from .schema import deliveries, published_events
 from .wakeups import _DUE, CHANNEL
 

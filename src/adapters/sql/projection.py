@@ -1,15 +1,17 @@
 """The read models, projected from recorded events inside the appending transaction.
 
-The same steps as the in-memory reference store (``adapters.memory``), over rows: load the rows
-the events touch in one query per table, evolve them in memory in event order with the core's
-``evolve`` functions, and write them back in one ``executemany`` per table and kind of change. A
-batch of a thousand outcomes is a handful of statements, not a thousand round trips.
+The rows are the core's pure projections (``core.projections``: ``endpoint_row``,
+``next_failing_since``, ``delivery_row``, ``attempt_entry``, ``queue_at``), as in the in-memory
+reference store; this module only loads, holds and writes them. It loads the rows the events
+touch in one query per table, evolves them in memory in event order, and writes them back in one
+``executemany`` per table and kind of change. A batch of a thousand outcomes is a handful of
+statements, not a thousand round trips.
 
 This is the hot path of every append, so it runs plain SQL on the DBAPI cursor
-(``statements.py``) and keeps each row as a small mutable record while the batch evolves it,
-rather than rebuilding frozen views event by event. Rows that cannot exist yet (a stream whose
-first event in the batch is its first event ever) are not looked for. Column values that no
-event of the batch changes are written back as they were read, without conversion.
+(``statements.py``) and converts between column values and the core's values only at loading and
+writing. Rows that cannot exist yet (a stream whose first event in the batch is its first event
+ever) are not looked for. An endpoint's state is decoded only when one of its own events comes:
+an attempt changes only its ``failing_since``.
 """
 
 from __future__ import annotations
@@ -19,134 +21,34 @@ from datetime import datetime
 from typing import Any
 
 from attrs import define, field
-from sqlalchemy import Row
 
-from ...core import delivery as dlv
 from ...core import endpoint as ep
-from ...core.delivery import Delivery, DeliveryStatus
 from ...core.endpoint import Endpoint
 from ...core.events import (
     AttemptFailed,
     AttemptSucceeded,
     DeliveryEvent,
     DeliveryScheduled,
-    EndpointEnabled,
     EndpointEvent,
     EndpointRegistered,
     EventPublished,
-    time_of,
 )
 from ...core.outcomes import ErrorKind
 from ...core.ports import RecordedEvent
-from ...core.views import AttemptView, DeliveryView, EndpointView, EventView
+from ...core.projections import attempt_entry, delivery_row, endpoint_row, event_row, next_failing_since
+from ...core.projections import queue_at as projected_queue_at
+from ...core.views import DeliveryView, EndpointView
 from ..sealing import KeyChanges, key_changes
-from .codec import EndpointStates, decode_endpoint, encode_endpoint
+from .codec import EndpointStates, encode_endpoint
+from .rows import delivery_state, select_in, write_rows
 from .secret_keys import SqlKeys
-from .statements import Statements, chunks
+from .statements import Statements
 from .times import TimeColumns
 
-__all__ = [
-    "Projection",
-    "attempt_view",
-    "delivery_state",
-    "delivery_view",
-    "endpoint_view",
-    "event_view",
-    "select_in",
-    "write_rows",
-]
+__all__ = ["Projection"]
 
 _ENDPOINT_EVENTS = EndpointEvent.__args__  # a union's member classes
 _DELIVERY_EVENTS = DeliveryEvent.__args__
-_STATUSES = {status.value: status for status in DeliveryStatus}
-
-# --- rows ↔ views (the cold paths read through SQLAlchemy Core: named columns, processed types) -----
-
-
-def endpoint_view(row: Row[Any]) -> EndpointView:
-    return EndpointView(decode_endpoint(row.state), row.version, row.failing_since)
-
-
-def delivery_view(row: Row[Any]) -> DeliveryView:
-    state = Delivery(
-        status=DeliveryStatus(row.status),
-        delivery_id=row.delivery_id,
-        account_id=row.account_id,
-        endpoint_id=row.endpoint_id,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        test=row.test,
-        attempts=row.attempts,
-        due_at=row.due_at,
-    )
-    return DeliveryView(
-        state,
-        row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_attempt_at=row.last_attempt_at,
-        last_status_code=row.last_status_code,
-        last_error=None if row.last_error is None else ErrorKind(row.last_error),
-    )
-
-
-def event_view(row: Row[Any]) -> EventView:
-    return EventView(
-        row.event_id, row.account_id, row.event_type, row.body, row.occurred_at, row.published_at, row.test
-    )
-
-
-def attempt_view(row: Row[Any]) -> AttemptView:
-    return AttemptView(
-        attempt=row.attempt,
-        started_at=row.started_at,
-        elapsed_ms=row.elapsed_ms,
-        succeeded=row.succeeded,
-        status_code=row.status_code,
-        error=None if row.error is None else ErrorKind(row.error),
-        detail=row.detail,
-        response_body=row.response_body,
-    )
-
-
-# --- raw rows (the hot paths: positional DBAPI tuples) ----------------------------------------------
-
-
-def delivery_state(row: Sequence[Any], times: TimeColumns) -> Delivery:
-    """A delivery's state from a row that starts with ``delivery_id, status, account_id,
-    endpoint_id, event_id, event_type, test, attempts, due_at`` (as the claim and the
-    projection's load select them)."""
-    due_at = row[8]
-    return Delivery(
-        _STATUSES[row[1]],
-        row[0],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        bool(row[6]),
-        row[7],
-        None if due_at is None else times.from_db(due_at),
-    )
-
-
-def select_in(cursor: Any, sql: Statements, statement: str, ids: Sequence[str]) -> list[Any]:
-    """The rows of ``statement`` (``… IN ({})``) for ``ids``, a chunk of ids per query."""
-    rows: list[Any] = []
-    for chunk in chunks(ids):
-        cursor.execute(sql.in_list(statement, len(chunk)), chunk)
-        rows += cursor.fetchall()
-    return rows
-
-
-def write_rows(cursor: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
-    """``executemany``, except for one row: psycopg runs ``executemany`` as a pipeline, which
-    costs a round trip more than ``execute``."""
-    if len(rows) == 1:
-        cursor.execute(statement, rows[0])
-    else:
-        cursor.executemany(statement, rows)
-
 
 # --- the projection ---------------------------------------------------------------------------------
 
@@ -168,15 +70,9 @@ class _EndpointRow:
 
 @define
 class _DeliveryRow:
-    """A deliveries row while a batch evolves it. Times are column values, as the driver binds them."""
+    """A deliveries row while a batch evolves it."""
 
-    state: Delivery
-    version: int
-    created_at: Any
-    updated_at: Any
-    last_attempt_at: Any
-    last_status_code: int | None
-    last_error: str | None
+    view: DeliveryView
     stored: bool
     replaced: bool = False  # scheduled again over a stored row: every column is written
 
@@ -211,15 +107,16 @@ class Projection:
             if isinstance(event, _DELIVERY_EVENTS):
                 self._project_delivery(batch, item, event)
             elif isinstance(event, EventPublished):
+                published = event_row(event)
                 batch.published.append(
                     (
-                        event.account_id,
-                        event.event_id,
-                        event.event_type,
-                        event.body,
-                        to_db(event.occurred_at),
-                        to_db(event.published_at),
-                        event.test,
+                        published.account_id,
+                        published.event_id,
+                        published.event_type,
+                        published.body,
+                        to_db(published.occurred_at),
+                        to_db(published.published_at),
+                        published.test,
                     )
                 )
             elif isinstance(event, _ENDPOINT_EVENTS):
@@ -243,9 +140,19 @@ class Projection:
         if not ids:
             return {}
         times = self.times
+        from_db = times.from_db
         return {
             row[0]: _DeliveryRow(
-                delivery_state(row, times), row[9], None, None, row[10], row[11], row[12], stored=True
+                DeliveryView(
+                    delivery_state(row, times),
+                    row[9],
+                    from_db(row[13]),
+                    from_db(row[14]),
+                    None if row[10] is None else from_db(row[10]),
+                    row[11],
+                    None if row[12] is None else ErrorKind(row[12]),
+                ),
+                stored=True,
             )
             for row in select_in(cursor, self.sql, self.sql.load_deliveries, ids)
         }
@@ -254,55 +161,55 @@ class Projection:
 
     def _project_endpoint(self, batch: _Batch, item: RecordedEvent, event: EndpointEvent) -> None:
         row = batch.endpoints.get(event.endpoint_id)
+        previous: EndpointView | None = None
         if isinstance(event, EndpointRegistered) or row is None:
             stored = row is not None and row.stored
-            row = _EndpointRow(event.endpoint_id, ep.initial_state(), None, 0, None, item.position, stored)
+            row = _EndpointRow(event.endpoint_id, None, None, 0, None, item.position, stored)
             batch.endpoints[event.endpoint_id] = row
-        state = row.state
-        if state is None:
-            assert row.text is not None
-            state = self.states.decode(row.text)
-        changes = key_changes(state, event)
+        else:
+            state = row.state
+            if state is None:
+                assert row.text is not None
+                state = self.states.decode(row.text)
+            previous = EndpointView(state, row.version, row.failing_since)
+        # Secret keys follow the secrets the endpoint's state holds (ADR 0010).
+        changes = key_changes(ep.initial_state() if previous is None else previous.endpoint, event)
         if changes:
             batch.key_changes.append(changes)
-        row.state = ep.evolve(state, event)
-        row.version = item.version
-        # Enabling gives the endpoint a fresh start: its earlier failures no longer count.
-        if isinstance(event, EndpointEnabled):
-            row.failing_since = None
+        view = endpoint_row(previous, item.version, event)
+        row.state, row.version, row.failing_since = view.endpoint, view.version, view.failing_since
         row.changed = True
 
     def _project_delivery(self, batch: _Batch, item: RecordedEvent, event: DeliveryEvent) -> None:
-        at = self.times.to_db(time_of(event))
         row = batch.deliveries.get(event.delivery_id)
         if isinstance(event, DeliveryScheduled) or row is None:
             stored = row is not None and row.stored
-            row = _DeliveryRow(dlv.initial_state(), 0, at, at, None, None, None, stored, replaced=stored)
+            row = _DeliveryRow(delivery_row(None, item.version, event), stored, replaced=stored)
             batch.deliveries[event.delivery_id] = row
-        row.state = dlv.evolve(row.state, event)
-        row.version = item.version
-        row.updated_at = at
+        else:
+            row.view = delivery_row(row.view, item.version, event)
         if isinstance(event, AttemptSucceeded | AttemptFailed):
-            failed = isinstance(event, AttemptFailed)
-            error = event.error.value if isinstance(event, AttemptFailed) and event.error else None
-            row.last_attempt_at = at  # an attempt's time is its start
-            row.last_status_code = event.status_code
-            row.last_error = error
+            entry = attempt_entry(event)
             batch.attempts.append(
                 (
                     item.position,
                     event.delivery_id,
-                    event.attempt,
-                    at,
-                    event.elapsed_ms,
-                    not failed,
-                    event.status_code,
-                    error,
-                    event.detail if isinstance(event, AttemptFailed) else "",
-                    event.response_body,
+                    entry.attempt,
+                    self.times.to_db(entry.started_at),
+                    entry.elapsed_ms,
+                    entry.succeeded,
+                    entry.status_code,
+                    None if entry.error is None else entry.error.value,
+                    entry.detail,
+                    entry.response_body,
                 )
             )
-            _note_endpoint_health(batch, event)
+            endpoint = batch.endpoints.get(event.endpoint_id)
+            if endpoint is not None:
+                failing_since = next_failing_since(endpoint.failing_since, event)
+                if failing_since != endpoint.failing_since:
+                    endpoint.failing_since = failing_since
+                    endpoint.health_changed = True
 
     # --- writing
 
@@ -358,20 +265,24 @@ class Projection:
         updated: list[tuple[Any, ...]] = []
         replaced: list[tuple[Any, ...]] = []
         for delivery_id, row in rows.items():
-            state = row.state
+            view = row.view
+            state = view.delivery
             due_at = None if state.due_at is None else to_db(state.due_at)
-            queue_at = due_at if state.status.pending else None
+            queue_at = None if (queued := projected_queue_at(state)) is None else to_db(queued)
+            updated_at = to_db(view.updated_at)
+            last_attempt_at = None if view.last_attempt_at is None else to_db(view.last_attempt_at)
+            last_error = None if view.last_error is None else view.last_error.value
             if row.stored and not row.replaced:
                 updated.append(
                     (
                         state.status.value,
                         state.attempts,
                         due_at,
-                        row.version,
-                        row.updated_at,
-                        row.last_attempt_at,
-                        row.last_status_code,
-                        row.last_error,
+                        view.version,
+                        updated_at,
+                        last_attempt_at,
+                        view.last_status_code,
+                        last_error,
                         queue_at,
                         delivery_id,
                     )
@@ -386,12 +297,12 @@ class Projection:
                 state.test,
                 state.attempts,
                 due_at,
-                row.version,
-                row.created_at,
-                row.updated_at,
-                row.last_attempt_at,
-                row.last_status_code,
-                row.last_error,
+                view.version,
+                to_db(view.created_at),
+                updated_at,
+                last_attempt_at,
+                view.last_status_code,
+                last_error,
                 queue_at,
             )
             if row.stored:
@@ -404,22 +315,6 @@ class Projection:
             write_rows(cursor, self.sql.update_delivery, updated)
         if replaced:
             write_rows(cursor, self.sql.replace_delivery, replaced)
-
-
-def _note_endpoint_health(batch: _Batch, event: AttemptSucceeded | AttemptFailed) -> None:
-    """``failing_since``: set by the first failed attempt after a success (or an enabling),
-    cleared by a success."""
-    row = batch.endpoints.get(event.endpoint_id)
-    if row is None:
-        return
-    failing_since: datetime | None
-    if isinstance(event, AttemptSucceeded):
-        failing_since = None
-    else:
-        failing_since = row.failing_since or event.started_at
-    if failing_since != row.failing_since:
-        row.failing_since = failing_since
-        row.health_changed = True
 
 
 def _rows_to_load(recorded: Sequence[RecordedEvent]) -> tuple[list[str], list[str]]:

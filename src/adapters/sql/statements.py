@@ -140,8 +140,8 @@ def _statements(sqlite: bool) -> Statements:
             " VALUES " + _values(6)
         ),
         load_deliveries=(
-            f"SELECT {_DELIVERY_STATE}, last_attempt_at, last_status_code, last_error"
-            " FROM deliveries WHERE delivery_id IN ({})"
+            f"SELECT {_DELIVERY_STATE}, last_attempt_at, last_status_code, last_error, created_at,"
+            " updated_at FROM deliveries WHERE delivery_id IN ({})"
         ),
         insert_delivery=sql(
             "INSERT INTO deliveries (delivery_id, account_id, endpoint_id, event_id, event_type, status,"

@@ -49,15 +49,9 @@ from .engine import DEFAULT_URL, create_engine
 from .lanes import Job, Lane
 from .migrate import check_schema, ensure_schema
 from .outbox import SqlOutbox, Transaction
-from .projection import (
-    Projection,
-    attempt_view,
-    delivery_state,
-    delivery_view,
-    event_view,
-    write_rows,
-)
+from .projection import Projection
 from .reports import health, narrowed, queue_stats
+from .rows import attempt_view, delivery_state, delivery_view, event_view, write_rows
 from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
 from .secret_keys import SqlKeys, store_keyring
 from .statements import Statements, chunks, postgres_statements, sqlite_statements
