@@ -19,6 +19,7 @@ from ..core import endpoint as ep
 from ..core.delivery import DeliveryStatus
 from ..core.errors import ConcurrencyConflict
 from ..core.events import (
+    AttemptAbandoned,
     AttemptFailed,
     AttemptSucceeded,
     DeliveryEvent,
@@ -59,6 +60,8 @@ class _DeliveryRow:
     view: DeliveryView
     due_at: datetime | None = None
     lease: str | None = None
+    #: The attempt number of the latest lease; None once an event of the delivery is recorded.
+    lease_attempt: int | None = None
     queue_key: int = 0
 
 
@@ -147,7 +150,10 @@ class MemoryStore:
                 failing_since = next_failing_since(endpoint.failing_since, event)
                 if failing_since != endpoint.failing_since:
                     self._endpoints[event.endpoint_id] = _replace(endpoint, failing_since=failing_since)
+        elif isinstance(event, AttemptAbandoned):
+            self._attempts.setdefault(event.delivery_id, []).append(attempt_entry(event))
         row.lease = None  # any recorded change ends the lease
+        row.lease_attempt = None
         self._schedule(event.delivery_id, row, queue_at(row.view.delivery))
 
     def _schedule(self, delivery_id: str, row: _DeliveryRow, due_at: datetime | None) -> None:
@@ -199,15 +205,27 @@ class MemoryStore:
             self._schedule(delivery_id, row, leased_until)
             row.lease = f"lease-{row.queue_key}"
             state = row.view.delivery
+            row.lease_attempt = max(row.lease_attempt or 0, state.attempts) + 1
             body = self._events[(state.account_id, state.event_id)].body
-            claimed.append(DueDelivery(state, row.view.version, row.lease, leased_until, body))
+            claimed.append(
+                DueDelivery(state, row.view.version, row.lease, leased_until, body, row.lease_attempt)
+            )
         return claimed
+
+    async def renew(self, leases: Sequence[DueDelivery], until: datetime) -> None:
+        for due in leases:
+            row = self._deliveries.get(due.delivery.delivery_id)
+            if row is not None and row.lease == due.lease:
+                lease = row.lease
+                self._schedule(due.delivery.delivery_id, row, until)
+                row.lease = lease  # the queue entry is new, the lease the same
 
     async def release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
         for due, due_at in returns:
             row = self._deliveries.get(due.delivery.delivery_id)
             if row is not None and row.lease == due.lease:
                 row.lease = None
+                row.lease_attempt = due.attempt_before
                 self._schedule(due.delivery.delivery_id, row, due_at)
 
     async def next_due(self) -> datetime | None:

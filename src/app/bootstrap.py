@@ -3,8 +3,6 @@ to the core. The API, the worker and the CLI all start from ``open_runtime``."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from attrs import define, field
 
 from ..adapters.crypto import Keyring, KeyringError
@@ -95,7 +93,6 @@ def _dispatch(settings: Settings) -> DispatchSettings:
     return DispatchSettings(
         concurrency=settings.concurrency,
         per_endpoint_concurrency=settings.per_endpoint_concurrency,
-        lease=max(timedelta(seconds=60), 2 * timeout + settings.shutdown_grace),
         request_timeout=timeout,
         poll_interval=settings.poll_interval,
         shutdown_grace=settings.shutdown_grace,

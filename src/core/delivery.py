@@ -8,9 +8,11 @@
     scheduled / retrying ──endpoint disabled──▶ held ──enabled──▶ scheduled / retrying
     anything not finished ──endpoint deleted──▶ cancelled
 
-"Attempting" is not a recorded fact: it is the worker's lease on a due delivery (see ADR 0003).
-An attempt becomes a fact when its outcome is recorded; a crash in between repeats the attempt.
-An attempt that was in flight when its delivery was held or cancelled is still recorded.
+"Attempting" is not a recorded fact: it is the worker's lease on a due delivery (see ADR 0003),
+and the lease carries the attempt's number. An attempt becomes a fact when its outcome is
+recorded. A crash in between loses the outcome, not the number: the next lease takes the next
+number, and the lost attempts are recorded as abandoned (outcome unknown) with its outcome (ADR
+0014). An attempt that was in flight when its delivery was held or cancelled is still recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from attrs import frozen
 
 from .errors import InvalidTransition
 from .events import (
+    AttemptAbandoned,
     AttemptFailed,
     AttemptSucceeded,
     DeliveryCancelled,
@@ -39,6 +42,9 @@ from .outcomes import HttpResponse, Outcome, TransportFailure, is_success
 from .retry import RetryPolicy, next_attempt_at
 
 __all__ = [
+    "WORKER_LOST",
+    "WORKER_STOPPED",
+    "Abandon",
     "Cancel",
     "Delivery",
     "DeliveryCommand",
@@ -115,6 +121,20 @@ class RecordOutcome:
 
 
 @frozen
+class Abandon:
+    """Attempt number ``attempt`` was started and its outcome will never be known (``reason``)."""
+
+    attempt: int
+    reason: str
+    now: datetime
+
+
+#: Why an attempt is abandoned: its worker died (noticed by the next lease), or was stopped.
+WORKER_LOST = "outcome unknown (worker lost)"
+WORKER_STOPPED = "outcome unknown (worker stopped while it ran)"
+
+
+@frozen
 class Hold:
     now: datetime
 
@@ -135,7 +155,7 @@ class Cancel:
     now: datetime
 
 
-DeliveryCommand = Schedule | RecordOutcome | Hold | Release | Redeliver | Cancel
+DeliveryCommand = Schedule | RecordOutcome | Abandon | Hold | Release | Redeliver | Cancel
 
 
 # --- decide / evolve ------------------------------------------------------------------------------
@@ -169,6 +189,9 @@ def decide(command: DeliveryCommand, state: Delivery, policy: RetryPolicy) -> li
             ]
         case RecordOutcome():
             return _decide_outcome(command, state, policy)
+        case Abandon():
+            _check_attempt(command.attempt, state)
+            return _abandoned(state, state.attempts + 1, command.attempt + 1, command.reason, command.now)
         case Hold():
             if state.status is DeliveryStatus.HELD:
                 return []
@@ -197,15 +220,32 @@ def decide(command: DeliveryCommand, state: Delivery, policy: RetryPolicy) -> li
 _STARTED_BEFORE_STOP = (DeliveryStatus.HELD, DeliveryStatus.CANCELLED)
 
 
-def _decide_outcome(command: RecordOutcome, state: Delivery, policy: RetryPolicy) -> list[DeliveryEvent]:
+def _check_attempt(attempt: int, state: Delivery) -> None:
     # An attempt already in flight when its delivery was held or cancelled still happened: its
     # outcome is recorded (a success means the receiver has it), but no retry is scheduled.
     if not state.status.pending and state.status not in _STARTED_BEFORE_STOP:
         raise InvalidTransition(f"a {state.status} delivery takes no attempts")
-    if command.attempt != state.attempts + 1:
+    if attempt <= state.attempts:
         raise InvalidTransition(
-            f"attempt {command.attempt} does not follow attempt {state.attempts}: it was already recorded"
+            f"attempt {attempt} does not follow attempt {state.attempts}: it was already recorded"
         )
+
+
+def _abandoned(state: Delivery, first: int, stop: int, reason: str, now: datetime) -> list[DeliveryEvent]:
+    return [
+        AttemptAbandoned(state.delivery_id, state.endpoint_id, n, reason, now) for n in range(first, stop)
+    ]
+
+
+def _decide_outcome(command: RecordOutcome, state: Delivery, policy: RetryPolicy) -> list[DeliveryEvent]:
+    _check_attempt(command.attempt, state)
+    # Numbers skipped since the last recorded attempt were taken by leases whose worker died
+    # mid-attempt: the receiver may have had them, so the log says so before this outcome.
+    lost = _abandoned(state, state.attempts + 1, command.attempt, WORKER_LOST, command.started_at)
+    return lost + _outcome_events(command, state, policy)
+
+
+def _outcome_events(command: RecordOutcome, state: Delivery, policy: RetryPolicy) -> list[DeliveryEvent]:
     outcome = command.outcome
     elapsed_ms = _elapsed_ms(outcome.elapsed)
     if is_success(outcome):
@@ -276,7 +316,7 @@ def evolve(state: Delivery, event: DeliveryEvent) -> Delivery:
             return _moved(state, status, state.attempts, event.released_at)
         case AttemptSucceeded():
             return _moved(state, DeliveryStatus.SUCCEEDED, event.attempt, None)
-        case AttemptFailed():
+        case AttemptFailed() | AttemptAbandoned():
             return _moved(state, state.status, event.attempt, state.due_at)
         case RetryScheduled():
             return _moved(state, DeliveryStatus.RETRYING, state.attempts, event.due_at)

@@ -17,6 +17,7 @@ from attrs import frozen
 from .outcomes import ErrorKind
 
 __all__ = [
+    "AttemptAbandoned",
     "AttemptFailed",
     "AttemptSucceeded",
     "DeliveryCancelled",
@@ -187,6 +188,19 @@ class AttemptFailed:
 
 
 @frozen
+class AttemptAbandoned:
+    """Attempt ``attempt`` was started, and its outcome will never be known: the worker making
+    it died (noticed when the delivery was claimed again) or was stopped while it ran. The
+    receiver may or may not have it; the next attempt has the next number."""
+
+    delivery_id: str
+    endpoint_id: str
+    attempt: int
+    reason: str
+    noted_at: datetime
+
+
+@frozen
 class RetryScheduled:
     """Attempt ``attempt`` is due at ``due_at`` (decided at ``scheduled_at``)."""
 
@@ -237,6 +251,7 @@ DeliveryEvent = (
     | DeliveryReleased
     | AttemptSucceeded
     | AttemptFailed
+    | AttemptAbandoned
     | RetryScheduled
     | DeliveryFailed
     | RedeliveryRequested
@@ -270,6 +285,8 @@ def time_of(event: DomainEvent) -> datetime:
             return event.released_at
         case AttemptSucceeded() | AttemptFailed():
             return event.started_at
+        case AttemptAbandoned():
+            return event.noted_at
         case RetryScheduled():
             return event.scheduled_at
         case DeliveryFailed():

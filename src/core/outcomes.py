@@ -23,6 +23,8 @@ class ErrorKind(StrEnum):
     BLOCKED_TARGET = "blocked_target"
     PROTOCOL = "protocol_error"
     OTHER = "error"
+    #: Not a transport failure: the attempt was started and its outcome lost with its worker.
+    WORKER_LOST = "worker_lost"
 
 
 @frozen

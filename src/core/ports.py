@@ -107,15 +107,25 @@ class DeliveryQueue(Protocol):
     async def claim(self, now: datetime, limit: int, lease_for: timedelta) -> Sequence[DueDelivery]:
         """Lease up to ``limit`` pending deliveries due at or before ``now``, earliest first.
 
-        A leased delivery is not handed out again until ``now + lease_for``; if its outcome is
-        not recorded by then (the worker died), it becomes due again. Two callers never hold the
-        same delivery at once. Its cost must not grow with the number of finished deliveries.
+        A leased delivery is not handed out again until ``now + lease_for`` (or until the end of
+        the lease's last renewal); if its outcome is not recorded by then (the worker died), it
+        becomes due again. Two callers never hold the same delivery at once. Each lease takes the
+        next attempt number (``DueDelivery.attempt``): one past the recorded attempts and past
+        every earlier lease's since the last recorded event, so an attempt whose worker died is
+        never numbered twice. Its cost must not grow with the number of finished deliveries.
         """
         ...
 
+    async def renew(self, leases: Sequence[DueDelivery], until: datetime) -> None:
+        """Extend each lease in ``leases`` to ``until`` while it is still held: the heartbeat of a
+        live worker, which keeps its leases short so that a dead one's expire soon. A lease that
+        has ended (outcome recorded, handed back) or passed to another worker is left alone."""
+        ...
+
     async def release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
-        """Hand back leased deliveries unattempted, each due again at the time paired with it.
-        A lease that has since passed to another worker is left alone."""
+        """Hand back leased deliveries unattempted, each due again at the time paired with it;
+        their attempt numbers are given back too. A lease that has since passed to another
+        worker is left alone."""
         ...
 
     async def next_due(self) -> datetime | None:

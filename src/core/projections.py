@@ -17,6 +17,7 @@ from . import delivery as dlv
 from . import endpoint as ep
 from .delivery import Delivery
 from .events import (
+    AttemptAbandoned,
     AttemptFailed,
     AttemptSucceeded,
     DeliveryEvent,
@@ -27,6 +28,7 @@ from .events import (
     EventPublished,
     time_of,
 )
+from .outcomes import ErrorKind
 from .views import AttemptView, DeliveryView, EndpointView, EventView
 
 __all__ = [
@@ -80,8 +82,13 @@ def event_row(event: EventPublished) -> EventView:
     )
 
 
-def attempt_entry(event: AttemptSucceeded | AttemptFailed) -> AttemptView:
-    """The line an attempt adds to its delivery's attempt log."""
+def attempt_entry(event: AttemptSucceeded | AttemptFailed | AttemptAbandoned) -> AttemptView:
+    """The line an attempt adds to its delivery's attempt log. An abandoned attempt (its outcome
+    unknown: the worker was lost) has no status, no answer and no time."""
+    if isinstance(event, AttemptAbandoned):
+        return AttemptView(
+            event.attempt, event.noted_at, 0.0, False, None, ErrorKind.WORKER_LOST, event.reason, ""
+        )
     if isinstance(event, AttemptSucceeded):
         return AttemptView(
             event.attempt,

@@ -84,13 +84,24 @@ class EndpointHealth:
 
 @frozen
 class DueDelivery:
-    """A pending delivery leased to one worker until ``leased_until``; ``lease`` identifies the lease."""
+    """A pending delivery leased to one worker until ``leased_until``; ``lease`` identifies the lease.
+
+    ``attempt`` is the number the lease's attempt takes. It is more than ``delivery.attempts + 1``
+    when earlier leases started attempts whose outcome was never recorded (their worker died):
+    those are logged as abandoned with this attempt's outcome."""
 
     delivery: Delivery
     version: int
     lease: str
     leased_until: datetime
     body: str
+    attempt: int
+
+    @property
+    def attempt_before(self) -> int | None:
+        """The queue's attempt number as it was before this lease: what handing it back restores."""
+        earlier = self.attempt - 1
+        return earlier if earlier > self.delivery.attempts else None
 
 
 @frozen

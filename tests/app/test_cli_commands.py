@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from attribution_webhooks.adapters.signing import HmacSigner
+from attribution_webhooks.adapters.sql.migrate import head_revision
 from attribution_webhooks.app.cli import main
 from attribution_webhooks.app.settings import Mode, Settings
 
@@ -156,8 +157,6 @@ def test_verify_checks_a_payload_against_a_signature(
 def test_db_upgrade_reports_the_revision(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     """db upgrade creates the schema and prints its revision."""
     assert main(["db", "upgrade"]) == 0
-    from attribution_webhooks.adapters.sql.migrate import head_revision
-
     assert f"database at revision {head_revision()}" in capsys.readouterr().out
 
 

@@ -1,7 +1,8 @@
 """SIGTERM while a delivery is in flight: the process exits 0 and leaves nothing leased.
 
 The receiver hangs, so the attempt is still running when the signal comes; the grace period (1 s)
-runs out, the attempt is cut short and its delivery handed back to the queue, due again.
+runs out, the attempt is cut short and logged as abandoned (the receiver may have it), and its
+delivery is due again at once, as attempt 2 (ADR 0014).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def _pending(database: Path) -> list[tuple[str, int]]:
         return conn.execute("SELECT status, attempts FROM deliveries").fetchall()
 
 
+def _lost(database: Path) -> list[tuple[int, str, str]]:
+    with sqlite3.connect(database) as conn:
+        return conn.execute("SELECT attempt, error, detail FROM attempts").fetchall()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_stops_gracefully_mid_delivery(tmp_path: Path, sig: int) -> None:
     """serve, signalled during a hanging delivery, exits 0 within the grace period; nothing is leased."""
@@ -60,7 +66,8 @@ def test_serve_stops_gracefully_mid_delivery(tmp_path: Path, sig: int) -> None:
         assert process.stop(sig) == 0
         assert time.monotonic() - started < 8
     assert leased_count(database) == 0
-    assert _pending(database) == [("scheduled", 0)]  # handed back unattempted, due again
+    assert _pending(database) == [("scheduled", 1)]  # attempt 1 cut short, due again
+    assert _lost(database) == [(1, "worker_lost", "outcome unknown (worker stopped while it ran)")]
 
 
 def test_worker_delivers_work_of_another_process_and_stops_gracefully(tmp_path: Path) -> None:

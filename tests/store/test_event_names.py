@@ -132,7 +132,8 @@ async def test_an_old_version_of_an_event_is_upcast_to_the_new_one(sqlite_url: s
 
 
 def test_every_event_class_has_one_stable_name() -> None:
-    """The registry names every domain event once, and revision 0003 renamed rows to exactly these."""
+    """The registry names every domain event once, and revision 0003 renamed rows to these (the
+    events added since have never had rows under another name)."""
     spec = importlib.util.spec_from_file_location(
         "revision_0003", MIGRATIONS / "versions" / "0003_event_names_and_sealed_secrets.py"
     )
@@ -140,7 +141,9 @@ def test_every_event_class_has_one_stable_name() -> None:
     assert spec.loader is not None
     revision = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(revision)
-    assert {t.cls.__name__: t.name for t in REGISTRY.types} == revision.NAMES
+    # Events added after revision 0003 were never stored under their class name.
+    later = {"AttemptAbandoned": "delivery.attempt_abandoned"}
+    assert {t.cls.__name__: t.name for t in REGISTRY.types} == {**revision.NAMES, **later}
     with pytest.raises(ValueError, match="registered twice"):
         REGISTRY.replace(EventType("delivery.failed2", AttemptFailed))
 

@@ -20,6 +20,7 @@ from attrs import field, frozen
 
 from ...core.endpoint import Endpoint
 from ...core.events import (
+    AttemptAbandoned,
     AttemptFailed,
     AttemptSucceeded,
     DeliveryCancelled,
@@ -120,6 +121,7 @@ REGISTRY = EventRegistry(
         EventType("delivery.released", DeliveryReleased),
         EventType("delivery.attempt_succeeded", AttemptSucceeded),
         EventType("delivery.attempt_failed", AttemptFailed),
+        EventType("delivery.attempt_abandoned", AttemptAbandoned),
         EventType("delivery.retry_scheduled", RetryScheduled),
         EventType("delivery.failed", DeliveryFailed),
         EventType("delivery.redelivery_requested", RedeliveryRequested),

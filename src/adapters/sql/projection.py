@@ -25,6 +25,7 @@ from attrs import define, field
 from ...core import endpoint as ep
 from ...core.endpoint import Endpoint
 from ...core.events import (
+    AttemptAbandoned,
     AttemptFailed,
     AttemptSucceeded,
     DeliveryEvent,
@@ -188,7 +189,7 @@ class Projection:
             batch.deliveries[event.delivery_id] = row
         else:
             row.view = delivery_row(row.view, item.version, event)
-        if isinstance(event, AttemptSucceeded | AttemptFailed):
+        if isinstance(event, AttemptSucceeded | AttemptFailed | AttemptAbandoned):
             entry = attempt_entry(event)
             batch.attempts.append(
                 (
@@ -204,12 +205,13 @@ class Projection:
                     entry.response_body,
                 )
             )
-            endpoint = batch.endpoints.get(event.endpoint_id)
-            if endpoint is not None:
-                failing_since = next_failing_since(endpoint.failing_since, event)
-                if failing_since != endpoint.failing_since:
-                    endpoint.failing_since = failing_since
-                    endpoint.health_changed = True
+            if isinstance(event, AttemptSucceeded | AttemptFailed):
+                endpoint = batch.endpoints.get(event.endpoint_id)
+                if endpoint is not None:
+                    failing_since = next_failing_since(endpoint.failing_since, event)
+                    if failing_since != endpoint.failing_since:
+                        endpoint.failing_since = failing_since
+                        endpoint.health_changed = True
 
     # --- writing
 

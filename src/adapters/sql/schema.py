@@ -143,10 +143,14 @@ deliveries = Table(
     Column("last_error", String(32), nullable=True),
     # The queue. ``queue_at``: when the delivery can next be claimed; NULL unless it is pending,
     # so finished deliveries are outside the partial index below and never in the claim's path.
-    # A claim pushes ``queue_at`` to the lease's expiry and sets ``lease``; any recorded event of
-    # the delivery clears ``lease`` and sets ``queue_at`` from its new state.
+    # A claim pushes ``queue_at`` to the lease's expiry (a live worker's heartbeat renews it)
+    # and sets ``lease``; any recorded event of the delivery clears ``lease`` and sets
+    # ``queue_at`` from its new state.
     Column("queue_at", UtcDateTime, nullable=True),
     Column("lease", String(64), nullable=True),
+    # The attempt number of the latest lease (see ``DeliveryQueue.claim``): kept when a worker
+    # dies mid-attempt, so the next lease takes the next number; cleared by any recorded event.
+    Column("lease_attempt", Integer, nullable=True),
     Index(None, "account_id", "delivery_id"),
     Index(None, "account_id", "endpoint_id", "delivery_id"),
     Index(None, "account_id", "event_id"),

@@ -42,7 +42,7 @@ def _values(count: int) -> str:
 
 
 _CLAIM_SQLITE = (
-    f"SELECT d.{_DELIVERY_STATE.replace(', ', ', d.')}, p.body"
+    f"SELECT d.{_DELIVERY_STATE.replace(', ', ', d.')}, p.body, d.lease_attempt"
     " FROM deliveries AS d JOIN published_events AS p"
     " ON p.account_id = d.account_id AND p.event_id = d.event_id"
     " WHERE d.queue_at IS NOT NULL AND d.queue_at <= ?"
@@ -50,14 +50,15 @@ _CLAIM_SQLITE = (
 )
 # One statement, so one round trip and its own transaction: the earliest due rows are locked
 # (rows another claimer holds are skipped), leased, and returned with their body and the due
-# time they had before the lease, which orders them.
+# time they had before the lease, which orders them. Each lease takes the next attempt number.
 _CLAIM_POSTGRES = (
     "WITH due AS (SELECT delivery_id, queue_at FROM deliveries"
     " WHERE queue_at IS NOT NULL AND queue_at <= %s"
     " ORDER BY queue_at, delivery_id LIMIT %s FOR UPDATE SKIP LOCKED)"
-    " UPDATE deliveries AS d SET queue_at = %s, lease = %s FROM due, published_events AS p"
+    " UPDATE deliveries AS d SET queue_at = %s, lease = %s,"
+    " lease_attempt = greatest(coalesce(d.lease_attempt, 0), d.attempts) + 1 FROM due, published_events AS p"
     " WHERE d.delivery_id = due.delivery_id AND p.account_id = d.account_id AND p.event_id = d.event_id"
-    f" RETURNING d.{_DELIVERY_STATE.replace(', ', ', d.')}, p.body, due.queue_at"
+    f" RETURNING d.{_DELIVERY_STATE.replace(', ', ', d.')}, p.body, d.lease_attempt, due.queue_at"
 )
 
 
@@ -77,6 +78,7 @@ class Statements:
     #: after. PostgreSQL: the whole claim, run on its own (see ``_CLAIM_POSTGRES``).
     claim: str
     lease: str
+    renew: str
     release: str
     next_due: str
     stream_versions: str
@@ -129,8 +131,15 @@ def _statements(sqlite: bool) -> Statements:
         last_position=_LAST_POSITION if sqlite else None,
         begin_claim="BEGIN IMMEDIATE" if sqlite else "BEGIN",
         claim=_CLAIM_SQLITE if sqlite else _CLAIM_POSTGRES,
-        lease=sql("UPDATE deliveries SET queue_at = ?, lease = ? WHERE delivery_id IN ({})"),
-        release=sql("UPDATE deliveries SET queue_at = ?, lease = NULL WHERE delivery_id = ? AND lease = ?"),
+        lease=sql(
+            "UPDATE deliveries SET queue_at = ?, lease = ?,"
+            " lease_attempt = max(coalesce(lease_attempt, 0), attempts) + 1 WHERE delivery_id IN ({})"
+        ),
+        renew=sql("UPDATE deliveries SET queue_at = ? WHERE delivery_id = ? AND lease = ?"),
+        release=sql(
+            "UPDATE deliveries SET queue_at = ?, lease = NULL, lease_attempt = ?"
+            " WHERE delivery_id = ? AND lease = ?"
+        ),
         next_due="SELECT queue_at FROM deliveries WHERE queue_at IS NOT NULL ORDER BY queue_at LIMIT 1",
         stream_versions=(
             "SELECT stream_id, max(version) FROM events WHERE stream_id IN ({}) GROUP BY stream_id"
@@ -148,19 +157,20 @@ def _statements(sqlite: bool) -> Statements:
             " test, attempts, due_at, version, created_at, updated_at, last_attempt_at, last_status_code,"
             " last_error, queue_at, lease) VALUES " + _values(17)
         ),
-        # Any recorded change ends the lease and puts the delivery where its state says. The
-        # columns a delivery's later events never change (ids, type, creation) are left alone.
+        # Any recorded change ends the lease (and settles its attempt number: recorded, or
+        # abandoned) and puts the delivery where its state says. The columns a delivery's later
+        # events never change (ids, type, creation) are left alone.
         update_delivery=sql(
             "UPDATE deliveries SET status = ?, attempts = ?, due_at = ?, version = ?, updated_at = ?,"
-            " last_attempt_at = ?, last_status_code = ?, last_error = ?, queue_at = ?, lease = NULL"
-            " WHERE delivery_id = ?"
+            " last_attempt_at = ?, last_status_code = ?, last_error = ?, queue_at = ?, lease = NULL,"
+            " lease_attempt = NULL WHERE delivery_id = ?"
         ),
         # A delivery scheduled again over an existing row: every column.
         replace_delivery=sql(
             "UPDATE deliveries SET account_id = ?, endpoint_id = ?, event_id = ?, event_type = ?,"
             " status = ?, test = ?, attempts = ?, due_at = ?, version = ?, created_at = ?, updated_at = ?,"
-            " last_attempt_at = ?, last_status_code = ?, last_error = ?, queue_at = ?, lease = NULL"
-            " WHERE delivery_id = ?"
+            " last_attempt_at = ?, last_status_code = ?, last_error = ?, queue_at = ?, lease = NULL,"
+            " lease_attempt = NULL WHERE delivery_id = ?"
         ),
         load_endpoints=(
             "SELECT endpoint_id, version, failing_since, registered_position, state"

@@ -310,8 +310,30 @@ class SqlStore:
             # rows leased by the lost attempt wait for their lease to expire, as a dead
             # worker's do.)
             rows = self._connections.query(sql.claim, (times.to_db(now), limit, until, lease))
-            rows.sort(key=lambda row: (row[11], row[0]))
-        return [DueDelivery(delivery_state(row, times), row[9], lease, leased_until, row[10]) for row in rows]
+            rows.sort(key=lambda row: (row[12], row[0]))
+            return [
+                DueDelivery(delivery_state(row, times), row[9], lease, leased_until, row[10], row[11])
+                for row in rows
+            ]
+        claimed = []
+        for row in rows:
+            state = delivery_state(row, times)
+            # The number the lease statement gave it: past the recorded attempts and past the
+            # leases before (row[11], as it was before this claim).
+            attempt = max(row[11] or 0, state.attempts) + 1
+            claimed.append(DueDelivery(state, row[9], lease, leased_until, row[10], attempt))
+        return claimed
+
+    async def renew(self, leases: Sequence[DueDelivery], until: datetime) -> None:
+        require_aware(until)
+        if leases:
+            await self._run(self._renew, list(leases), until)
+
+    def _renew(self, leases: list[DueDelivery], until: datetime) -> None:
+        at = self._times.to_db(until)
+        rows = [(at, due.delivery.delivery_id, due.lease) for due in leases]
+        with self._connections.transaction(self._sql.begin_claim) as cursor:
+            write_rows(cursor, self._sql.renew, rows)
 
     async def release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
         for _, due_at in returns:
@@ -321,7 +343,10 @@ class SqlStore:
 
     def _release(self, returns: list[tuple[DueDelivery, datetime]]) -> None:
         to_db = self._times.to_db
-        rows = [(to_db(due_at), due.delivery.delivery_id, due.lease) for due, due_at in returns]
+        rows = [
+            (to_db(due_at), due.attempt_before, due.delivery.delivery_id, due.lease)
+            for due, due_at in returns
+        ]
         with self._connections.transaction(self._sql.begin_claim) as cursor:
             write_rows(cursor, self._sql.release, rows)
 

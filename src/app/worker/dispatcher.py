@@ -1,8 +1,11 @@
 """The delivery loop: claim due deliveries, send them, record outcomes, schedule retries.
 
 One dispatcher runs per worker process. It leases due deliveries from the queue in batches,
-sends them concurrently (a global limit, and a per-endpoint limit so that one slow endpoint
-cannot take every slot), and records outcomes in batches: whatever finished while the previous
+sends them concurrently (the slots are shared by the rule in ``core.fairness``: a limit per
+endpoint and per account, and a small shared budget for endpoints that are slow, time out or are
+not known yet, so that hanging endpoints cannot take the slots healthy ones need), keeps its
+leases short and renews them while it lives (a heartbeat: a dead worker's deliveries are claimed
+again within seconds, ADR 0014), and records outcomes in batches: whatever finished while the previous
 batch was being written goes into the next transaction (group commit), so an idle system writes
 each outcome at once and a busy one amortises its transactions. It sleeps until the next
 delivery is due, a publish wakes it, or ``poll_interval`` passes (for work published by other
@@ -18,47 +21,30 @@ from collections.abc import Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from attrs import define, field, frozen
+from attrs import define, field
 
 from ...core import delivery as dlv
 from ...core import endpoint as ep
 from ...core.endpoint import EndpointStatus
+from ...core.fairness import SlotRules, Verdict
 from ...core.outcomes import ErrorKind, TransportFailure
 from ...core.ports import Clock, OutboundRequest, RandomSource, Signer, Storage, Transport
 from ...core.retry import RetryPolicy
 from ...core.signing import delivery_headers
 from ...core.views import DueDelivery
 from ..services import NoticeBoard, WebhookService
+from .leases import heartbeat
 from .observer import DeliveryObserver, NoObserver
 from .recorder import DispatchStats, Job, Recorder
+from .settings import DispatchSettings
+from .slots import Slots
 
 __all__ = ["DispatchSettings", "DispatchStats", "Dispatcher"]
 
 log = logging.getLogger(__name__)
 
 _MIN_WAIT = 0.001  # never spin: a wait is at least a millisecond
-_FIRST_LATENCY_GUESS = 0.1  # seconds, for an endpoint this worker has not sent to yet
-_MAX_REMEMBERED = 10_000  # endpoints whose latency and pacing a dispatcher keeps
-
-
-@frozen
-class DispatchSettings:
-    """How hard one worker pushes. ``lease`` must comfortably exceed ``request_timeout``."""
-
-    concurrency: int = 64
-    per_endpoint_concurrency: int = 8
-    claim_batch: int = 128
-    lease: timedelta = timedelta(seconds=60)
-    request_timeout: timedelta = timedelta(seconds=15)
-    poll_interval: timedelta = timedelta(seconds=1)
-    shutdown_grace: timedelta = timedelta(seconds=10)
-    user_agent: str = "attribution-webhooks/0.1 (+https://github.com/attribution/webhooks)"
-
-    def __attrs_post_init__(self) -> None:
-        if self.lease < 2 * self.request_timeout:
-            raise ValueError("the lease must be at least twice the request timeout")
-        if self.concurrency < 1 or self.per_endpoint_concurrency < 1 or self.claim_batch < 1:
-            raise ValueError("concurrency, per-endpoint concurrency and claim batch must be positive")
+_TIMEOUTS = (ErrorKind.TIMEOUT, ErrorKind.CONNECT_TIMEOUT, ErrorKind.READ_TIMEOUT)
 
 
 @define
@@ -85,16 +71,25 @@ class Dispatcher:
     _stopping: bool = field(default=False, init=False)
     _in_flight: dict[str, tuple[asyncio.Task[None], Job]] = field(factory=dict, init=False)
     _background: set[asyncio.Task[None]] = field(factory=set, init=False)
-    _per_endpoint: dict[str, int] = field(factory=dict, init=False)
     _waiting: dict[str, deque[Job]] = field(factory=dict, init=False)
     _n_waiting: int = field(default=0, init=False)
     _recorder: Recorder = field(init=False)
-    _latency: dict[str, float] = field(factory=dict, init=False)
-    _paced_until: dict[str, datetime] = field(factory=dict, init=False)
+    _slots: Slots = field(init=False)
+    #: Every lease held at the last successful heartbeat lasts at least until then.
+    _renewed_until: datetime | None = field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._recorder = Recorder(
             self.store, self.clock, self.retry, self.endpoint_rules, self.notices, self.stats, self.observer
+        )
+        settings = self.settings
+        self._slots = Slots(
+            SlotRules.sharing(
+                settings.concurrency,
+                settings.per_endpoint_concurrency,
+                settings.slow_after.total_seconds(),
+                settings.account_share,
+            )
         )
 
     @classmethod
@@ -148,6 +143,7 @@ class Dispatcher:
         stop = stop or asyncio.Event()
         stop_waiter = asyncio.ensure_future(self._forward(stop))
         recorder = asyncio.ensure_future(self._recorder.run())
+        heartbeat = asyncio.ensure_future(self._heartbeat())
         self.notices.subscribe(self)
         try:
             while not stop.is_set():
@@ -163,6 +159,7 @@ class Dispatcher:
             self.notices.unsubscribe(self)
             stop_waiter.cancel()
             recorder.cancel()
+            heartbeat.cancel()
             for task, _ in list(self._in_flight.values()):
                 task.cancel()
             for task in list(self._background):
@@ -176,7 +173,9 @@ class Dispatcher:
     # --- claiming ---------------------------------------------------------------------------
 
     def _budget(self) -> int:
-        return self.settings.concurrency - len(self._in_flight)
+        """How many deliveries to claim: free slots not promised to deliveries already waiting."""
+        self._slots.refresh(self.clock.now())
+        return self._slots.free() - self._n_waiting
 
     async def _claim(self) -> bool:
         """Lease a batch and start what can start; True if the batch came back full."""
@@ -191,6 +190,7 @@ class Dispatcher:
         endpoint_ids = list(dict.fromkeys(due.delivery.endpoint_id for due in batch))
         endpoints = await self.store.endpoints(endpoint_ids)
         now = clock.now()
+        self._slots.refresh(now)
         saturated: list[tuple[DueDelivery, datetime]] = []
         for due in batch:
             view = endpoints.get(due.delivery.endpoint_id)
@@ -199,52 +199,39 @@ class Dispatcher:
                 self._recorder.decide(job, dlv.Cancel("endpoint deleted", now))
             elif view.endpoint.status is not EndpointStatus.ENABLED:
                 self._recorder.decide(job, dlv.Hold(now))
-            elif not self._offer(job):
-                saturated.append((due, self._pace(due.delivery.endpoint_id, now)))
+            elif not self._offer(job, now):
+                saturated.append((due, self._slots.pace(due.delivery.endpoint_id, now)))
         if saturated:
             await self._release(saturated)
         return len(batch) == limit
 
-    def _pace(self, endpoint_id: str, now: datetime) -> datetime:
-        """When to offer again a delivery its endpoint has no room for: after the ones already
-        put off, one slot's worth of that endpoint's recent latency later. A backlog behind a
-        slow endpoint is so spread out over the time it will take, instead of being handed
-        back and claimed again and again while other endpoints wait."""
-        latency = self._latency.get(endpoint_id, _FIRST_LATENCY_GUESS)
-        slot = timedelta(seconds=max(latency, 0.01) / self.settings.per_endpoint_concurrency)
-        until = max(self._paced_until.get(endpoint_id, now), now) + slot
-        if len(self._paced_until) > _MAX_REMEMBERED:  # past paces no longer matter
-            self._paced_until = {e: t for e, t in self._paced_until.items() if t > now}
-        self._paced_until[endpoint_id] = until
-        return until
-
-    def _offer(self, job: Job) -> bool:
-        endpoint_id = job.due.delivery.endpoint_id
-        if self._per_endpoint.get(endpoint_id, 0) < self.settings.per_endpoint_concurrency:
-            self._start(job)
+    def _offer(self, job: Job, now: datetime) -> bool:
+        """Start the job, or queue it behind its endpoint's attempts; False if it must be handed back."""
+        delivery = job.due.delivery
+        verdict = self._slots.verdict(delivery.endpoint_id, delivery.account_id)
+        if verdict is Verdict.START:
+            self._start(job, now)
             return True
-        waiting = self._waiting.setdefault(endpoint_id, deque())
+        if verdict is Verdict.PACE:
+            return False
+        waiting = self._waiting.setdefault(delivery.endpoint_id, deque())
         if len(waiting) >= self.settings.per_endpoint_concurrency:
             return False
         waiting.append(job)
         self._n_waiting += 1
         return True
 
-    def _start(self, job: Job) -> None:
-        delivery_id = job.due.delivery.delivery_id
-        endpoint_id = job.due.delivery.endpoint_id
-        self._per_endpoint[endpoint_id] = self._per_endpoint.get(endpoint_id, 0) + 1
+    def _start(self, job: Job, now: datetime) -> None:
+        delivery = job.due.delivery
+        delivery_id, endpoint_id, account_id = delivery.delivery_id, delivery.endpoint_id, delivery.account_id
+        self._slots.started(delivery_id, endpoint_id, account_id, now)
         task = asyncio.ensure_future(self._attempt(job))
         self._in_flight[delivery_id] = (task, job)
-        task.add_done_callback(lambda _: self._finished(delivery_id, endpoint_id))
+        task.add_done_callback(lambda _: self._finished(delivery_id, endpoint_id, account_id))
 
-    def _finished(self, delivery_id: str, endpoint_id: str) -> None:
+    def _finished(self, delivery_id: str, endpoint_id: str, account_id: str) -> None:
         self._in_flight.pop(delivery_id, None)
-        remaining = self._per_endpoint[endpoint_id] - 1
-        if remaining:
-            self._per_endpoint[endpoint_id] = remaining
-        else:
-            del self._per_endpoint[endpoint_id]
+        self._slots.finished(delivery_id, endpoint_id, account_id)
         self._signal.set()
 
     async def _start_waiting(self) -> None:
@@ -254,13 +241,15 @@ class Dispatcher:
         meanwhile, by this process or another; then they are handed back to the queue, and the
         next claim sees them with the endpoint as it is now.
         """
-        ready = [
-            e for e in self._waiting if self._per_endpoint.get(e, 0) < self.settings.per_endpoint_concurrency
-        ]
+        limit = self.settings.per_endpoint_concurrency
+        slots = self._slots
+        slots.refresh(self.clock.now())
+        ready = [e for e in self._waiting if slots.running(e) < limit or slots.slow(e)]
         if not ready:
             return
         fresh = await self.store.endpoints(ready)
         now = self.clock.now()
+        slots.refresh(now)
         stale: list[tuple[DueDelivery, datetime]] = []
         for endpoint_id in ready:
             jobs = self._waiting.get(endpoint_id)
@@ -272,20 +261,44 @@ class Dispatcher:
                 self._n_waiting -= len(jobs)
                 del self._waiting[endpoint_id]
                 continue
-            while jobs and self._per_endpoint.get(endpoint_id, 0) < self.settings.per_endpoint_concurrency:
+            # Those that may not start yet keep waiting (their leases are renewed meanwhile),
+            # unless their endpoint turned out slow, or is untrusted and its budget full: then
+            # they go back to the queue, paced, and take no room from healthy endpoints here.
+            while jobs:
+                verdict = slots.verdict(endpoint_id, jobs[0].due.delivery.account_id)
+                if verdict is not Verdict.START and slots.slow(endpoint_id):
+                    verdict = Verdict.PACE
+                if verdict is Verdict.WAIT or (verdict is Verdict.PACE and slots.trusted(endpoint_id)):
+                    break
                 job = jobs.popleft()
                 self._n_waiting -= 1
-                if self._lease_left(job) >= self.settings.request_timeout:
-                    self._start(job)
-                else:
+                if verdict is Verdict.PACE:
+                    stale.append((job.due, slots.pace(endpoint_id, now)))
+                elif self._lease_left(job, now) > self.settings.heartbeat:
+                    self._start(job, now)
+                else:  # the heartbeat failed meanwhile: another worker may hold it now
                     stale.append((job.due, now))
             if not jobs:
                 del self._waiting[endpoint_id]
         if stale:
             await self._release(stale)
 
-    def _lease_left(self, job: Job) -> timedelta:
-        return job.due.leased_until - self.clock.now()
+    def _lease_left(self, job: Job, now: datetime) -> timedelta:
+        until = job.due.leased_until
+        if self._renewed_until is not None and self._renewed_until > until:
+            until = self._renewed_until
+        return until - now
+
+    async def _heartbeat(self) -> None:
+        await heartbeat(self.store, self.clock, self.settings, self._held, self._renewed)
+
+    def _held(self) -> list[DueDelivery]:
+        held = [job.due for _, job in self._in_flight.values()]
+        held += [job.due for jobs in self._waiting.values() for job in jobs]
+        return held + self._recorder.held()
+
+    def _renewed(self, until: datetime) -> None:
+        self._renewed_until = until
 
     async def _release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
         await self.store.release(returns)
@@ -304,7 +317,7 @@ class Dispatcher:
         assert job.endpoint is not None
         endpoint = job.endpoint.endpoint
         clock = self.clock
-        attempt = delivery.attempts + 1
+        attempt = due.attempt
         started_at = clock.now()
         body = due.body.encode("utf-8")
         headers = delivery_headers(
@@ -330,11 +343,8 @@ class Dispatcher:
                 ErrorKind.OTHER, clock.now() - started_at, f"{type(error).__name__}: {error}"
             )
         self.stats.attempts += 1
-        seconds = outcome.elapsed.total_seconds()
-        if len(self._latency) > _MAX_REMEMBERED:
-            self._latency.clear()  # an estimate per endpoint; it is relearnt from the next attempt
-        previous = self._latency.get(delivery.endpoint_id, seconds)
-        self._latency[delivery.endpoint_id] = 0.8 * previous + 0.2 * seconds
+        timed_out = isinstance(outcome, TransportFailure) and outcome.kind in _TIMEOUTS
+        self._slots.measured(delivery.endpoint_id, outcome.elapsed.total_seconds(), timed_out)
         sample = self.random.random() if self.retry.jitter else 0.5
         self._recorder.decide(job, dlv.RecordOutcome(attempt, started_at, outcome, clock.now(), sample))
 
@@ -366,13 +376,14 @@ class Dispatcher:
         if self._in_flight:
             attempts = [task for task, _ in self._in_flight.values()]
             await _first(clock.sleep(grace), asyncio.wait(attempts))
-        cut_short = [(job.due, clock.now()) for task, job in self._in_flight.values() if not task.done()]
+        cut_short = [job for task, job in self._in_flight.values() if not task.done()]
         tasks = [task for task, _ in self._in_flight.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if cut_short:
-            await self._release(cut_short)
+        # They were sent, perhaps received: the log says so, and the next attempt has the next number.
+        for job in cut_short:
+            self._recorder.decide(job, dlv.Abandon(job.due.attempt, dlv.WORKER_STOPPED, clock.now()))
         if self._background:
             await asyncio.wait(list(self._background))
         if not self._recorder.flushed.is_set():

@@ -73,7 +73,7 @@ class Recorder:
     #: Set while every decision taken has been written.
     flushed: asyncio.Event = field(factory=asyncio.Event, init=False)
     _decisions: list[_Decision] = field(factory=list, init=False)
-    _recording: int = field(default=0, init=False)
+    _recording: list[_Decision] = field(factory=list, init=False)
     _decided: asyncio.Event = field(factory=asyncio.Event, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -82,7 +82,11 @@ class Recorder:
     @property
     def pending(self) -> int:
         """Decisions taken and not yet written."""
-        return len(self._decisions) + self._recording
+        return len(self._decisions) + len(self._recording)
+
+    def held(self) -> list[DueDelivery]:
+        """The leases of decisions not yet written: the worker still holds them."""
+        return [d.job.due for d in (*self._recording, *self._decisions)]
 
     def decide(self, job: Job, command: dlv.DeliveryCommand) -> None:
         """Queue ``command`` for the delivery of ``job``; it is written with the next batch."""
@@ -98,7 +102,7 @@ class Recorder:
             self._decided.clear()
             while self._decisions:
                 batch, self._decisions = self._decisions, []
-                self._recording = len(batch)
+                self._recording = batch
                 try:
                     await self._record(batch)
                 except asyncio.CancelledError:
@@ -108,7 +112,7 @@ class Recorder:
                     self._decisions[:0] = batch
                     await self.clock.sleep(1.0)
                 finally:
-                    self._recording = 0
+                    self._recording = []
             self.flushed.set()
 
     async def _record(self, batch: list[_Decision]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from ...core.events import (
+    AttemptAbandoned,
     AttemptFailed,
     AttemptSucceeded,
     DeliveryCancelled,
@@ -33,6 +34,7 @@ from ...core.outcomes import HttpResponse, TransportFailure
 from ...core.retry import RetryPolicy
 from ..fakes import SentRequest
 from .model import Record, Subscription
+from .recovery import check_lost_attempts
 from .result import Crash, SimulationResult
 from .scenarios import offset
 
@@ -53,6 +55,7 @@ def check(result: SimulationResult) -> list[str]:
     violations += _check_requests(record)
     violations += _check_held(record)
     violations += _check_auto_disable(record)
+    violations += check_lost_attempts(record)
     return violations
 
 
@@ -159,6 +162,10 @@ def _check_delivery(record: Record, delivery_id: str, events: list[tuple[int, Do
                 status, due_at, last = "succeeded", None, None
             elif not in_flight_when_stopped:
                 last = (event, sent)
+        elif isinstance(event, AttemptAbandoned):
+            if event.attempt != attempts + 1:
+                violations.append(f"{where}: abandoned attempt {event.attempt} after attempt {attempts}")
+            attempts = event.attempt
         elif isinstance(event, RetryScheduled):
             if last is None or event.attempt != attempts + 1:
                 violations.append(

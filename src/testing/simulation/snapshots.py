@@ -111,6 +111,9 @@ class SnapshotAudit:
             await self._audit_delivery_state(due.delivery.delivery_id, due.delivery, due.version, "claim")
         return claimed
 
+    async def renew(self, leases: Sequence[DueDelivery], until: datetime) -> None:
+        await self.store.renew(leases, until)
+
     async def release(self, returns: Sequence[tuple[DueDelivery, datetime]]) -> None:
         await self.store.release(returns)
 
