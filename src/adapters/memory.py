@@ -38,7 +38,15 @@ from ..core.projections import (
     next_failing_since,
     queue_at,
 )
-from ..core.views import AttemptView, DeliveryView, DueDelivery, EndpointHealth, EndpointView, EventView
+from ..core.views import (
+    AttemptView,
+    DeliveryView,
+    DueDelivery,
+    EndpointHealth,
+    EndpointView,
+    EventView,
+    QueueStats,
+)
 from .sealing import MemoryKeys, key_changes, open_endpoint, open_recorded, seal_event, tokens_in
 
 __all__ = ["MemoryStore"]
@@ -227,6 +235,19 @@ class MemoryStore:
                 return due_at
             heapq.heappop(self._queue)
         return None
+
+    async def queue_stats(self, now: datetime) -> QueueStats:
+        queued = [row.due_at for row in self._deliveries.values() if row.due_at is not None]
+        due = [at for at in queued if at <= now]
+        held = sum(row.view.delivery.status is DeliveryStatus.HELD for row in self._deliveries.values())
+        disabled = ep.EndpointStatus.DISABLED
+        return QueueStats(
+            pending=len(queued),
+            due=len(due),
+            oldest_due_at=min(due, default=None),
+            held=held,
+            disabled_endpoints=sum(v.endpoint.status is disabled for v in self._endpoints.values()),
+        )
 
     # --- DeliveryLog ------------------------------------------------------------------------
 

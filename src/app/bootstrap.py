@@ -3,7 +3,7 @@ to the core. The API, the worker and the CLI all start from ``open_runtime``."""
 
 from __future__ import annotations
 
-from attrs import define
+from attrs import define, field
 
 from ..adapters.crypto import Keyring, KeyringError
 from ..adapters.http import EgressMode, EgressSettings, HttpTransport, check_target
@@ -15,6 +15,7 @@ from ..adapters.system import SystemClock, SystemRandom, UlidGenerator
 from ..core.endpoint import EndpointRules, validate_url
 from ..core.errors import ValidationError
 from ..core.retry import RetryPolicy
+from .observability import Observability
 from .services import NoticeBoard, ServiceSettings, WebhookService
 from .settings import Mode, Settings, SettingsError
 from .worker import Dispatcher, DispatchSettings
@@ -33,6 +34,8 @@ class Runtime:
     notices: NoticeBoard
     egress: EgressSettings
     dispatch: DispatchSettings
+    #: Metrics, the attempt log lines and the worker's heartbeat: every dispatcher's observer.
+    observability: Observability = field(factory=Observability)
 
     def transport(self) -> HttpTransport:
         """A new HTTP transport (a connection pool): one per dispatcher, closed with it."""
@@ -46,8 +49,9 @@ class Runtime:
 
     def dispatcher(self, transport: HttpTransport) -> Dispatcher:
         """A dispatcher over this runtime's ports, hearing its notices; ``run(stop)`` it on the
-        event loop."""
+        event loop. From now on readiness (``/readyz``) also requires its loop to go round."""
         ports = self.service.ports
+        self.observability.worker_started = True
         return Dispatcher(
             store=self.store,
             transport=transport,
@@ -58,6 +62,7 @@ class Runtime:
             endpoint_rules=ports.settings.endpoint_rules,
             settings=self.dispatch,
             notices=self.notices,
+            observer=self.observability,
         )
 
     async def check_target(self, url: str) -> None:
@@ -135,4 +140,6 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None, serving: bo
             raise SettingsError(str(error)) from None
     notices = NoticeBoard()
     service = WebhookService(store, SystemClock(), UlidGenerator(), SystemRandom(), service_settings, notices)
-    return Runtime(settings, store, ApiKeyStore(store.engine), service, notices, egress, dispatch)
+    observability = Observability(dispatch.poll_interval)
+    keys = ApiKeyStore(store.engine)
+    return Runtime(settings, store, keys, service, notices, egress, dispatch, observability)

@@ -118,23 +118,16 @@ def _run_process(settings: Settings, main: Callable[[Runtime], Coroutine[Any, An
     """Run a long-lived process (``serve`` or ``work``) over a runtime built from the settings."""
     from .runner import run
 
-    _logging(settings.log_level)
+    _logging(settings.log_level, settings.log_format)
     with _runtime(settings, serving=True) as runtime:
         run(lambda: main(runtime))
     return 0
 
 
-def _logging(level: str) -> None:
-    import logging
+def _logging(level: str, log_format: str) -> None:
+    from .observability import configure_logging
 
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if level != "debug":
-        # httpx logs every request at INFO (a cost on the delivery path); alembic and uvicorn
-        # repeat what our own lines say.
-        for name in ("httpx", "alembic", "uvicorn.error"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(level, log_format)
 
 
 # --- db, api-keys, webhooks, events -----------------------------------------------------------------

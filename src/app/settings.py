@@ -76,6 +76,7 @@ class Settings:
     egress_allow_networks: tuple[str, ...] = ()
     egress_client: str = "curl"
     log_level: str = "info"
+    log_format: str = "text"
     session_secret: str | None = field(default=None, repr=False)  # a key: kept out of logs
     #: Master keys that encrypt webhook secrets at rest, newest first (ADR 0010). Never shown.
     secret_keys: str | None = field(default=None, repr=False)
@@ -245,6 +246,7 @@ _SETTINGS: dict[str, _Setting] = {
         "the HTTP client that sends deliveries: curl (libcurl) or httpx",
     ),
     "log_level": _Setting(_one_of("debug", "info", "warning", "error"), "LEVEL", "what to log"),
+    "log_format": _Setting(_one_of("text", "json"), "FORMAT", "log lines as text, or as JSON objects"),
     "session_secret": _Setting(
         _text,
         "TEXT",
@@ -277,6 +279,7 @@ DELIVERY = (
     "egress_allow_networks",
     "egress_client",
     "log_level",
+    "log_format",
 )
 API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[len(DATABASE) :], "session_secret")
 

@@ -16,7 +16,15 @@ from attrs import frozen
 from .delivery import DeliveryStatus
 from .events import DomainEvent
 from .outcomes import Outcome
-from .views import AttemptView, DeliveryView, DueDelivery, EndpointHealth, EndpointView, EventView
+from .views import (
+    AttemptView,
+    DeliveryView,
+    DueDelivery,
+    EndpointHealth,
+    EndpointView,
+    EventView,
+    QueueStats,
+)
 
 __all__ = [
     "Clock",
@@ -122,6 +130,11 @@ class DeliveryQueue(Protocol):
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending delivery is (or becomes again) claimable; None if none is pending."""
+        ...
+
+    async def queue_stats(self, now: datetime) -> QueueStats:
+        """How many deliveries are pending, due at ``now`` (and since when the oldest of them),
+        held; how many endpoints are disabled. Read at every metrics scrape: kept to counts."""
         ...
 
 

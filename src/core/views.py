@@ -18,6 +18,7 @@ __all__ = [
     "EndpointHealth",
     "EndpointView",
     "EventView",
+    "QueueStats",
 ]
 
 
@@ -101,3 +102,17 @@ class DueDelivery:
         """The queue's attempt number as it was before this lease: what handing it back restores."""
         earlier = self.attempt - 1
         return earlier if earlier > self.delivery.attempts else None
+
+
+@frozen
+class QueueStats:
+    """The queue at one moment, for monitoring: ``pending`` deliveries wait for an attempt
+    (leased ones included), ``due`` of them could be claimed now, the oldest of those since
+    ``oldest_due_at``; ``held`` deliveries wait for their endpoint to be enabled again, and
+    ``disabled_endpoints`` are disabled (deleted ones are not counted)."""
+
+    pending: int = 0
+    due: int = 0
+    oldest_due_at: datetime | None = None
+    held: int = 0
+    disabled_endpoints: int = 0

@@ -39,6 +39,7 @@ DELIVERY = {
     "--egress-allow-networks",
     "--egress-client",
     "--log-level",
+    "--log-format",
 }
 
 

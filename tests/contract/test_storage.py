@@ -38,6 +38,7 @@ from attribution_webhooks.core.events import (
 )
 from attribution_webhooks.core.outcomes import ErrorKind
 from attribution_webhooks.core.ports import Storage, StreamAppend
+from attribution_webhooks.core.views import QueueStats
 
 T0 = datetime(2024, 1, 20, 15, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -629,6 +630,28 @@ async def test_next_due_is_the_earliest_pending_delivery(store: Storage) -> None
     assert await store.next_due() == at(3) + LEASE
     await record(store, "dlv_2", DeliveryCancelled("dlv_2", "endpoint deleted", at(9)))
     assert await store.next_due() is None
+
+
+async def test_queue_stats_count_pending_due_held_and_disabled(store: Storage) -> None:
+    """queue_stats: pending (leased included), due now and the oldest due time, held deliveries,
+    disabled endpoints; finished, cancelled and deleted ones are not counted."""
+    assert await store.queue_stats(T0) == QueueStats()
+    await register(store, "wh_1", "wh_2", "wh_3")
+    await publish(store, "evt_1", {"dlv_1": "wh_1"}, when=at(1))
+    await publish(store, "evt_2", {"dlv_2": "wh_1"}, when=at(3))
+    await publish(store, "evt_3", {"dlv_3": "wh_1"}, when=at(20))
+    await publish(store, "evt_4", {"dlv_4": "wh_2"}, when=at(2), held=True)
+    await store.append(StreamAppend("wh_2", 1, (EndpointDisabled("wh_2", DisableReason.MANUAL, at(2)),)))
+    await store.append(StreamAppend("wh_3", 1, (EndpointDeleted("wh_3", at(2)),)))
+    stats = await store.queue_stats(at(5))
+    assert stats == QueueStats(pending=3, due=2, oldest_due_at=at(1), held=1, disabled_endpoints=1)
+    claimed = await store.claim(at(5), 1, LEASE)  # dlv_1: leased, pending until its lease ends
+    assert await store.queue_stats(at(5)) == QueueStats(3, 1, at(3), 1, 1)
+    await record(store, "dlv_1", succeeded("dlv_1", "wh_1", 1, at(6)))
+    await record(store, "dlv_2", DeliveryCancelled("dlv_2", "endpoint deleted", at(6)))
+    assert await store.queue_stats(at(7)) == QueueStats(1, 0, None, 1, 1)
+    assert await store.queue_stats(at(30)) == QueueStats(1, 1, at(20), 1, 1)
+    assert claimed[0].delivery.delivery_id == "dlv_1"
 
 
 async def test_held_and_finished_deliveries_are_never_claimed(store: Storage) -> None:

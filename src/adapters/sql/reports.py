@@ -1,4 +1,5 @@
-"""Read-model queries for the dashboard: the delivery log's extra filters and endpoint health.
+"""Read-model queries for the dashboard (the delivery log's extra filters and endpoint health)
+and for monitoring (the queue's counts).
 
 Kept apart from ``store`` so the store stays a map of the ports; both functions only read.
 """
@@ -11,11 +12,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, case, func, select, union_all
 
-from ...core.views import EndpointHealth
+from ...core.delivery import DeliveryStatus
+from ...core.endpoint import EndpointStatus
+from ...core.views import EndpointHealth, QueueStats
 from .codec import require_aware
 from .schema import attempts, deliveries, endpoints
 
-__all__ = ["health", "narrowed"]
+__all__ = ["health", "narrowed", "queue_stats"]
 
 
 def narrowed(
@@ -85,3 +88,27 @@ def health(conn: Connection, account_id: str, since: datetime, count: int) -> Ma
         endpoint_id: EndpointHealth(int(total), int(succeeded or 0), *last[position])
         for endpoint_id, total, succeeded, position in rows
     }
+
+
+def queue_stats(conn: Connection, now: datetime) -> QueueStats:
+    """The queue's counts at ``now``. The pending and due counts read the claim's partial index
+    (their cost follows the queue, not the history); held deliveries are counted by a scan of
+    ``deliveries`` filtered on status, and disabled endpoints by a scan of ``endpoints``."""
+    queue_at = deliveries.c.queue_at
+    is_due = queue_at <= require_aware(now)
+    pending, due, oldest = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((is_due, 1), else_=0)), 0),
+            func.min(case((is_due, queue_at), else_=None)),
+        ).where(queue_at.isnot(None))
+    ).one()
+    held = conn.execute(
+        select(func.count()).where(deliveries.c.status == DeliveryStatus.HELD.value)
+    ).scalar_one()
+    disabled = conn.execute(
+        select(func.count()).where(endpoints.c.status == EndpointStatus.DISABLED.value)
+    ).scalar_one()
+    return QueueStats(
+        pending=pending, due=int(due), oldest_due_at=oldest, held=held, disabled_endpoints=disabled
+    )

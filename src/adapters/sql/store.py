@@ -31,7 +31,15 @@ from sqlalchemy import Connection, Engine, select
 from ...core.delivery import DeliveryStatus
 from ...core.endpoint import EndpointStatus
 from ...core.ports import RecordedEvent, StreamAppend
-from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointHealth, EndpointView, EventView
+from ...core.views import (
+    AttemptView,
+    DeliveryView,
+    DueDelivery,
+    EndpointHealth,
+    EndpointView,
+    EventView,
+    QueueStats,
+)
 from ..crypto import Keyring
 from .appending import Appender, AppendStats
 from .codec import EndpointStates, EventCodec, StoredEvent, require_aware
@@ -40,7 +48,7 @@ from .engine import is_sqlite
 from .lanes import Job, Lane
 from .outbox import SqlOutbox, Transaction
 from .projection import Projection
-from .reports import health, narrowed
+from .reports import health, narrowed, queue_stats
 from .rows import attempt_view, delivery_state, delivery_view, event_view, write_rows
 from .schema import READ_MODELS, attempts, deliveries, endpoints, published_events
 from .secret_keys import SqlKeys, store_keyring
@@ -308,6 +316,17 @@ class SqlStore:
     def _next_due(self) -> datetime | None:
         rows = self._connections.query(self._sql.next_due)
         return self._times.from_db(rows[0][0]) if rows else None
+
+    async def queue_stats(self, now: datetime) -> QueueStats:
+        # Counting held deliveries scans ``deliveries``: on SQLite it runs on a thread of its
+        # own, not the store's, where it would hold appends back (a WAL reader never waits).
+        if self._sqlite and self.executor is not None:
+            return await asyncio.to_thread(self._queue_stats, require_aware(now))
+        return await self._run(self._queue_stats, require_aware(now))
+
+    def _queue_stats(self, now: datetime) -> QueueStats:
+        with self._reading() as conn:
+            return queue_stats(conn, now)
 
     # --- DeliveryLog ------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The Litestar application: routes, authentication, problem details and the OpenAPI document.
 
-Every route but the health checks, the docs and the dashboard (``/dashboard``, signed in with a
+Every route but the health checks, the metrics, the docs and the dashboard (``/dashboard``, signed in with a
 session cookie) takes the ``account`` dependency (``X-API-Key``).
 The OpenAPI document (``/docs/openapi.json``) and the interactive docs (``/docs``) are generated
 by Litestar from the handlers' own attrs types.
@@ -9,17 +9,20 @@ by Litestar from the handlers' own attrs types.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Response, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.types import Message, Scope
 
 from ... import __version__
 from ...core.errors import ValidationError
 from ..bootstrap import Runtime
 from ..dashboard import Dashboard, swagger_plugin
+from ..observability import CONTENT_TYPE
 from .auth import API_KEY_HEADER, Authenticator
 from .deliveries import delivery_routes
 from .events import event_routes
@@ -67,13 +70,36 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", tags=["health"], summary="Readiness: the database answers", responses=problems(503))
+    observability = runtime.observability
+
+    @get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness: the database answers and the worker runs",
+        responses=problems(503),
+    )
     async def readyz() -> Any:
         try:
             await asyncio.wait_for(asyncio.to_thread(runtime.keys.ping), timeout=5)
         except Exception as error:
             return problem(None, 503, f"the database does not answer: {type(error).__name__}")
+        stuck = observability.worker_problem(datetime.now(UTC))
+        if stuck is not None:
+            return problem(None, 503, stuck)
         return {"status": "ready"}
+
+    # Unauthenticated, as scrapers expect: it shows counts, never ids or secrets, but an operator
+    # should keep it off the public internet (README, Observability).
+    @get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE)
+    async def metrics() -> Response[bytes]:
+        return Response(await observability.scrape(runtime.store), media_type=CONTENT_TYPE)
+
+    async def count_response(message: Message, scope: Scope) -> None:
+        # Every response, a 404 for no route included, labelled by its route's template
+        # (/webhooks/{webhook_id}), never by its raw path: the labels stay bounded.
+        if message["type"] == "http.response.start":
+            route = scope.get("path_template") or "unmatched"
+            observability.metrics.request(str(scope.get("method", "")), route, message["status"])
 
     async def authenticate(request: Request[Any, Any, Any]) -> None:
         # Runs before the body is read: a request without a valid key gets a 401, never a
@@ -96,10 +122,11 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
     routers = [webhook_routes(runtime), delivery_routes(runtime), *event_routes(runtime)]
     dashboard = Dashboard(runtime, key_recheck=auth_ttl)
     app = Litestar(
-        route_handlers=[healthz, readyz, *routers, *dashboard.routers],
+        route_handlers=[healthz, readyz, metrics, *routers, *dashboard.routers],
         template_config=dashboard.templates,
         dependencies={"account": Provide(account)},
         before_request=authenticate,
+        before_send=[count_response],
         dto=WireDTO,
         return_dto=WireDTO,
         plugins=[CamelAttrsSchemaPlugin()],

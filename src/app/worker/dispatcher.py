@@ -34,6 +34,7 @@ from ...core.signing import delivery_headers
 from ...core.views import DueDelivery
 from ..services import NoticeBoard, WebhookService
 from .leases import heartbeat
+from .observer import DeliveryObserver, NoObserver
 from .recorder import DispatchStats, Job, Recorder
 from .settings import DispatchSettings
 from .slots import Slots
@@ -65,6 +66,7 @@ class Dispatcher:
     settings: DispatchSettings = field(factory=DispatchSettings)
     notices: NoticeBoard = field(factory=NoticeBoard)
     stats: DispatchStats = field(factory=DispatchStats)
+    observer: DeliveryObserver = field(factory=NoObserver)
     _signal: asyncio.Event = field(factory=asyncio.Event, init=False)
     _stopping: bool = field(default=False, init=False)
     _in_flight: dict[str, tuple[asyncio.Task[None], Job]] = field(factory=dict, init=False)
@@ -78,7 +80,7 @@ class Dispatcher:
 
     def __attrs_post_init__(self) -> None:
         self._recorder = Recorder(
-            self.store, self.clock, self.retry, self.endpoint_rules, self.notices, self.stats
+            self.store, self.clock, self.retry, self.endpoint_rules, self.notices, self.stats, self.observer
         )
         settings = self.settings
         self._slots = Slots(
@@ -146,6 +148,7 @@ class Dispatcher:
         self.notices.subscribe(self)
         try:
             while not stop.is_set():
+                self.observer.loop_ticked(self.clock.now())
                 if self._waiting:
                     await self._start_waiting()
                 full = await self._claim()

@@ -23,6 +23,7 @@ from ...core.ports import Clock, Storage, StreamAppend
 from ...core.retry import RetryPolicy
 from ...core.views import DueDelivery, EndpointView
 from ..services import NoticeBoard
+from .observer import DeliveryObserver, NoObserver
 
 __all__ = ["DispatchStats", "Job", "Recorder"]
 
@@ -68,6 +69,7 @@ class Recorder:
     endpoint_rules: ep.EndpointRules
     notices: NoticeBoard
     stats: DispatchStats
+    observer: DeliveryObserver = field(factory=NoObserver)
     #: Set while every decision taken has been written.
     flushed: asyncio.Event = field(factory=asyncio.Event, init=False)
     _decisions: list[_Decision] = field(factory=list, init=False)
@@ -179,6 +181,10 @@ class Recorder:
     async def _after_recording(self, written: list[tuple[_Decision, tuple[Any, ...]]]) -> None:
         to_disable: set[str] = set()  # endpoints that may have failed long enough
         for decision, events in written:
+            try:
+                self.observer.recorded(decision.job.due.delivery, events)
+            except Exception:  # watching must never undo the recording
+                log.exception("the delivery observer failed")
             command = decision.command
             if isinstance(command, dlv.Hold):
                 self.stats.held += 1

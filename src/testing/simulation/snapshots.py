@@ -34,7 +34,15 @@ from ...core.events import (
 )
 from ...core.ports import RecordedEvent, Storage, StreamAppend
 from ...core.projections import attempt_entry, delivery_row, event_row, next_failing_since
-from ...core.views import AttemptView, DeliveryView, DueDelivery, EndpointHealth, EndpointView, EventView
+from ...core.views import (
+    AttemptView,
+    DeliveryView,
+    DueDelivery,
+    EndpointHealth,
+    EndpointView,
+    EventView,
+    QueueStats,
+)
 
 __all__ = ["SnapshotAudit"]
 
@@ -111,6 +119,9 @@ class SnapshotAudit:
 
     async def next_due(self) -> datetime | None:
         return await self.store.next_due()
+
+    async def queue_stats(self, now: datetime) -> QueueStats:
+        return await self.store.queue_stats(now)
 
     # --- DeliveryLog --------------------------------------------------------------------------
 
