@@ -144,7 +144,11 @@ class AttributionService:
         self.half_life = half_life
         self.clock = clock
         self.ids = ids or UlidGenerator().new_id
-        metadata.create_all(hooks.engine)
+        # In a write transaction from the start (hooks.begin(): SQLite's BEGIN IMMEDIATE), so
+        # that reading the schema and creating the tables cannot be overtaken by the delivery
+        # engine writing meanwhile ("database is locked").
+        with hooks.begin() as conn:
+            metadata.create_all(conn)
 
     # --- partners ---------------------------------------------------------------------------
 
