@@ -70,7 +70,7 @@ def test_operational_types_are_subscribable_but_not_publishable() -> None:
     assert check_subscribable_type("webhook.failing") is ops.OperationalType.WEBHOOK_FAILING
     with pytest.raises(ValidationError, match="only the service publishes it"):
         check_event_type("webhook.failing")
-    with pytest.raises(UnknownEventType, match="delivery.exhausted"):
+    with pytest.raises(UnknownEventType, match=r"delivery\.exhausted"):
         check_subscribable_type("delivery.lost")
 
 
@@ -94,4 +94,5 @@ def test_every_payload_built_passes_its_published_schema() -> None:
     ):
         check_event_data("webhook.disabled", ops.disabled_data(url, disabled))
     data = ops.exhausted_data(url, "evt_1", "deal.attributed", exhausted, failed)
-    assert data["lastError"] == "connection_refused" and data["attempts"] == 5
+    assert data["lastError"] == "connection_refused"
+    assert data["attempts"] == 5

@@ -4,6 +4,7 @@ webhooks, delivered like any event, and never about themselves (ADR 0017)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 from collections.abc import Awaitable, Callable
@@ -84,7 +85,9 @@ def test_an_exhausted_delivery_is_noticed_once_to_the_subscribed_webhook() -> No
         await world.run(60, lambda: world.service.publish("acct_1", NewEvent("deal.attributed", DEAL)))
         [notice] = await world.notices("delivery.exhausted")
         data = json.loads(notice.body)["data"]
-        assert data["webhookId"] == dead_id and data["attempts"] == 3 and data["lastStatusCode"] == 500
+        assert data["webhookId"] == dead_id
+        assert data["attempts"] == 3
+        assert data["lastStatusCode"] == 500
         assert [body["type"] for body in world.received(OPS)] == ["webhook.failing", "delivery.exhausted"]
         assert all(
             json.loads(sent.body)["type"] == "deal.attributed"
@@ -92,7 +95,8 @@ def test_an_exhausted_delivery_is_noticed_once_to_the_subscribed_webhook() -> No
             if sent.url == DEAD
         )
         [delivery] = await world.store.deliveries("acct_1", event_id=notice.event_id)
-        assert delivery.delivery.endpoint_id == ops_id and delivery.delivery.status == "succeeded"
+        assert delivery.delivery.endpoint_id == ops_id
+        assert delivery.delivery.status == "succeeded"
         sent = next(s for s in world.network.requests if s.url == OPS and b"delivery.exhausted" in s.body)
         assert sent.headers["X-Attribution-Signature"]
 
@@ -162,7 +166,9 @@ def test_an_auto_disable_is_noticed_with_its_reason() -> None:
         await world.run(60, lambda: world.service.publish("acct_1", NewEvent("deal.attributed", DEAL)))
         [notice] = await world.notices("webhook.disabled")
         data = json.loads(notice.body)["data"]
-        assert data["webhookId"] == dead and data["reason"] == "failing" and data["failingSince"]
+        assert data["webhookId"] == dead
+        assert data["reason"] == "failing"
+        assert data["failingSince"]
         assert "webhook.disabled" in [body["type"] for body in world.received(OPS)]
 
     simulate(scenario)
@@ -187,6 +193,6 @@ def test_a_flapping_endpoint_is_noticed_once_per_cool_down() -> None:
         notices = await world.notices("webhook.failing")
         times = [n.published_at for n in notices]
         assert 1 <= len(times) <= 2  # 90 minutes: the first, and one an hour later at most
-        assert all(b - a >= timedelta(hours=1) for a, b in zip(times, times[1:]))
+        assert all(b - a >= timedelta(hours=1) for a, b in itertools.pairwise(times))
 
     simulate(scenario)
