@@ -167,17 +167,17 @@ class OperationalEvents:
         self,
         account_id: str,
         event_id: str,
-        event_type: str,
+        event_type: ops.OperationalType,
         data: dict[str, JsonValue],
         occurred_at: datetime,
         about: str,
     ) -> Notice:
-        key = (account_id, event_type)
+        key = (account_id, event_type.value)
         if key not in self._subscribers:
             self._subscribers[key] = await self.store.subscribers(account_id, event_type)
         subscribers = {view.endpoint.endpoint_id: view for view in self._subscribers[key]}
         chosen = [subscribers[i] for i in ops.recipients(list(subscribers), about)]
-        planned = PlannedEvent(account_id, event_id, event_type, data, occurred_at)
+        planned = PlannedEvent(account_id, event_id, event_type.value, data, occurred_at)
         appends, _ = plan_event(planned, chosen, self.clock.now(), self.ids, self.retry)
         return tuple(appends)
 
