@@ -23,7 +23,7 @@ from ...core.ports import Clock, Storage, StreamAppend
 from ...core.retry import RetryPolicy
 from ...core.views import DueDelivery, EndpointView
 from ..services import NoticeBoard
-from ..services.operational import OperationalEvents, Outcome, append_with_notices
+from ..services.operational import Notice, OperationalEvents, Outcome, append_with_notices
 from .observer import DeliveryObserver, NoObserver
 
 __all__ = ["DispatchStats", "Job", "Recorder"]
@@ -160,7 +160,7 @@ class Recorder:
             self.notices.deliveries_due()
         await self._after_recording(written)
 
-    async def _notices(self, outcomes: list[Outcome]) -> dict[str, list[Any]]:
+    async def _notices(self, outcomes: list[Outcome]) -> dict[str, list[Notice]]:
         """The operational notices of ``outcomes``, keyed by delivery stream (ADR 0017)."""
         return {} if self.operational is None else await self.operational.of_outcomes(outcomes)
 
