@@ -17,6 +17,7 @@ from ..core.errors import ValidationError
 from ..core.retry import RetryPolicy
 from .observability import Observability
 from .services import NoticeBoard, ServiceSettings, WebhookService
+from .services.operational import OperationalEvents
 from .settings import Mode, Settings, SettingsError
 from .worker import Dispatcher, DispatchSettings
 
@@ -63,6 +64,7 @@ class Runtime:
             settings=self.dispatch,
             notices=self.notices,
             observer=self.observability,
+            operational=OperationalEvents.over(ports),
         )
 
     async def check_target(self, url: str) -> None:

@@ -1,4 +1,6 @@
-"""The event catalog: the four event types of the public spec and their payloads.
+"""The event catalog: the four event types of the public spec and their payloads, and the
+system's operational event types (``core.operational``), which webhooks may subscribe to but
+only the service publishes.
 
 Payloads are typed values with snake_case fields; their JSON form (camelCase keys, as in the spec)
 is produced at the edge by the adapters' converter, never by methods on these classes.
@@ -12,7 +14,14 @@ from enum import StrEnum
 
 from attrs import frozen
 
-from .errors import UnknownEventType
+from .errors import UnknownEventType, ValidationError
+from .operational import (
+    OPERATIONAL_TYPES,
+    DeliveryExhausted,
+    OperationalType,
+    WebhookDisabled,
+    WebhookFailing,
+)
 from .wire import JsonValue
 
 __all__ = [
@@ -25,7 +34,9 @@ __all__ = [
     "PartnerCreated",
     "PartnerUpdated",
     "Payload",
+    "SUBSCRIBABLE_TYPES",
     "check_event_type",
+    "check_subscribable_type",
     "payload_class",
 ]
 
@@ -40,6 +51,8 @@ class EventType(StrEnum):
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(member.value for member in EventType)
+#: What a webhook may subscribe to: the spec's types, then the operational ones.
+SUBSCRIBABLE_TYPES: tuple[str, ...] = EVENT_TYPES + OPERATIONAL_TYPES
 
 Number = int | float
 
@@ -104,23 +117,43 @@ class EventTracked:
 
 
 Payload = DealAttributed | PartnerCreated | PartnerUpdated | EventTracked
+OperationalPayload = WebhookDisabled | WebhookFailing | DeliveryExhausted
 
-_PAYLOADS: Mapping[str, type[Payload]] = {
+_PAYLOADS: Mapping[str, type[Payload] | type[OperationalPayload]] = {
     EventType.DEAL_ATTRIBUTED: DealAttributed,
     EventType.PARTNER_CREATED: PartnerCreated,
     EventType.PARTNER_UPDATED: PartnerUpdated,
     EventType.EVENT_TRACKED: EventTracked,
+    OperationalType.WEBHOOK_DISABLED: WebhookDisabled,
+    OperationalType.WEBHOOK_FAILING: WebhookFailing,
+    OperationalType.DELIVERY_EXHAUSTED: DeliveryExhausted,
 }
 
 
 def check_event_type(event_type: object, field: str = "type") -> EventType:
-    """Return the catalog member for ``event_type`` or raise UnknownEventType naming ``field``."""
+    """Return the catalog member for ``event_type`` or raise UnknownEventType naming ``field``:
+    a type one may publish. An operational type is refused with its own reason."""
     try:
         return EventType(event_type)  # type: ignore[arg-type]  # any object may be looked up
     except ValueError:
+        if event_type in OPERATIONAL_TYPES:
+            raise ValidationError(
+                field, f"{event_type} is an operational event type: only the service publishes it"
+            ) from None
         raise UnknownEventType(field, str(event_type), EVENT_TYPES) from None
 
 
-def payload_class(event_type: str) -> type[Payload]:
-    """The payload class of a catalog event type."""
-    return _PAYLOADS[check_event_type(event_type)]
+def check_subscribable_type(event_type: object, field: str = "type") -> EventType | OperationalType:
+    """Return the member for ``event_type``, a spec or an operational type (what a webhook may
+    subscribe to), or raise UnknownEventType naming ``field``."""
+    if event_type in OPERATIONAL_TYPES:
+        return OperationalType(event_type)
+    try:
+        return EventType(event_type)  # type: ignore[arg-type]  # any object may be looked up
+    except ValueError:
+        raise UnknownEventType(field, str(event_type), SUBSCRIBABLE_TYPES) from None
+
+
+def payload_class(event_type: str) -> type[Payload] | type[OperationalPayload]:
+    """The payload class of a catalog event type, spec or operational."""
+    return _PAYLOADS[check_subscribable_type(event_type)]

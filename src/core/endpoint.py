@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from attrs import evolve as _replace
 from attrs import frozen
 
-from .catalog import check_event_type
+from .catalog import check_subscribable_type
 from .errors import InvalidTransition, ValidationError
 from .events import (
     DisableReason,
@@ -194,12 +194,13 @@ def validate_url(url: object, require_https: bool, field: str = "url") -> str:
 
 
 def validate_event_types(event_types: object, field: str = "events") -> tuple[str, ...]:
-    """A non-empty list of known event types, duplicates removed, order kept."""
+    """A non-empty list of known event types (operational ones included), duplicates removed,
+    order kept."""
     if isinstance(event_types, str) or not isinstance(event_types, Iterable):
         raise ValidationError(field, 'give a list of event types, e.g. ["deal.attributed"]')
     checked: dict[str, None] = {}
     for index, event_type in enumerate(event_types):
-        checked[check_event_type(event_type, f"{field}[{index}]").value] = None
+        checked[check_subscribable_type(event_type, f"{field}[{index}]").value] = None
     if not checked:
         raise ValidationError(field, "subscribe to at least one event type")
     return tuple(checked)

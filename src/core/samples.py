@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .catalog import EventType
+from .operational import OPERATIONAL_SAMPLES
 from .wire import JsonValue
 
 __all__ = ["SAMPLE_DATA"]
@@ -44,4 +45,5 @@ SAMPLE_DATA: Mapping[str, Mapping[str, JsonValue]] = {
         "partnerId": "partner_abc",
         "type": "click",
     },
+    **OPERATIONAL_SAMPLES,
 }

@@ -6,7 +6,9 @@ import json
 
 from api_helpers import DEAL, Api, assert_problem
 
+from attribution_webhooks.adapters.payloads import check_event_data
 from attribution_webhooks.core.catalog import EVENT_TYPES
+from attribution_webhooks.core.operational import OPERATIONAL_TYPES
 from attribution_webhooks.core.samples import SAMPLE_DATA
 
 
@@ -69,10 +71,12 @@ def test_every_sample_of_the_catalog_is_accepted(api: Api) -> None:
 
 
 def test_event_types_lists_the_catalog_with_schemas_and_examples(api: Api) -> None:
-    """GET /event-types names the four types, each with a camelCase JSON Schema and the spec's example."""
+    """GET /event-types names the spec's four types first, each with a camelCase JSON Schema and
+    the spec's example, then the operational types, marked as such."""
     body = api.get("/event-types").json()
     by_type = {item["type"]: item for item in body["data"]}
-    assert list(by_type) == list(EVENT_TYPES)
+    assert list(by_type) == [*EVENT_TYPES, *OPERATIONAL_TYPES]
+    assert [t for t, item in by_type.items() if item["operational"]] == list(OPERATIONAL_TYPES)
     deal = by_type["deal.attributed"]
     assert deal["example"] == SAMPLE_DATA["deal.attributed"]
     assert set(deal["schema"]["required"]) == {"dealId", "amount", "closedAt", "model", "attribution"}
@@ -103,3 +107,27 @@ def test_health_and_readiness_need_no_key(api: Api) -> None:
     """/healthz and /readyz answer without authentication."""
     assert api.client.get("/healthz").json() == {"status": "ok"}
     assert api.client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_operational_types_are_listed_with_their_schema(api: Api) -> None:
+    """Each operational type has a camelCase schema and an example that passes it."""
+    by_type = {item["type"]: item for item in api.get("/event-types").json()["data"]}
+    exhausted = by_type["delivery.exhausted"]
+    assert exhausted["operational"] is True
+    assert "deliveryId" in exhausted["schema"]["properties"]
+    assert by_type["webhook.disabled"]["schema"]["properties"]["reason"]["enum"] == ["manual", "failing"]
+    for event_type in OPERATIONAL_TYPES:
+        check_event_data(event_type, by_type[event_type]["example"])
+
+
+def test_a_webhook_subscribes_to_operational_types_but_nobody_publishes_them(api: Api) -> None:
+    """POST /webhooks accepts an operational type; POST /events refuses one with a problem naming it."""
+    created = api.post(
+        "/webhooks",
+        {"url": "https://ops.example/hooks", "events": ["delivery.exhausted", "webhook.disabled"]},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["events"] == ["delivery.exhausted", "webhook.disabled"]
+    refused = api.post("/events", {"type": "webhook.disabled", "data": {}})
+    assert refused.status_code == 422, refused.text
+    assert "only the service publishes it" in refused.json()["detail"]

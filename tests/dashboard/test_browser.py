@@ -188,3 +188,28 @@ def test_the_core_actions_work_without_javascript(
     assert "HTTP 200" in page.locator("#test-result").inner_text()
     assert json.loads(receiver.requests[-1].body)["type"] == "event.tracked"
     context.close()
+
+
+def test_the_banner_shows_a_disabled_webhook_and_links_to_it(chromium: Any, service: Service) -> None:
+    """A webhook disabled through the API appears in the banner htmx loads on every page; its link
+    opens Settings → Webhooks."""
+    headers = {"X-API-Key": service.key}
+    made = httpx.post(
+        f"{service.url}/webhooks",
+        json={"url": "http://127.0.0.1:9/banner", "events": ["webhook.disabled"]},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.text
+    assert (
+        httpx.post(f"{service.url}/webhooks/{made.json()['id']}/disable", headers=headers).status_code == 200
+    )
+    context, page, problems = _page(chromium)
+    sign_in(page, service, service.key)
+    page.goto(f"{service.url}/dashboard/deliveries")
+    banner = page.locator("#banner .attention")
+    banner.wait_for()
+    assert re.search(r"\d+ (webhooks? )?disabled", banner.inner_text())
+    banner.get_by_role("link", name=re.compile("disabled")).click()
+    page.wait_for_url("**/dashboard/webhooks")
+    assert problems == []
+    context.close()

@@ -7,6 +7,7 @@ The slow run (``pytest -m slow``) covers many thousands of seeds.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from attrs import evolve
 
-from attribution_webhooks.core.events import AttemptFailed, AttemptSucceeded, RetryScheduled
+from attribution_webhooks.core.events import AttemptFailed, AttemptSucceeded, EventPublished, RetryScheduled
 from attribution_webhooks.core.ports import RecordedEvent
 from attribution_webhooks.testing.simulation import SimulationResult, check, simulate
 
@@ -170,3 +171,67 @@ def test_the_simulation_holds_on_sqlite(seed: int, tmp_path: Path) -> None:
     on_sqlite = simulate(seed, sqlite_store)
     assert on_sqlite.violations == []
     assert on_sqlite.fingerprint() == simulate(seed).fingerprint()
+
+
+@pytest.fixture(scope="module")
+def with_notices() -> SimulationResult:
+    """A run with every kind of operational notice (ADR 0017)."""
+    result = simulate(12)
+    assert result.violations == []
+    assert {"delivery.exhausted", "webhook.failing", "webhook.disabled"} <= {
+        r.event.event_type for r in result.log if isinstance(r.event, EventPublished)
+    }
+    return result
+
+
+def _without_first(result: SimulationResult, event_type: str) -> list[str]:
+    log = list(result.log)
+    [index] = [
+        i
+        for i, r in enumerate(log)
+        if isinstance(r.event, EventPublished) and r.event.event_type == event_type
+    ][:1]
+    return check(evolve(result, log=log[:index] + log[index + 1 :]))
+
+
+def test_checker_catches_a_missing_exhausted_notice(with_notices: SimulationResult) -> None:
+    """Dropping a delivery.exhausted breaks 'every exhausted delivery has exactly one notice'."""
+    violations = _without_first(with_notices, "delivery.exhausted")
+    assert any(v.startswith("exhausted") and "1 causes, 0 notices" in v for v in violations), violations
+
+
+def test_checker_catches_a_missing_disabled_notice(with_notices: SimulationResult) -> None:
+    """Dropping a webhook.disabled breaks 'every disabling has exactly one notice'."""
+    violations = _without_first(with_notices, "webhook.disabled")
+    assert any(v.startswith("disabled") and "1 causes, 0 notices" in v for v in violations), violations
+
+
+def test_checker_catches_a_notice_about_a_notice(with_notices: SimulationResult) -> None:
+    """A delivery.exhausted about a notice's delivery breaks 'no notice about notices'."""
+
+    def about_a_notice(event: object) -> object | None:
+        if not isinstance(event, EventPublished) or event.event_type != "delivery.exhausted":
+            return None
+        body = json.loads(event.body)
+        body["data"]["eventType"] = "webhook.failing"
+        return evolve(event, body=json.dumps(body))
+
+    violations = _tampered(with_notices, about_a_notice)
+    assert any("notice about the exhaustion of a notice" in v for v in violations), violations
+
+
+def test_checker_catches_a_failing_notice_within_the_cool_down(with_notices: SimulationResult) -> None:
+    """A second webhook.failing a minute after the first breaks the cool-down."""
+    log = list(with_notices.log)
+    [first] = [
+        r for r in log if isinstance(r.event, EventPublished) and r.event.event_type == "webhook.failing"
+    ][:1]
+    assert isinstance(first.event, EventPublished)
+    again = evolve(
+        first.event,
+        event_id=first.event.event_id + "_again",
+        published_at=first.event.published_at + timedelta(minutes=1),
+    )
+    tampered = [*log, RecordedEvent(log[-1].position + 1, "event:x:again", 1, again)]
+    violations = check(evolve(with_notices, log=tampered))
+    assert any("within the cool-down" in v for v in violations), violations

@@ -8,8 +8,8 @@ from litestar import Router, get, post
 from litestar.params import JSONBody
 
 from ...adapters.payloads import check_event_data, json_schema
-from ...core.catalog import EventType as CatalogType
-from ...core.catalog import check_event_type, payload_class
+from ...core.catalog import SUBSCRIBABLE_TYPES, check_event_type, payload_class
+from ...core.operational import OPERATIONAL_TYPES
 from ...core.samples import SAMPLE_DATA
 from ..bootstrap import Runtime
 from ..services import NewEvent
@@ -22,16 +22,18 @@ __all__ = ["catalog", "event_routes"]
 
 
 def catalog() -> EventTypeList:
-    """Every event type with its payload schema and the spec's example: built once."""
+    """Every event type with its payload schema and an example: the spec's four (the spec's own
+    examples), then the operational ones (ADR 0017), marked as such. Built once."""
     return EventTypeList(
         tuple(
             EventType(
-                type=member.value,
+                type=member,
                 description=inspect.cleandoc(payload_class(member).__doc__ or "").replace("``", "`"),
                 schema=json_schema(payload_class(member)),
                 example=SAMPLE_DATA[member],
+                operational=member in OPERATIONAL_TYPES,
             )
-            for member in CatalogType
+            for member in SUBSCRIBABLE_TYPES
         )
     )
 

@@ -130,7 +130,7 @@ class SecretBody:
 class SendTest:
     """Send a sample event of ``type`` (default: the first type the webhook subscribes to)."""
 
-    type: str | None = field(default=None, metadata=schema(shapes.EVENT_TYPE))
+    type: str | None = field(default=None, metadata=schema(shapes.SUBSCRIBABLE_TYPE))
 
 
 @frozen
@@ -230,12 +230,15 @@ class Event:
 
 @frozen
 class EventType:
-    """One event type of the catalog: its payload's JSON Schema and an example ``data``."""
+    """One event type of the catalog: its payload's JSON Schema and an example ``data``;
+    ``operational`` for the service's own event types (webhooks may subscribe to them, only the
+    service publishes them)."""
 
     type: str
     description: str
     schema: Mapping[str, Any]
     example: Mapping[str, Any]
+    operational: bool = False
 
 
 @frozen

@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 
-from ...core.catalog import EVENT_TYPES
+from ...core.catalog import EVENT_TYPES, SUBSCRIBABLE_TYPES
 from ...core.endpoint import MAX_DESCRIPTION_LENGTH, MAX_ROTATION_GRACE, MAX_SECRET_LENGTH, MAX_URL_LENGTH
 from ...core.wire import MAX_SAFE_INTEGER
 from .params import ID_PATTERN, TIME_PATTERN
@@ -64,8 +64,12 @@ URL = Schema(
 )
 BOOLEAN = Schema(type=OpenAPIType.BOOLEAN)
 EVENT_TYPE = Schema(type=OpenAPIType.STRING, enum=list(EVENT_TYPES))
+SUBSCRIBABLE_TYPE = Schema(type=OpenAPIType.STRING, enum=list(SUBSCRIBABLE_TYPES))
 EVENT_TYPE_LIST = Schema(
-    type=OpenAPIType.ARRAY, min_items=1, items=EVENT_TYPE, description="At least one event type."
+    type=OpenAPIType.ARRAY,
+    min_items=1,
+    items=SUBSCRIBABLE_TYPE,
+    description="At least one event type: the spec's, or the operational ones (see GET /event-types).",
 )
 SECRET = Schema(
     type=OpenAPIType.STRING,

@@ -18,6 +18,7 @@ from litestar.types import ASGIApp
 from ...adapters.signing import HmacSigner
 from ..bootstrap import Runtime
 from ..services.reports import Reports
+from .banner import banner_handlers
 from .delivery_pages import delivery_handlers
 from .rendering import STATIC, error_handlers, template_config
 from .session import KeyCheck, session_config
@@ -62,6 +63,7 @@ class Dashboard:
             *signin_handlers(runtime.keys),
             *webhook_handlers(runtime, reports),
             *delivery_handlers(runtime, reports),
+            *banner_handlers(runtime),
         ]
         pages = Router(
             "/dashboard",

@@ -15,7 +15,7 @@ from litestar import Request, Response, get, post
 from litestar.params import Parameter
 from litestar.response import Template
 
-from ...core.catalog import EventType
+from ...core.catalog import SUBSCRIBABLE_TYPES, EventType
 from ...core.delivery import DeliveryStatus
 from ...core.errors import ValidationError
 from ...core.samples import SAMPLE_DATA
@@ -60,7 +60,7 @@ def _filters(query: Any, endpoint_id: str | None = None) -> tuple[LogFilter, dic
     if status and status not in STATUS_FILTERS:
         raise ValidationError("status", f"unknown status {status!r}; use one of {', '.join(STATUS_FILTERS)}")
     event_type = chosen["type"]
-    if event_type and event_type not in set(EventType):
+    if event_type and event_type not in SUBSCRIBABLE_TYPES:
         raise ValidationError("type", f"unknown event type {event_type!r}")
     wanted = LogFilter(
         endpoint_id=endpoint_id or chosen["webhook"] or None,
@@ -104,7 +104,7 @@ def delivery_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
             error=error,
             webhooks={w.endpoint.endpoint_id: w.endpoint for w in webhooks},
             statuses=list(STATUS_FILTERS),
-            types=[t.value for t in EventType],
+            types=list(SUBSCRIBABLE_TYPES),
             poll=cursor is None,
         )
 

@@ -17,7 +17,7 @@ from litestar.datastructures import FormMultiDict
 from litestar.params import Parameter
 from litestar.response import Template
 
-from ...core.catalog import EventType, payload_class
+from ...core.catalog import SUBSCRIBABLE_TYPES, payload_class
 from ...core.endpoint import MAX_ROTATION_GRACE
 from ...core.errors import ValidationError
 from ...core.samples import SAMPLE_DATA
@@ -37,14 +37,15 @@ class CatalogEntry:
     example: str
 
 
-def _description(event_type: EventType) -> str:
+def _description(event_type: str) -> str:
     text = inspect.cleandoc(payload_class(event_type).__doc__ or "").replace("``", "")
-    return text.removeprefix(f"{event_type.value}: ")  # the checkbox's label already names the type
+    return text.removeprefix(f"{event_type}: ")  # the checkbox's label already names the type
 
 
+#: The spec's types, then the operational notices (ADR 0017) a webhook may also subscribe to.
 CATALOG = tuple(
-    CatalogEntry(member.value, _description(member), json.dumps(SAMPLE_DATA[member], indent=2))
-    for member in EventType
+    CatalogEntry(member, _description(member), json.dumps(SAMPLE_DATA[member], indent=2))
+    for member in SUBSCRIBABLE_TYPES
 )
 
 

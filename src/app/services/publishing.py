@@ -23,10 +23,11 @@ from attrs import define, field, frozen
 
 from ...core import delivery as dlv
 from ...core import endpoint as ep
-from ...core.catalog import check_event_type
+from ...core.catalog import check_event_type, check_subscribable_type
 from ...core.errors import ConcurrencyConflict, DomainError, ValidationError
 from ...core.events import EventPublished, event_stream
-from ...core.ports import StreamAppend
+from ...core.ports import IdGenerator, StreamAppend
+from ...core.retry import RetryPolicy
 from ...core.views import EndpointView, EventView
 from ...core.wire import JsonValue, encode_json, format_timestamp
 
@@ -37,7 +38,9 @@ __all__ = [
     "DuplicateEventConflict",
     "NewEvent",
     "Outbox",
+    "PlannedEvent",
     "PublishResult",
+    "plan_event",
     "publish_batch",
     "publish_within",
 ]
@@ -120,7 +123,8 @@ class _Batch:
         many = len(news) > 1
         for index, new in enumerate(news):
             at = f"events[{index}]." if many else ""
-            event_type = check_event_type(new.type, f"{at}type").value
+            # A test event may be of an operational type (to try a notice receiver); a real one not.
+            event_type = (check_subscribable_type if test else check_event_type)(new.type, f"{at}type").value
             event_id = (
                 _check_event_id(new.id, f"{at}id") if new.id is not None else service.ports.ids.new_id("evt")
             )
@@ -148,31 +152,19 @@ class _Batch:
         for event in self.events:
             if event.same_as is not None or (event.result is not None and event.result.duplicate):
                 continue
-            new, event_id, event_type = event.new, event.event_id, event.event_type
-            occurred_at = new.timestamp or now
-            envelope: dict[str, JsonValue] = {
-                "id": event_id,
-                "type": event_type,
-                "timestamp": format_timestamp(occurred_at),
-                "data": new.data,
-            }
-            body = encode_json(envelope, path="$")
-            published = EventPublished(
-                event_id, self.account_id, event_type, body, occurred_at, now, self.test
+            new = event.new
+            planned, delivery_ids = plan_event(
+                PlannedEvent(
+                    self.account_id, event.event_id, event.event_type, new.data, new.timestamp or now
+                ),
+                subscribers[event.event_type],
+                now,
+                service.ports.ids,
+                service.ports.settings.retry,
+                test=self.test,
             )
-            appends.append(StreamAppend(event_stream(self.account_id, event_id), 0, (published,)))
-            delivery_ids: list[str] = []
-            for view in subscribers[event_type]:
-                delivery_id = service.ports.ids.new_id("dlv")
-                held = view.endpoint.status is not ep.EndpointStatus.ENABLED
-                endpoint_id = view.endpoint.endpoint_id
-                command = dlv.Schedule(
-                    delivery_id, self.account_id, endpoint_id, event_id, event_type, now, held, self.test
-                )
-                events = tuple(dlv.decide(command, dlv.initial_state(), service.ports.settings.retry))
-                appends.append(StreamAppend(delivery_id, 0, events))
-                delivery_ids.append(delivery_id)
-            event.result = PublishResult(event_id, tuple(delivery_ids))
+            appends += planned
+            event.result = PublishResult(event.event_id, delivery_ids)
         return appends
 
     def conflicting(self, conflict: ConcurrencyConflict) -> list[str]:
@@ -266,6 +258,51 @@ def publish_within(
     if batch.delivered:
         outbox.deliveries_due()
     return batch.results()
+
+
+@frozen
+class PlannedEvent:
+    """An event about to be appended: its account, id, type, ``data`` and time."""
+
+    account_id: str
+    event_id: str
+    event_type: str
+    data: Mapping[str, JsonValue]
+    occurred_at: datetime
+
+
+def plan_event(
+    event: PlannedEvent,
+    recipients: Sequence[EndpointView],
+    now: datetime,
+    ids: IdGenerator,
+    retry: RetryPolicy,
+    *,
+    test: bool = False,
+) -> tuple[list[StreamAppend], tuple[str, ...]]:
+    """The appends that publish ``event`` (its stream, then a delivery stream per recipient; a
+    disabled recipient's delivery is held) and the new deliveries' ids. The one place an
+    event's envelope and its deliveries are made: publishing and operational events share it."""
+    envelope: dict[str, JsonValue] = {
+        "id": event.event_id,
+        "type": event.event_type,
+        "timestamp": format_timestamp(event.occurred_at),
+        "data": event.data,
+    }
+    body = encode_json(envelope, path="$")
+    account_id, event_id, event_type = event.account_id, event.event_id, event.event_type
+    published = EventPublished(event_id, account_id, event_type, body, event.occurred_at, now, test)
+    appends = [StreamAppend(event_stream(account_id, event_id), 0, (published,))]
+    delivery_ids: list[str] = []
+    for view in recipients:
+        delivery_id = ids.new_id("dlv")
+        held = view.endpoint.status is not ep.EndpointStatus.ENABLED
+        command = dlv.Schedule(
+            delivery_id, account_id, view.endpoint.endpoint_id, event_id, event_type, now, held, test
+        )
+        appends.append(StreamAppend(delivery_id, 0, tuple(dlv.decide(command, dlv.initial_state(), retry))))
+        delivery_ids.append(delivery_id)
+    return appends, tuple(delivery_ids)
 
 
 def _check_event_id(event_id: str, field_name: str = "id") -> str:

@@ -17,15 +17,17 @@ from attrs import field, frozen
 
 from ...core import delivery as dlv
 from ...core import endpoint as ep
-from ...core.catalog import check_event_type
+from ...core.catalog import check_subscribable_type
 from ...core.delivery import DeliveryStatus
 from ...core.errors import ConcurrencyConflict, NotFound
+from ...core.operational import DEFAULT_FAILING_COOLDOWN
 from ...core.ports import Clock, IdGenerator, Notices, RandomSource, Storage, StreamAppend
 from ...core.retry import RetryPolicy
 from ...core.samples import SAMPLE_DATA
 from ...core.views import DeliveryView, EndpointView, EventView
 from . import publishing
 from .notices import NoticeBoard
+from .operational import OperationalEvents, append_with_notices
 from .publishing import DuplicateEventConflict, NewEvent, PublishResult
 from .queries import Queries
 
@@ -50,6 +52,8 @@ class ServiceSettings:
     endpoint_rules: ep.EndpointRules = field(factory=ep.EndpointRules)
     retry: RetryPolicy = field(factory=RetryPolicy)
     rotation_grace: timedelta = timedelta(hours=24)
+    #: At most one ``webhook.failing`` notice per webhook in this time (ADR 0017).
+    failing_notice_cooldown: timedelta = DEFAULT_FAILING_COOLDOWN
 
 
 def generate_secret(random: RandomSource) -> str:
@@ -163,8 +167,11 @@ class WebhookService:
         )
 
     async def disable_endpoint(self, account_id: str, endpoint_id: str) -> EndpointView:
-        """Stop attempting deliveries; new and pending ones are held until it is enabled."""
-        return await self._endpoint_command(account_id, endpoint_id, ep.Disable)
+        """Stop attempting deliveries; new and pending ones are held until it is enabled. A
+        ``webhook.disabled`` notice goes to the account's other webhooks subscribed to it."""
+        view = await self._endpoint_command(account_id, endpoint_id, ep.Disable)
+        self._on_due()  # the notice's deliveries
+        return view
 
     async def enable_endpoint(self, account_id: str, endpoint_id: str) -> EndpointView:
         """Resume deliveries; every held delivery becomes due now."""
@@ -188,7 +195,9 @@ class WebhookService:
             view = await self.endpoint(account_id, endpoint_id)
             events = ep.decide(make(self._clock.now()), view.endpoint, self._settings.endpoint_rules)
             if events:
-                await self._store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
+                notices = await OperationalEvents.over(self.ports).of_endpoint(view, events)
+                append = StreamAppend(endpoint_id, view.version, tuple(events))
+                await append_with_notices(self._store, [append], notices)
             return EndpointView(
                 ep.fold(events, view.endpoint), view.version + len(events), view.failing_since
             )
@@ -220,7 +229,7 @@ class WebhookService:
     async def send_test(self, account_id: str, endpoint_id: str, event_type: str) -> PublishResult:
         """Send a sample event of ``event_type`` to one endpoint, marked as a test."""
         view = await self.endpoint(account_id, endpoint_id)
-        checked = check_event_type(event_type).value
+        checked = check_subscribable_type(event_type).value
         sample = NewEvent(type=checked, data=SAMPLE_DATA[checked], id=self._ids.new_id("evt_test"))
         [result] = await publishing.publish_batch(self, account_id, [sample], test=True, only=view)
         return result

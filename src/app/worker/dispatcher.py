@@ -33,6 +33,7 @@ from ...core.retry import RetryPolicy
 from ...core.signing import delivery_headers
 from ...core.views import DueDelivery
 from ..services import NoticeBoard, WebhookService
+from ..services.operational import OperationalEvents
 from .leases import heartbeat
 from .observer import DeliveryObserver, NoObserver
 from .recorder import DispatchStats, Job, Recorder
@@ -67,6 +68,8 @@ class Dispatcher:
     notices: NoticeBoard = field(factory=NoticeBoard)
     stats: DispatchStats = field(factory=DispatchStats)
     observer: DeliveryObserver = field(factory=NoObserver)
+    #: Makes the operational notices (ADR 0017) of what it records; None: it makes none.
+    operational: OperationalEvents | None = None
     _signal: asyncio.Event = field(factory=asyncio.Event, init=False)
     _stopping: bool = field(default=False, init=False)
     _in_flight: dict[str, tuple[asyncio.Task[None], Job]] = field(factory=dict, init=False)
@@ -80,7 +83,14 @@ class Dispatcher:
 
     def __attrs_post_init__(self) -> None:
         self._recorder = Recorder(
-            self.store, self.clock, self.retry, self.endpoint_rules, self.notices, self.stats, self.observer
+            self.store,
+            self.clock,
+            self.retry,
+            self.endpoint_rules,
+            self.notices,
+            self.stats,
+            self.observer,
+            self.operational,
         )
         settings = self.settings
         self._slots = Slots(
@@ -115,6 +125,7 @@ class Dispatcher:
             endpoint_rules=ports.settings.endpoint_rules,
             settings=settings or DispatchSettings(),
             notices=board,
+            operational=OperationalEvents.over(ports),
         )
 
     def deliveries_due(self) -> None:

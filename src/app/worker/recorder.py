@@ -23,6 +23,7 @@ from ...core.ports import Clock, Storage, StreamAppend
 from ...core.retry import RetryPolicy
 from ...core.views import DueDelivery, EndpointView
 from ..services import NoticeBoard
+from ..services.operational import Notice, OperationalEvents, Outcome, append_with_notices
 from .observer import DeliveryObserver, NoObserver
 
 __all__ = ["DispatchStats", "Job", "Recorder"]
@@ -70,6 +71,8 @@ class Recorder:
     notices: NoticeBoard
     stats: DispatchStats
     observer: DeliveryObserver = field(factory=NoObserver)
+    #: Makes the operational notices (ADR 0017) written with the outcomes; None: none.
+    operational: OperationalEvents | None = None
     #: Set while every decision taken has been written.
     flushed: asyncio.Event = field(factory=asyncio.Event, init=False)
     _decisions: list[_Decision] = field(factory=list, init=False)
@@ -133,8 +136,11 @@ class Recorder:
                 decided.append((decision, events))
         if not appends:
             return
+        notices = await self._notices(
+            [Outcome(d.job.due.delivery, d.job.due.version, d.job.endpoint, events) for d, events in decided]
+        )
         try:
-            await self.store.append(*appends)
+            await append_with_notices(self.store, appends, [n for ns in notices.values() for n in ns])
             self.stats.transactions += 1
             written = decided
         except ConcurrencyConflict as conflict:
@@ -147,10 +153,16 @@ class Recorder:
                     if redecided is not None:
                         written.append(redecided)
                     continue
-                await self.store.append(append)
+                await append_with_notices(self.store, [append], notices.get(append.stream_id, []))
                 self.stats.transactions += 1
                 written.append(item)
+        if notices:
+            self.notices.deliveries_due()
         await self._after_recording(written)
+
+    async def _notices(self, outcomes: list[Outcome]) -> dict[str, list[Notice]]:
+        """The operational notices of ``outcomes``, keyed by delivery stream (ADR 0017)."""
+        return {} if self.operational is None else await self.operational.of_outcomes(outcomes)
 
     async def _redecide(self, decision: _Decision) -> tuple[_Decision, tuple[Any, ...]] | None:
         delivery_id = decision.job.due.delivery.delivery_id
@@ -166,7 +178,11 @@ class Recorder:
                 return None
             try:
                 if events:
-                    await self.store.append(StreamAppend(delivery_id, view.version, events))
+                    append = StreamAppend(delivery_id, view.version, events)
+                    notices = await self._notices(
+                        [Outcome(view.delivery, view.version, decision.job.endpoint, events)]
+                    )
+                    await append_with_notices(self.store, [append], notices.get(delivery_id, []))
                     self.stats.transactions += 1
                 return decision, events
             except ConcurrencyConflict:
@@ -214,8 +230,13 @@ class Recorder:
             events = ep.decide(command, view.endpoint, self.endpoint_rules)
             if not events:
                 return False
-            await self.store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
+            notices = [] if self.operational is None else await self.operational.of_endpoint(view, events)
+            await append_with_notices(
+                self.store, [StreamAppend(endpoint_id, view.version, tuple(events))], notices
+            )
         except (ConcurrencyConflict, DomainError):
             return False  # it changed meanwhile, or has not failed long enough: next failure retries
         self.notices.endpoint_changed(endpoint_id)
+        if notices:
+            self.notices.deliveries_due()
         return True

@@ -34,6 +34,7 @@ from ...core.outcomes import HttpResponse, TransportFailure
 from ...core.retry import RetryPolicy
 from ..fakes import SentRequest
 from .model import Record, Subscription
+from .notices import check_notices, notice_subject
 from .recovery import check_lost_attempts
 from .result import Crash, SimulationResult
 from .scenarios import offset
@@ -56,6 +57,7 @@ def check(result: SimulationResult) -> list[str]:
     violations += _check_held(record)
     violations += _check_auto_disable(record)
     violations += check_lost_attempts(record)
+    violations += check_notices(record)
     return violations
 
 
@@ -81,12 +83,14 @@ def _check_fan_out(record: Record) -> list[str]:
                 violations.append(f"test event {event.event_id} went to {len(scheduled)} endpoints, not one")
             continue
         expected = {}
+        about = notice_subject(event)  # a notice never goes to the endpoint it is about
         for endpoint_id, history in record.histories.items():
             sub = history.before(recorded.position)
             if (
                 sub.status in ("enabled", "disabled")
                 and sub.account == event.account_id
                 and event.event_type in sub.types
+                and endpoint_id != about
             ):
                 expected[endpoint_id] = sub.status == "disabled"
         if scheduled != expected:

@@ -7,10 +7,12 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 from attrs import frozen
 
 from ...app.worker import DispatchSettings
 from ...core.catalog import EVENT_TYPES
+from ...core.operational import OPERATIONAL_TYPES
 from ...core.retry import RetryPolicy
 from ...core.samples import SAMPLE_DATA
 from ...core.wire import JsonValue
@@ -90,6 +92,10 @@ def _random_data(rng: random.Random, event_type: str) -> dict[str, JsonValue]:
     return data
 
 
+def _notice_types(rng: random.Random) -> tuple[str, ...]:
+    return tuple(rng.sample(OPERATIONAL_TYPES, rng.randint(1, len(OPERATIONAL_TYPES))))
+
+
 def draw_scenario(seed: int) -> Scenario:
     """Everything that will happen in the run of ``seed``, drawn up front."""
     rng = random.Random(seed)
@@ -124,6 +130,15 @@ def draw_scenario(seed: int) -> Scenario:
                 register_at=0.0 if rng.random() < 0.8 else rng.uniform(0, 3600),
             )
         )
+    # Some endpoints also receive the operational notices (ADR 0017). Drawn from a stream of
+    # their own, so that every other choice of a seed stays what it was before notices existed.
+    notices = random.Random(seed * 104729 + 17)
+    endpoints = [
+        attrs.evolve(plan, event_types=plan.event_types + _notice_types(notices))
+        if notices.random() < 0.4
+        else plan
+        for plan in endpoints
+    ]
     horizon = 3 * 3600
     actions: list[Action] = []
     published_ids: list[str] = []
