@@ -34,16 +34,21 @@ if TYPE_CHECKING:
     from .webhooks import WebhookService
 
 __all__ = [
+    "MAX_BATCH",
     "DuplicateEventConflict",
     "NewEvent",
     "Outbox",
     "PublishResult",
+    "check_event_id",
     "publish_batch",
     "publish_within",
 ]
 
 _EVENT_ID = re.compile(r"evt_[A-Za-z0-9][A-Za-z0-9_.\-]{0,123}")
 _ALL_DELIVERIES = 10_000
+#: The most events one request of the API (``POST /events/batch``) or one transaction of the CLI
+#: publishes: a bound on the transaction's size and on the time it holds the append lock.
+MAX_BATCH = 1_000
 
 
 @frozen
@@ -100,6 +105,7 @@ class _Event:
     new: NewEvent
     event_type: str
     event_id: str
+    path: str = "$"  # where an error in the event is: ``$``, or ``events[3]`` in a batch
     result: PublishResult | None = None
     same_as: int | None = None  # the earlier event of the batch with this id
 
@@ -114,22 +120,34 @@ class _Batch:
     events: list[_Event] = field(factory=list)
 
     @classmethod
-    def of(cls, service: WebhookService, account_id: str, news: Sequence[NewEvent], test: bool) -> _Batch:
+    def of(
+        cls,
+        service: WebhookService,
+        account_id: str,
+        news: Sequence[NewEvent],
+        test: bool,
+        indexed: bool | None = None,
+    ) -> _Batch:
+        """The batch of ``news``; an error names an event's field as ``events[3].id`` if
+        ``indexed`` (default: if there are several events), else as ``id``."""
         batch = cls(service, account_id, test)
         first: dict[str, int] = {}
-        many = len(news) > 1
+        many = len(news) > 1 if indexed is None else indexed
         for index, new in enumerate(news):
             at = f"events[{index}]." if many else ""
             event_type = check_event_type(new.type, f"{at}type").value
             event_id = (
-                _check_event_id(new.id, f"{at}id") if new.id is not None else service.ports.ids.new_id("evt")
+                check_event_id(new.id, f"{at}id") if new.id is not None else service.ports.ids.new_id("evt")
             )
-            event = _Event(new, event_type, event_id)
+            event = _Event(new, event_type, event_id, f"events[{index}]" if many else "$")
             if event_id in first:  # the same id twice in one batch: one event, or a mistake
                 event.same_as = first[event_id]
                 earlier = batch.events[event.same_as]
                 if (earlier.event_type, encode_json(earlier.new.data)) != (event_type, encode_json(new.data)):
-                    raise DuplicateEventConflict(f"event {event_id} appears twice with different data")
+                    raise DuplicateEventConflict(
+                        f"{at}id: event {event_id} appears twice with different data"
+                        f" (first as events[{event.same_as}])"
+                    )
             else:
                 first[event_id] = index
             batch.events.append(event)
@@ -156,7 +174,7 @@ class _Batch:
                 "timestamp": format_timestamp(occurred_at),
                 "data": new.data,
             }
-            body = encode_json(envelope, path="$")
+            body = encode_json(envelope, path=event.path)
             published = EventPublished(
                 event_id, self.account_id, event_type, body, occurred_at, now, self.test
             )
@@ -226,10 +244,11 @@ async def publish_batch(
     *,
     test: bool = False,
     only: EndpointView | None = None,
+    indexed: bool | None = None,
 ) -> list[PublishResult]:
     """Publish ``news`` in one append; a result per event, in order. ``only`` sends them to that
-    endpoint alone (a test event) instead of every subscriber."""
-    batch = _Batch.of(service, account_id, news, test)
+    endpoint alone (a test event) instead of every subscriber. ``indexed``: as ``_Batch.of``."""
+    batch = _Batch.of(service, account_id, news, test, indexed)
     store = service.ports.store
     subscribers = {
         t: [only] if only is not None else await store.subscribers(account_id, t) for t in batch.types
@@ -268,7 +287,8 @@ def publish_within(
     return batch.results()
 
 
-def _check_event_id(event_id: str, field_name: str = "id") -> str:
+def check_event_id(event_id: str, field_name: str = "id") -> str:
+    """``event_id`` if it is a valid event id; a ValidationError naming ``field_name`` if not."""
     if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         raise ValidationError(
             field_name, "an event id starts with evt_ and has up to 128 letters, digits, '_', '.' or '-'"
