@@ -59,12 +59,13 @@ def check_depth(text: str | bytes, depth: int = 0, path: str = "") -> None:
     (``data.a[0].b``), without parsing it or recursing: call it before a recursive parser sees
     the text. ``depth`` is the level the text sits at (``data`` alone: 1). Malformed text is
     left for the parser to report."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if data.count(b"[") + data.count(b"{") + depth <= MAX_DEPTH:
+        return  # cannot be too deep: the common case, at C speed
+    if _nesting(data) + depth <= MAX_DEPTH:
+        return  # many brackets (a batch of events), none deep: still at C speed
     if isinstance(text, bytes):
-        if text.count(b"[") + text.count(b"{") + depth <= MAX_DEPTH:
-            return  # cannot be too deep: the common case, at C speed
         text = text.decode("utf-8", "replace")
-    elif text.count("[") + text.count("{") + depth <= MAX_DEPTH:
-        return
     # One frame per open container: [is_object, key or index, expecting a key].
     frames: list[list[object]] = []
     for match in _TOKEN.finditer(text):
@@ -91,6 +92,32 @@ def check_depth(text: str | bytes, depth: int = 0, path: str = "") -> None:
                 frames[-1][1] = json.loads(token)
             except ValueError:
                 frames[-1][1] = token[1:-1]
+
+
+def _nesting(text: bytes) -> int:
+    """How deep the JSON ``text`` nests, or more, at C speed (``bytes`` methods, no loop per
+    character): escapes and then strings dropped, brackets alone, then innermost pairs removed
+    a level per pass. Both kinds of bracket count as one, so mismatched ones can only make it
+    deeper. It stops counting past ``MAX_DEPTH``, as it does where brackets do not pair up
+    (``check_depth`` then walks the text token by token, which is exact)."""
+    # Backslashes come in JSON strings only, and pair from the left: drop the escaped
+    # backslashes, then the escaped quotes; every quote left opens or closes a string.
+    unescaped = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    quoted = unescaped.translate(None, _NOT_STRUCTURE)
+    brackets = b"".join(quoted.split(b'"')[::2]).translate(_ONE_KIND)
+    level = 0
+    while brackets:
+        if level > MAX_DEPTH:
+            return level
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            return MAX_DEPTH + 1  # unbalanced: let the exact walk decide
+        brackets, level = shorter, level + 1
+    return level
+
+
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b'[]{}"'))
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
 
 
 def _path_of(path: str, frames: list[list[object]]) -> str:
