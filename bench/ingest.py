@@ -8,6 +8,12 @@ webhook subscribed (each event also schedules a delivery, which the same process
 and, when PostgreSQL is there, ``serve`` on PostgreSQL with no webhook. The load is
 ``bench.load`` (bare asyncio, ``ingest_concurrency`` connections) sending the same 1 KB event.
 Ratios to the hello world are taken round by round.
+
+Batch ingest: ``serve`` on a fresh SQLite store with ``BATCH_ENDPOINTS`` webhooks subscribed,
+``POST /events/batch`` with ``BATCH_SIZE`` of the same events per request over
+``BATCH_CONNECTIONS`` connections; events accepted per second. The webhooks are disabled, so
+each event's deliveries are created and stored (held) exactly as for an enabled webhook, but the
+same process does not also send them: the figure is ingest alone, as for the other servers.
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ from . import api
 from .figures import ratio, spread
 from .harness import Run
 
-__all__ = ["run"]
+__all__ = ["BATCH_CONNECTIONS", "BATCH_ENDPOINTS", "BATCH_SIZE", "run"]
+
+BATCH_SIZE = 1_000
+BATCH_ENDPOINTS = 3
+BATCH_CONNECTIONS = 4
 
 
 def _measure(run: Run, server: api.Server, name: str) -> dict[str, Any]:
@@ -68,6 +78,36 @@ def _serve(run: Run, r: int, backend: str, subscribed: bool) -> dict[str, Any]:
             run.postgres.drop(name)
 
 
+def _batch(run: Run, r: int) -> dict[str, Any]:
+    name = f"s6-batch-{r}"
+    db = run.sqlite.fresh(name)
+    server = api.start_serve(run, name, db)
+    try:
+        for n in range(BATCH_ENDPOINTS):
+            api.disable(server, api.register(server, f"{run.base_url}/s6-batch-{n}"))
+        sizes = run.sizes
+        result = api.load(
+            run,
+            name,
+            server.url + "/events/batch",
+            api.batch_body(BATCH_SIZE),
+            server.headers,
+            concurrency=BATCH_CONNECTIONS,
+            duration=max(sizes.ingest_seconds, 1.0),
+            warmup=sizes.ingest_warmup,
+        )
+        if result["errors"] or result["rps"] <= 0:
+            raise RuntimeError(f"{name}: {result['statuses']}")
+        return {
+            "events_per_s": result["rps"] * BATCH_SIZE,
+            "requests": result["requests"],
+            "statuses": result["statuses"],
+        }
+    finally:
+        run.supervisor.stop(server.process, grace=30)
+        run.sqlite.drop(name)
+
+
 def run(run: Run) -> dict[str, Any]:
     sizes = run.sizes
     measurements: dict[str, Callable[[int], dict[str, Any]]] = {
@@ -82,6 +122,11 @@ def run(run: Run) -> dict[str, Any]:
         for name, measure in measurements.items():
             rounds[name].append(measure(r))
             run.say(f"scenario 6 (ingest), round {r + 1}: {name} {rounds[name][-1]['requests_per_s']:,.0f}/s")
+    batches: list[dict[str, Any]] = []
+    for r in range(sizes.rounds):
+        batches.append(_batch(run, r))
+        rate = batches[-1]["events_per_s"]
+        run.say(f"scenario 6 (ingest), round {r + 1}: batches of {BATCH_SIZE:,}, {rate:,.0f} events/s")
     rates = {name: [m["requests_per_s"] for m in found] for name, found in rounds.items()}
     return {
         "settings": {
@@ -98,4 +143,11 @@ def run(run: Run) -> dict[str, Any]:
             if name != "hello_world"
         },
         "rounds": rounds,
+        "batch": {
+            "size": BATCH_SIZE,
+            "endpoints": BATCH_ENDPOINTS,
+            "connections": BATCH_CONNECTIONS,
+            "events_per_s": spread([b["events_per_s"] for b in batches]),
+            "rounds": batches,
+        },
     }

@@ -296,7 +296,7 @@ def _ingest(s: dict[str, Any]) -> list[str]:
     rates, ratios = s["requests_per_s"], s["ratios_to_hello_world"]
     rows = [[names.get(n, n), _fig(rates[n]), _x(ratios.get(n)) if n in ratios else "1"] for n in rates]
     settings = s["settings"]
-    return [
+    lines = [
         "## 6. API ingest",
         "",
         f"{settings['concurrency']} connections of a bare asyncio client, {settings['body_bytes']:,}-byte"
@@ -304,6 +304,16 @@ def _ingest(s: dict[str, Any]) -> list[str]:
         "",
         *_table(["server", "requests/s", "÷ hello world"], rows),
     ]
+    batch = s.get("batch")
+    if batch:
+        lines += [
+            "",
+            f"`POST /events/batch`, SQLite: {batch['size']:,} of the same events per request over"
+            f" {batch['connections']} connections, {batch['endpoints']} webhooks subscribed (disabled: every"
+            f" delivery is created and held, none is sent by the same process):"
+            f" **{_fig(batch['events_per_s'])} events/s** (target 20,000).",
+        ]
+    return lines
 
 
 def markdown(report: dict[str, Any], plot: str | None = None) -> str:

@@ -21,7 +21,7 @@ from ..adapters.payloads import InvalidPayload, check_event_data, structure
 from ..core.catalog import EVENT_TYPES, check_event_type
 from ..core.errors import DomainError, ValidationError
 from ..core.wire import check_depth
-from .cli import CliError, _account, _read_text, _runtime
+from .cli_support import CliError, read_text, the_account, the_runtime
 from .services import MAX_BATCH, NewEvent, PublishResult, check_event_id
 from .settings import DATABASE, Settings, setting_options
 
@@ -65,14 +65,14 @@ def _publish(
     if path is not None:
         if event_type is not None or data is not None or event_id is not None:
             raise CliError("give either --file or --type and --data, not both", 2)
-        news = _read_events(_read_text(path if path == "-" else f"@{path}"))
-        with _runtime(settings) as runtime:
-            results = asyncio.run(_publish_all(runtime, _account(runtime, account), news))
+        news = _read_events(read_text(path if path == "-" else f"@{path}"))
+        with the_runtime(settings) as runtime:
+            results = asyncio.run(_publish_all(runtime, the_account(runtime, account), news))
         _report(results, as_json)
         return 0
     if event_type is None or data is None:
         raise CliError("give --type and --data (or --file)", 2)
-    text = _read_text(data)
+    text = read_text(data)
     check_depth(text, depth=1, path="data")  # data sits in the event's envelope
     try:
         body = json.loads(text)
@@ -80,8 +80,8 @@ def _publish(
         raise CliError(f"--data is not valid JSON: {error}", 2) from None
     event_type = check_event_type(event_type, "--type").value
     check_event_data(event_type, body)
-    with _runtime(settings) as runtime:
-        account = _account(runtime, account)
+    with the_runtime(settings) as runtime:
+        account = the_account(runtime, account)
         result = asyncio.run(runtime.service.publish(account, NewEvent(event_type, body, event_id)))
     note = " (already published: nothing new)" if result.duplicate else ""
     click.echo(f"published {result.event_id} to {len(result.delivery_ids)} webhook(s){note}")
