@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from json.encoder import encode_basestring  # the C-accelerated, non-ASCII-preserving escaper
@@ -159,28 +159,43 @@ def _plain(value: object, depth: int = 1) -> bool:
     integer-like object keys (JavaScript moves those to the front); nothing deeper than
     ``MAX_DEPTH`` (the slow path refuses it)."""
     # Exact types only: a subclass (a str-like enum, a dict with its own order) takes the slow path.
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return -MAX_SAFE_INTEGER <= cast(int, value) <= MAX_SAFE_INTEGER
-    if kind is float:
-        magnitude = abs(cast(float, value))
-        return 1e-4 <= magnitude < 1e16 and not magnitude.is_integer()
-    if (kind is dict or kind is list or kind is tuple) and depth > MAX_DEPTH:
-        return False
-    if kind is dict:
-        for key, item in cast(dict[object, object], value).items():
-            if (
-                type(key) is not str
-                or (key[:1].isdigit() and _is_array_index(key))
-                or not _plain(item, depth + 1)
-            ):
+    # One loop over a stack of containers, each leaf checked inline: no call per value (this
+    # runs on every event published, over every value of its data).
+    stack: list[tuple[object, int]] = [(value, depth)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        container, level = pop()
+        kind = type(container)
+        items: Iterable[object]
+        if kind is dict:
+            if level > MAX_DEPTH:
                 return False
-        return True
-    if kind is list or kind is tuple:
-        return all(_plain(item, depth + 1) for item in cast(Sequence[object], value))
-    return False
+            for key in cast(dict[object, object], container):
+                if type(key) is not str or (key[:1].isdigit() and _is_array_index(key)):
+                    return False
+            items = cast(dict[str, object], container).values()
+        elif kind is list or kind is tuple:
+            if level > MAX_DEPTH:
+                return False
+            items = cast(Sequence[object], container)
+        else:
+            items, level = (container,), level - 1  # a scalar at the top
+        for item in items:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if not -MAX_SAFE_INTEGER <= cast(int, item) <= MAX_SAFE_INTEGER:
+                    return False
+            elif kind is float:
+                magnitude = abs(cast(float, item))
+                if not 1e-4 <= magnitude < 1e16 or magnitude.is_integer():
+                    return False
+            elif kind is dict or kind is list or kind is tuple:
+                push((item, level + 1))
+            else:
+                return False
+    return True
 
 
 def _encode(value: object, out: list[str], path: str, depth: int = 1) -> None:
