@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from json.encoder import encode_basestring  # the C-accelerated, non-ASCII-preserving escaper
-from typing import TypeAlias, cast
+from typing import Any, TypeAlias, cast
 
 from .errors import ValidationError
 
@@ -161,23 +161,24 @@ def _plain(value: object, depth: int = 1) -> bool:
     # Exact types only: a subclass (a str-like enum, a dict with its own order) takes the slow path.
     # One loop over a stack of containers, each leaf checked inline: no call per value (this
     # runs on every event published, over every value of its data).
-    stack: list[tuple[object, int]] = [(value, depth)]
+    stack: list[tuple[Any, int]] = [(value, depth)]
     pop, push = stack.pop, stack.append
     while stack:
         container, level = pop()
         kind = type(container)
-        items: Iterable[object]
+        items: Iterable[Any]
         if kind is dict:
             if level > MAX_DEPTH:
                 return False
-            for key in cast(dict[object, object], container):
-                if type(key) is not str or (key[:1].isdigit() and _is_array_index(key)):
+            for key in container:
+                # JavaScript moves array-index keys to the front: those start with an ASCII digit.
+                if type(key) is not str or (key and key[0] in _DIGITS and _is_array_index(key)):
                     return False
-            items = cast(dict[str, object], container).values()
+            items = container.values()
         elif kind is list or kind is tuple:
             if level > MAX_DEPTH:
                 return False
-            items = cast(Sequence[object], container)
+            items = container
         else:
             items, level = (container,), level - 1  # a scalar at the top
         for item in items:
@@ -185,10 +186,10 @@ def _plain(value: object, depth: int = 1) -> bool:
             if kind is str or kind is bool or item is None:
                 continue
             if kind is int:
-                if not -MAX_SAFE_INTEGER <= cast(int, item) <= MAX_SAFE_INTEGER:
+                if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
                     return False
             elif kind is float:
-                magnitude = abs(cast(float, item))
+                magnitude = abs(item)
                 if not 1e-4 <= magnitude < 1e16 or magnitude.is_integer():
                     return False
             elif kind is dict or kind is list or kind is tuple:
@@ -196,6 +197,9 @@ def _plain(value: object, depth: int = 1) -> bool:
             else:
                 return False
     return True
+
+
+_DIGITS = "0123456789"
 
 
 def _encode(value: object, out: list[str], path: str, depth: int = 1) -> None:

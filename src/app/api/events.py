@@ -72,7 +72,7 @@ def event_routes(runtime: Runtime) -> list[Router]:
     )
     async def publish(account: Account, data: JSONBody[PublishEvent]) -> Published:
         event_type = check_event_type(data.type).value
-        check_event_data(event_type, data.data)
+        check_event_data(event_type, data.data, parsed=True)
         result = await service.publish(account, NewEvent(event_type, data.data, data.id, data.timestamp))
         return Published(result.event_id, result.delivery_ids, result.duplicate)
 
@@ -94,7 +94,7 @@ def event_routes(runtime: Runtime) -> list[Router]:
         events = data.events
         errors: list[tuple[str, str]] = []
         try:
-            types = check_events([(event.type, event.data) for event in events])
+            types = check_events([(event.type, event.data) for event in events], parsed=True)
         except InvalidPayload as error:
             errors += error.errors
         for index, event in enumerate(events):

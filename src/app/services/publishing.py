@@ -133,12 +133,11 @@ class _Batch:
         batch = cls(service, account_id, test)
         first: dict[str, int] = {}
         many = len(news) > 1 if indexed is None else indexed
+        new_id = service.ports.ids.new_id
         for index, new in enumerate(news):
             at = f"events[{index}]." if many else ""
             event_type = check_event_type(new.type, f"{at}type").value
-            event_id = (
-                check_event_id(new.id, f"{at}id") if new.id is not None else service.ports.ids.new_id("evt")
-            )
+            event_id = check_event_id(new.id, f"{at}id") if new.id is not None else new_id("evt")
             event = _Event(new, event_type, event_id, f"events[{index}]" if many else "$")
             if event_id in first:  # the same id twice in one batch: one event, or a mistake
                 event.same_as = first[event_id]
@@ -160,8 +159,9 @@ class _Batch:
     def plan(self, subscribers: Mapping[str, Sequence[EndpointView]]) -> list[StreamAppend]:
         """The appends of every event not settled yet; each gets its delivery ids as a result,
         which stands if the append succeeds."""
-        service = self.service
-        now = service.ports.clock.now()
+        ports = self.service.ports  # a property that builds its value: read once, not per delivery
+        now = ports.clock.now()
+        new_id, retry = ports.ids.new_id, ports.settings.retry
         appends: list[StreamAppend] = []
         for event in self.events:
             if event.same_as is not None or (event.result is not None and event.result.duplicate):
@@ -181,13 +181,13 @@ class _Batch:
             appends.append(StreamAppend(event_stream(self.account_id, event_id), 0, (published,)))
             delivery_ids: list[str] = []
             for view in subscribers[event_type]:
-                delivery_id = service.ports.ids.new_id("dlv")
+                delivery_id = new_id("dlv")
                 held = view.endpoint.status is not ep.EndpointStatus.ENABLED
                 endpoint_id = view.endpoint.endpoint_id
                 command = dlv.Schedule(
                     delivery_id, self.account_id, endpoint_id, event_id, event_type, now, held, self.test
                 )
-                events = tuple(dlv.decide(command, dlv.initial_state(), service.ports.settings.retry))
+                events = tuple(dlv.decide(command, dlv.initial_state(), retry))
                 appends.append(StreamAppend(delivery_id, 0, events))
                 delivery_ids.append(delivery_id)
             event.result = PublishResult(event_id, tuple(delivery_ids))
