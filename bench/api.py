@@ -26,7 +26,16 @@ from .engine import ACCOUNT, EVENT_TYPE, event_data
 from .harness import Run
 from .processes import ROOT, python
 
-__all__ = ["Server", "load", "publish_body", "register", "start_hello", "start_serve"]
+__all__ = [
+    "Server",
+    "batch_body",
+    "disable",
+    "load",
+    "publish_body",
+    "register",
+    "start_hello",
+    "start_serve",
+]
 
 CLI = [sys.executable, "-m", "attribution_webhooks.app.cli"]
 
@@ -117,6 +126,21 @@ def register(server: Server, url: str) -> str:
     with urllib.request.urlopen(request, timeout=10) as answer:
         created: dict[str, Any] = json.loads(answer.read())
     return str(created["id"])
+
+
+def disable(server: Server, webhook_id: str) -> None:
+    """``POST /webhooks/{id}/disable``: its deliveries are still created, and held."""
+    request = urllib.request.Request(
+        f"{server.url}/webhooks/{webhook_id}/disable", data=b"", headers=dict(server.headers), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        answer.read()
+
+
+def batch_body(size: int) -> bytes:
+    """A ``POST /events/batch`` body: ``size`` of the ``publish_body`` events, without ids."""
+    event = {"type": EVENT_TYPE, "data": event_data()}
+    return json.dumps({"events": [event] * size}, separators=(",", ":")).encode()
 
 
 def publish_body() -> bytes:

@@ -8,6 +8,15 @@ webhook subscribed (each event also schedules a delivery, which the same process
 and, when PostgreSQL is there, ``serve`` on PostgreSQL with no webhook. The load is
 ``bench.load`` (bare asyncio, ``ingest_concurrency`` connections) sending the same 1 KB event.
 Ratios to the hello world are taken round by round.
+
+Batch ingest (``batch_sqlite``, last in each round): ``serve`` on a fresh SQLite store with
+``BATCH_ENDPOINTS`` webhooks subscribed, ``POST /events/batch`` with ``BATCH_SIZE`` of the same
+events per request over ``BATCH_CONNECTIONS`` connections, a fixed number of requests after a
+warm-up; events accepted per second from the first request sent to the last answered, and their
+ratio to the hello world's requests per second (which the shared machine's load moves less than
+the absolute figure). The webhooks are disabled, so each event's deliveries are created and
+stored (held) exactly as for an enabled webhook, but the same process does not also send them:
+the figure is ingest alone, as for the other servers.
 """
 
 from __future__ import annotations
@@ -19,7 +28,11 @@ from . import api
 from .figures import ratio, spread
 from .harness import Run
 
-__all__ = ["run"]
+__all__ = ["BATCH_CONNECTIONS", "BATCH_ENDPOINTS", "BATCH_SIZE", "run"]
+
+BATCH_SIZE = 1_000
+BATCH_ENDPOINTS = 3
+BATCH_CONNECTIONS = 4
 
 
 def _measure(run: Run, server: api.Server, name: str) -> dict[str, Any]:
@@ -68,6 +81,35 @@ def _serve(run: Run, r: int, backend: str, subscribed: bool) -> dict[str, Any]:
             run.postgres.drop(name)
 
 
+def _batch(run: Run, r: int) -> dict[str, Any]:
+    name = f"s6-batch-{r}"
+    db = run.sqlite.fresh(name)
+    server = api.start_serve(run, name, db)
+    try:
+        for n in range(BATCH_ENDPOINTS):
+            api.disable(server, api.register(server, f"{run.base_url}/s6-batch-{n}"))
+        body = api.batch_body(BATCH_SIZE)
+        url = server.url + "/events/batch"
+        # Counted, not timed: a batch takes longer than the quick run's whole window. A warm-up
+        # of one batch per connection first (the first requests pay for imports and caches).
+        api.load(run, name, url, body, server.headers, concurrency=BATCH_CONNECTIONS, count=BATCH_CONNECTIONS)
+        requests = BATCH_CONNECTIONS * (2 if run.quick else 10)
+        result = api.load(run, name, url, body, server.headers, concurrency=BATCH_CONNECTIONS, count=requests)
+        result["errors"] = requests - result["statuses"].get("202", 0)
+        if result["errors"] or result["rps"] <= 0:
+            raise RuntimeError(f"{name}: {result['statuses']}")
+        # Events, not requests, per second: next to the hello world's requests, what one
+        # request's worth of server time ingests.
+        return {
+            "requests_per_s": result["rps"] * BATCH_SIZE,
+            "requests": result["requests"],
+            "statuses": result["statuses"],
+        }
+    finally:
+        run.supervisor.stop(server.process, grace=30)
+        run.sqlite.drop(name)
+
+
 def run(run: Run) -> dict[str, Any]:
     sizes = run.sizes
     measurements: dict[str, Callable[[int], dict[str, Any]]] = {
@@ -77,6 +119,7 @@ def run(run: Run) -> dict[str, Any]:
     }
     if run.needs_postgres() is not None:
         measurements["events_postgres"] = lambda r: _serve(run, r, "postgres", subscribed=False)
+    measurements["batch_sqlite"] = lambda r: _batch(run, r)
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in measurements}
     for r in range(sizes.rounds):
         for name, measure in measurements.items():
@@ -98,4 +141,5 @@ def run(run: Run) -> dict[str, Any]:
             if name != "hello_world"
         },
         "rounds": rounds,
+        "batch": {"size": BATCH_SIZE, "endpoints": BATCH_ENDPOINTS, "connections": BATCH_CONNECTIONS},
     }

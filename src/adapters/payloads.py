@@ -29,6 +29,7 @@ import attrs
 from cattrs import Converter
 from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_structure_factory
 from cattrs.errors import (
+    AttributeValidationNote,
     ClassValidationError,
     ForbiddenExtraKeysError,
     IterableValidationError,
@@ -36,7 +37,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ..core.catalog import FieldChange, Number, payload_class
+from ..core.catalog import FieldChange, Number, check_event_type, payload_class
 from ..core.errors import ValidationError
 from ..core.wire import MAX_SAFE_INTEGER, JsonValue, format_timestamp, parse_timestamp
 
@@ -45,6 +46,8 @@ __all__ = [
     "OMIT_IF_NONE",
     "camel",
     "check_event_data",
+    "check_events",
+    "items",
     "field_hints",
     "json_schema",
     "structure",
@@ -55,6 +58,13 @@ T = TypeVar("T")
 
 #: attrs field metadata: leave the key out of the JSON when the value is None (e.g. a secret).
 OMIT_IF_NONE = {"omit_if_none": True}
+
+
+def items(least: int, most: int, noun: str) -> dict[str, Any]:
+    """attrs field metadata of an array field: it holds ``least`` to ``most`` ``noun``s, checked
+    before any item is structured (a body of a million events is refused by its length alone)."""
+    return {"items": (least, most, noun)}
+
 
 _CAMEL = re.compile(r"_([a-z0-9])")
 
@@ -201,6 +211,8 @@ def _make_converter() -> Converter:
         def hook(value: object, _: type) -> Any:
             if type(value) is not dict:
                 raise _Wrong(f"expected an object, got {_json_type(value)}")
+            if value_type is Any:  # each value as it is (``_any_json``): a copy, without a call per key
+                return dict(value)
             result: dict[str, Any] = {}
             errors: list[Exception] = []
             for key, item in value.items():
@@ -229,10 +241,19 @@ def _make_converter() -> Converter:
         base: Callable[[Any, Any], Any] = make_dict_structure_fn(
             cls, converter, _cattrs_forbid_extra_keys=True, **cast(dict[str, Any], renames)
         )
+        counted = [
+            (a, camel(a.name), a.metadata["items"]) for a in attrs.fields(cls) if "items" in a.metadata
+        ]
 
         def hook(value: object, target: type) -> Any:
             if type(value) is not dict:
                 raise _Wrong(f"expected an object, got {_json_type(value)}")
+            for a, key, (least, most, noun) in counted:
+                found = value.get(key)
+                if type(found) is list and not least <= len(found) <= most:
+                    wrong = _Wrong(f"holds {len(found):,} {noun}s: give {least} to {most:,}")
+                    wrong.__notes__ = [AttributeValidationNote(f"counting {key}", a.name, a.type)]
+                    raise ClassValidationError(f"while structuring {cls.__name__}", [wrong], cls)
             return base(value, target)
 
         return hook
@@ -273,10 +294,43 @@ def unstructure(value: object) -> Any:
     return _converter.unstructure(value)
 
 
-def check_event_data(event_type: str, data: object, path: str = "data") -> None:
+def check_event_data(event_type: str, data: object, path: str = "data", *, parsed: bool = False) -> None:
     """Check ``data`` against the catalog payload class of ``event_type`` (already known to be
-    in the catalog); raise InvalidPayload naming every wrong field."""
+    in the catalog); raise InvalidPayload naming every wrong field. ``parsed``: the data comes
+    from a JSON parser, so the C-speed check of ``payload_mirrors`` may answer first."""
+    if parsed:
+        from .payload_mirrors import passes  # it builds on this module
+
+        if passes(event_type, data):
+            return
     structure(data, payload_class(event_type), path)
+
+
+def check_events(
+    events: Sequence[tuple[str, object]], path: str = "events", *, parsed: bool = False
+) -> list[str]:
+    """Check a batch of ``(type, data)`` pairs: every type in the catalog, every ``data`` against
+    its type's payload class. Returns the types as the catalog spells them; raises InvalidPayload
+    naming every wrong field of every event, as ``events[3].data.amount``. ``parsed``: as
+    ``check_event_data``."""
+    types: list[str] = []
+    errors: list[tuple[str, str]] = []
+    for index, (event_type, data) in enumerate(events):
+        at = f"{path}[{index}]"
+        try:
+            known = check_event_type(event_type, f"{at}.type").value
+        except ValidationError as error:
+            errors.append((error.field, error.reason))
+            types.append(event_type)
+            continue
+        types.append(known)
+        try:
+            check_event_data(known, data, f"{at}.data", parsed=parsed)
+        except InvalidPayload as error:
+            errors += error.errors
+    if errors:
+        raise InvalidPayload(errors)
+    return types
 
 
 def _join(path: str, part: str | int) -> str:

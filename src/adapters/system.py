@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import random
 import secrets
@@ -13,9 +12,12 @@ from datetime import UTC, datetime
 
 __all__ = ["SystemClock", "SystemRandom", "UlidGenerator"]
 
-# base64's base32 alphabet, mapped letter for letter onto Crockford's lowercase one, whose
-# order is the order of the values: ids then sort as their numbers do.
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
+# Crockford's lowercase base32, whose order is the order of the values: ids then sort as their
+# numbers do. Written ten bits (two characters) at a time from a table: base64's b32encode is
+# Python code, about 7 µs an id, and a published event takes an id per delivery.
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_SHIFTS = tuple(range(120, -1, -10))  # 13 pairs: the 128 bits then two padding bits
 
 
 class SystemClock:
@@ -52,8 +54,13 @@ class UlidGenerator:
                 self._last_random = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
             self._last_ms = ms
             value = (ms << 80) | (self._last_random & ((1 << 80) - 1))
-        text = base64.b32encode(value.to_bytes(16, "big"))[:26].translate(_TO_CROCKFORD)
-        return f"{prefix}_{text.decode('ascii')}"
+        return prefix + "_" + _crockford(value)
+
+
+def _crockford(value: int) -> str:
+    """The 128-bit ``value`` as 26 characters of Crockford base32, most significant first."""
+    padded, pairs = value << 2, _PAIRS
+    return "".join([pairs[(padded >> shift) & 1023] for shift in _SHIFTS])
 
 
 class SystemRandom:

@@ -11,28 +11,25 @@ import asyncio
 import importlib
 import json
 import sys
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 from click.exceptions import NoArgsIsHelpError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
 from ..adapters.crypto import Keyring
-from ..adapters.payloads import InvalidPayload, check_event_data, unstructure
+from ..adapters.payloads import InvalidPayload, unstructure
 from ..adapters.signing import HmacSigner
 from ..adapters.sql import SchemaNotCurrent, upgrade
 from ..adapters.system import UlidGenerator
-from ..core.catalog import EVENT_TYPES, check_event_type
 from ..core.errors import DomainError, ValidationError
-from ..core.wire import check_depth, encode_json
-from .services import NewEvent
+from ..core.wire import encode_json
+from .cli_events import events
+from .cli_support import PROG, CliError, opening, read_text, the_account, the_runtime
 from .settings import API, DATABASE, DELIVERY, Settings, SettingsError, setting_options
 
 if TYPE_CHECKING:
@@ -40,54 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = ["cli", "main"]
 
-PROG = "attribution-webhooks"
-
-
-class CliError(Exception):
-    """A failure to report in one line; ``status`` is the exit status."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
-
 
 @click.group(name=PROG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name=PROG, message="%(prog)s %(version)s")
 def cli() -> None:
     """Webhook delivery for the Attribution API."""
-
-
-@contextmanager
-def _opening(url: str) -> Iterator[None]:
-    """A database that cannot be opened is one line naming it (without its password) and why."""
-    try:
-        yield
-    except (DBAPIError, ArgumentError) as error:
-        reason = str(error.orig if isinstance(error, DBAPIError) else error).strip().splitlines()[0]
-        raise CliError(f"cannot open the database {_safe(url)}: {reason}") from None
-    except ModuleNotFoundError as error:
-        if error.name is None or not error.name.startswith("psycopg"):
-            raise
-        raise CliError(f"PostgreSQL needs psycopg: pip install '{PROG}[postgres]' ({error})") from None
-
-
-def _safe(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return repr(url)
-
-
-@contextmanager
-def _runtime(settings: Settings, *, serving: bool = False) -> Iterator[Runtime]:
-    from .bootstrap import open_runtime
-
-    with _opening(settings.database_url):
-        runtime = open_runtime(settings, serving=serving)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 # --- the processes ------------------------------------------------------------------------------
@@ -119,7 +73,7 @@ def _run_process(settings: Settings, main: Callable[[Runtime], Coroutine[Any, An
     from .runner import run
 
     _logging(settings.log_level, settings.log_format)
-    with _runtime(settings, serving=True) as runtime:
+    with the_runtime(settings, serving=True) as runtime:
         run(lambda: main(runtime))
     return 0
 
@@ -145,7 +99,7 @@ def _db_upgrade(settings: Settings) -> int:
 
     Needed once on PostgreSQL before serve or worker start; SQLite upgrades itself.
     """
-    with _opening(settings.database_url):
+    with opening(settings.database_url):
         keys = settings.secret_keys
         # It seals the secrets that earlier releases stored in plaintext (ADR 0010).
         revision = upgrade(settings.database_url, None if keys is None else Keyring.parse(keys))
@@ -165,7 +119,7 @@ def _keys() -> None:
 @click.option("--name", default="", help="what the key is for")
 def _keys_create(settings: Settings, account: str | None, account_name: str | None, name: str) -> int:
     """Create a key (and its account, if new); prints it once."""
-    with _runtime(settings) as runtime:
+    with the_runtime(settings) as runtime:
         now = datetime.now(UTC)
         account = account or UlidGenerator().new_id("acct")
         if runtime.keys.create_account(account, account_name or account, now):
@@ -181,7 +135,7 @@ def _keys_create(settings: Settings, account: str | None, account_name: str | No
 @click.option("--account", help="only this account's keys")
 def _keys_list(settings: Settings, account: str | None) -> int:
     """List keys (their prefix only)."""
-    with _runtime(settings) as runtime:
+    with the_runtime(settings) as runtime:
         keys = runtime.keys.keys(account)
     if not keys:
         click.echo("no API keys")
@@ -204,26 +158,14 @@ def _keys_revoke(settings: Settings, key: str) -> int:
 
     KEY is the key's prefix as listed (aw_xxxxxxxxxxxx) or the whole key.
     """
-    with _runtime(settings) as runtime:
+    with the_runtime(settings) as runtime:
         if not runtime.keys.revoke(key, datetime.now(UTC)):
             raise CliError(f"no active API key {key!r} (see {PROG} api-keys list)")
     click.echo(f"revoked {key}; servers stop accepting it within 10 seconds")
     return 0
 
 
-def _account(runtime: Runtime, given: str | None) -> str:
-    """The account a command acts for: ``--account``, or the only one there is."""
-    known = runtime.keys.accounts()
-    if given is not None:
-        if given not in known:
-            raise CliError(f"no account {given!r} (accounts: {', '.join(known) or 'none yet'})")
-        return given
-    if len(known) == 1:
-        account: str = known[0]
-        return account
-    if not known:
-        raise CliError(f"no account yet: create one with {PROG} api-keys create")
-    raise CliError(f"there are {len(known)} accounts: choose one with --account")
+cli.add_command(events)
 
 
 @cli.group("webhooks")
@@ -237,8 +179,8 @@ def _webhooks() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
 def _webhooks_list(settings: Settings, account: str | None, as_json: bool) -> int:
     """List an account's webhooks."""
-    with _runtime(settings) as runtime:
-        account = _account(runtime, account)
+    with the_runtime(settings) as runtime:
+        account = the_account(runtime, account)
         views = asyncio.run(runtime.service.queries.endpoints(account, limit=10_000)).items
     if as_json:
         from .api.resources import webhook_body
@@ -256,49 +198,6 @@ def _webhooks_list(settings: Settings, account: str | None, as_json: bool) -> in
     return 0
 
 
-def _read_text(value: str) -> str:
-    """``@path`` reads a file, ``-`` reads stdin, anything else is the text itself."""
-    if value == "-":
-        return sys.stdin.read()
-    if value.startswith("@"):
-        try:
-            return Path(value[1:]).read_text(encoding="utf-8")
-        except OSError as error:
-            raise CliError(f"cannot read {value[1:]}: {error.strerror}") from None
-    return value
-
-
-@cli.group("events")
-def _events() -> None:
-    """Publish events."""
-
-
-@_events.command("publish")
-@setting_options(*DATABASE)
-@click.option("--type", "event_type", required=True, help=f"the event type: {', '.join(EVENT_TYPES)}")
-@click.option("--data", required=True, help="the data object as JSON, @file, or - for stdin")
-@click.option("--id", "event_id", help="an event id (evt_…) to publish idempotently")
-@click.option("--account", help="the account (default: the only one)")
-def _events_publish(
-    settings: Settings, event_type: str, data: str, event_id: str | None, account: str | None
-) -> int:
-    """Publish an event to the account's subscribed webhooks."""
-    text = _read_text(data)
-    check_depth(text, depth=1, path="data")  # data sits in the event's envelope
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise CliError(f"--data is not valid JSON: {error}", 2) from None
-    event_type = check_event_type(event_type, "--type").value
-    check_event_data(event_type, body)
-    with _runtime(settings) as runtime:
-        account = _account(runtime, account)
-        result = asyncio.run(runtime.service.publish(account, NewEvent(event_type, body, event_id)))
-    note = " (already published: nothing new)" if result.duplicate else ""
-    click.echo(f"published {result.event_id} to {len(result.delivery_ids)} webhook(s){note}")
-    return 0
-
-
 # --- verify, demo ---------------------------------------------------------------------------------
 
 
@@ -308,7 +207,7 @@ def _events_publish(
 @click.option("--payload", required=True, help="the raw body, @file, or - for stdin")
 def _verify(secret: str, signature: str, payload: str) -> int:
     """Check a delivery's signature against the webhook's secret."""
-    body = _read_text(payload)
+    body = read_text(payload)
     signer = HmacSigner()
     signature = signature.strip().lower()
     if signer.sign(body.encode("utf-8"), secret) == signature:

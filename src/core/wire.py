@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from json.encoder import encode_basestring  # the C-accelerated, non-ASCII-preserving escaper
-from typing import TypeAlias, cast
+from typing import Any, TypeAlias, cast
 
 from .errors import ValidationError
 
@@ -59,12 +59,13 @@ def check_depth(text: str | bytes, depth: int = 0, path: str = "") -> None:
     (``data.a[0].b``), without parsing it or recursing: call it before a recursive parser sees
     the text. ``depth`` is the level the text sits at (``data`` alone: 1). Malformed text is
     left for the parser to report."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if data.count(b"[") + data.count(b"{") + depth <= MAX_DEPTH:
+        return  # cannot be too deep: the common case, at C speed
+    if _nesting(data) + depth <= MAX_DEPTH:
+        return  # many brackets (a batch of events), none deep: still at C speed
     if isinstance(text, bytes):
-        if text.count(b"[") + text.count(b"{") + depth <= MAX_DEPTH:
-            return  # cannot be too deep: the common case, at C speed
         text = text.decode("utf-8", "replace")
-    elif text.count("[") + text.count("{") + depth <= MAX_DEPTH:
-        return
     # One frame per open container: [is_object, key or index, expecting a key].
     frames: list[list[object]] = []
     for match in _TOKEN.finditer(text):
@@ -91,6 +92,32 @@ def check_depth(text: str | bytes, depth: int = 0, path: str = "") -> None:
                 frames[-1][1] = json.loads(token)
             except ValueError:
                 frames[-1][1] = token[1:-1]
+
+
+def _nesting(text: bytes) -> int:
+    """How deep the JSON ``text`` nests, or more, at C speed (``bytes`` methods, no loop per
+    character): escapes and then strings dropped, brackets alone, then innermost pairs removed
+    a level per pass. Both kinds of bracket count as one, so mismatched ones can only make it
+    deeper. It stops counting past ``MAX_DEPTH``, as it does where brackets do not pair up
+    (``check_depth`` then walks the text token by token, which is exact)."""
+    # Backslashes come in JSON strings only, and pair from the left: drop the escaped
+    # backslashes, then the escaped quotes; every quote left opens or closes a string.
+    unescaped = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    quoted = unescaped.translate(None, _NOT_STRUCTURE)
+    brackets = b"".join(quoted.split(b'"')[::2]).translate(_ONE_KIND)
+    level = 0
+    while brackets:
+        if level > MAX_DEPTH:
+            return level
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            return MAX_DEPTH + 1  # unbalanced: let the exact walk decide
+        brackets, level = shorter, level + 1
+    return level
+
+
+_NOT_STRUCTURE = bytes(set(range(256)) - set(b'[]{}"'))
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
 
 
 def _path_of(path: str, frames: list[list[object]]) -> str:
@@ -132,28 +159,47 @@ def _plain(value: object, depth: int = 1) -> bool:
     integer-like object keys (JavaScript moves those to the front); nothing deeper than
     ``MAX_DEPTH`` (the slow path refuses it)."""
     # Exact types only: a subclass (a str-like enum, a dict with its own order) takes the slow path.
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return -MAX_SAFE_INTEGER <= cast(int, value) <= MAX_SAFE_INTEGER
-    if kind is float:
-        magnitude = abs(cast(float, value))
-        return 1e-4 <= magnitude < 1e16 and not magnitude.is_integer()
-    if (kind is dict or kind is list or kind is tuple) and depth > MAX_DEPTH:
-        return False
-    if kind is dict:
-        for key, item in cast(dict[object, object], value).items():
-            if (
-                type(key) is not str
-                or (key[:1].isdigit() and _is_array_index(key))
-                or not _plain(item, depth + 1)
-            ):
+    # One loop over a stack of containers, each leaf checked inline: no call per value (this
+    # runs on every event published, over every value of its data).
+    stack: list[tuple[Any, int]] = [(value, depth)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        container, level = pop()
+        kind = type(container)
+        items: Iterable[Any]
+        if kind is dict:
+            if level > MAX_DEPTH:
                 return False
-        return True
-    if kind is list or kind is tuple:
-        return all(_plain(item, depth + 1) for item in cast(Sequence[object], value))
-    return False
+            for key in container:
+                # JavaScript moves array-index keys to the front: those start with an ASCII digit.
+                if type(key) is not str or (key and key[0] in _DIGITS and _is_array_index(key)):
+                    return False
+            items = container.values()
+        elif kind is list or kind is tuple:
+            if level > MAX_DEPTH:
+                return False
+            items = container
+        else:
+            items, level = (container,), level - 1  # a scalar at the top
+        for item in items:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    return False
+            elif kind is float:
+                magnitude = abs(item)
+                if not 1e-4 <= magnitude < 1e16 or magnitude.is_integer():
+                    return False
+            elif kind is dict or kind is list or kind is tuple:
+                push((item, level + 1))
+            else:
+                return False
+    return True
+
+
+_DIGITS = "0123456789"
 
 
 def _encode(value: object, out: list[str], path: str, depth: int = 1) -> None:

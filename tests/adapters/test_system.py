@@ -27,3 +27,17 @@ def test_randomness_is_in_range_and_secrets_are_fresh() -> None:
     source = SystemRandom()
     assert all(0.0 <= source.random() < 1.0 for _ in range(1000))
     assert source.token_bytes(24) != source.token_bytes(24)
+
+
+def test_ids_are_written_as_base32_of_their_bits() -> None:
+    """The table-driven encoding writes what base64's base32 (mapped to Crockford's letters) writes."""
+    import base64
+    import random
+
+    from attribution_webhooks.adapters.system import _crockford
+
+    alphabet = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
+    sample = random.Random(7)
+    for value in [0, 1, (1 << 128) - 1, *(sample.getrandbits(128) for _ in range(2000))]:
+        expected = base64.b32encode(value.to_bytes(16, "big"))[:26].translate(alphabet).decode()
+        assert _crockford(value) == expected

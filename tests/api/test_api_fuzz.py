@@ -42,8 +42,13 @@ CHECKS: list[Callable[..., Any]] = [
 #: The one place the document cannot be exact: JSON Schema sees 1e300 as an integer beyond
 #: ±(2^53-1), which the document excludes, but the service accepts it as the float it was sent as
 #: (only integer literals that large are refused, ADR 0006). So a schema-invalid event can be
-#: accepted, and POST /events runs without the negative_data_rejection check.
-_INEXACT = {"POST /events": openapi.negative_data_rejection}
+#: accepted, and POST /events runs without the negative_data_rejection check; as does POST
+#: /events/batch, whose events are the same (and ``changes``' old and new, documented as scalars,
+#: take any JSON value in both).
+_INEXACT = {
+    "POST /events": openapi.negative_data_rejection,
+    "POST /events/batch": openapi.negative_data_rejection,
+}
 _IDS = {"webhook_id": "webhook", "delivery_id": "delivery", "event_id": "event"}
 
 

@@ -70,7 +70,7 @@ def flags(command: click.Command) -> set[str]:
         ("api-keys list", DATABASE_ONLY | {"--account"}),
         ("api-keys revoke", DATABASE_ONLY),
         ("webhooks list", DATABASE_ONLY | {"--account", "--json"}),
-        ("events publish", DATABASE_ONLY | {"--type", "--data", "--id", "--account"}),
+        ("events publish", DATABASE_ONLY | {"--type", "--data", "--id", "--file", "--json", "--account"}),
         ("verify", {"--secret", "--signature", "--payload"}),
         ("demo", {"--seed"}),
     ],

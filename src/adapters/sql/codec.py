@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 import cattrs
+import msgspec
 from attrs import field, frozen
 
 from ...core.endpoint import Endpoint
@@ -161,7 +162,19 @@ _converter = _make_converter()
 
 
 # Built once: ``json.dumps`` with options builds a new encoder on every call.
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_msgspec_encode = msgspec.json.Encoder().encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text of unstructured builtins. msgspec writes it about five times faster
+    than ``json`` (an ``event.published`` row holds a 1 KB body: a string to escape) and the
+    same text, but for floats in exponent form (``1e16``, not ``1e+16``), which ``json.loads``
+    reads alike. What msgspec refuses (a lone surrogate) goes to ``json``, as before."""
+    try:
+        return _msgspec_encode(value).decode()
+    except (TypeError, UnicodeError, msgspec.EncodeError):
+        return _json_dumps(value)
 
 
 @frozen

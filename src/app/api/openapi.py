@@ -61,6 +61,11 @@ class CamelAttrsSchemaPlugin(OpenAPISchemaPluginProtocol):
                 properties[camel(a.name)] = TIME
             elif hints[a.name] is Any:
                 properties[camel(a.name)] = SCALAR
+            counted = a.metadata.get("items")
+            if counted is not None and camel(a.name) in properties:
+                prop = properties[camel(a.name)]
+                if isinstance(prop, Schema):
+                    prop.min_items, prop.max_items = counted[0], counted[1]
             if a.metadata.get("by_type"):
                 by_type = (camel(a.name), a.metadata["by_type"])
         if by_type is not None:

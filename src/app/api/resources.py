@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar, cast
 import attrs
 from attrs import field, frozen
 
-from ...adapters.payloads import OMIT_IF_NONE
+from ...adapters.payloads import OMIT_IF_NONE, items
 from ...core.catalog import EVENT_TYPES, payload_class
 from ...core.delivery import Delivery as CoreDelivery
 from ...core.delivery import DeliveryStatus
@@ -24,7 +24,7 @@ from ...core.endpoint import Endpoint, EndpointStatus
 from ...core.events import DisableReason
 from ...core.outcomes import ErrorKind
 from ...core.views import AttemptView, DeliveryView, EndpointView, EventView
-from ..services import DeliveryRecord, EventRecord
+from ..services import MAX_BATCH, DeliveryRecord, EventRecord
 from . import shapes
 from .shapes import schema
 
@@ -36,8 +36,10 @@ __all__ = [
     "EventType",
     "EventTypeList",
     "NewWebhook",
+    "PublishBatch",
     "PublishEvent",
     "Published",
+    "PublishedBatch",
     "RecoverResult",
     "RotateSecret",
     "SecretBody",
@@ -213,6 +215,26 @@ class Published:
     id: str
     delivery_ids: tuple[str, ...]
     duplicate: bool = False
+
+
+@frozen
+class PublishBatch:
+    """Publish 1 to 1,000 events in one transaction: all of them, or (on any error) none.
+
+    Each event is a `POST /events` body, checked the same way; an error names its index
+    (`events[3].data.amount`). Each `id` is idempotent on its own, within the batch and across
+    requests: an event already published is answered with `duplicate` and stored once.
+    """
+
+    events: tuple[PublishEvent, ...] = field(metadata=items(1, MAX_BATCH, "event"))
+
+
+@frozen
+class PublishedBatch:
+    """A result per event, in the order sent: its id, its new deliveries (or, for a
+    `duplicate`, those of the event published before with this id)."""
+
+    events: tuple[Published, ...]
 
 
 @frozen

@@ -5,11 +5,12 @@ what was decided; they hold no state of their own beyond the ports they were giv
 """
 
 from .notices import NoticeBoard
-from .publishing import DuplicateEventConflict, NewEvent, Outbox, PublishResult
+from .publishing import MAX_BATCH, DuplicateEventConflict, NewEvent, Outbox, PublishResult, check_event_id
 from .queries import DeliveryRecord, EventRecord, Page, Queries
 from .webhooks import ServicePorts, ServiceSettings, WebhookService, generate_secret
 
 __all__ = [
+    "MAX_BATCH",
     "DeliveryRecord",
     "EventRecord",
     "Page",
@@ -22,5 +23,6 @@ __all__ = [
     "PublishResult",
     "ServiceSettings",
     "WebhookService",
+    "check_event_id",
     "generate_secret",
 ]

@@ -35,11 +35,13 @@ if TYPE_CHECKING:
     from .webhooks import WebhookService
 
 __all__ = [
+    "MAX_BATCH",
     "DuplicateEventConflict",
     "NewEvent",
     "Outbox",
     "PlannedEvent",
     "PublishResult",
+    "check_event_id",
     "plan_event",
     "publish_batch",
     "publish_within",
@@ -47,6 +49,9 @@ __all__ = [
 
 _EVENT_ID = re.compile(r"evt_[A-Za-z0-9][A-Za-z0-9_.\-]{0,123}")
 _ALL_DELIVERIES = 10_000
+#: The most events one request of the API (``POST /events/batch``) or one transaction of the CLI
+#: publishes: a bound on the transaction's size and on the time it holds the append lock.
+MAX_BATCH = 1_000
 
 
 @frozen
@@ -103,6 +108,7 @@ class _Event:
     new: NewEvent
     event_type: str
     event_id: str
+    path: str = "$"  # where an error in the event is: ``$``, or ``events[3]`` in a batch
     result: PublishResult | None = None
     same_as: int | None = None  # the earlier event of the batch with this id
 
@@ -117,23 +123,34 @@ class _Batch:
     events: list[_Event] = field(factory=list)
 
     @classmethod
-    def of(cls, service: WebhookService, account_id: str, news: Sequence[NewEvent], test: bool) -> _Batch:
+    def of(
+        cls,
+        service: WebhookService,
+        account_id: str,
+        news: Sequence[NewEvent],
+        test: bool,
+        indexed: bool | None = None,
+    ) -> _Batch:
+        """The batch of ``news``; an error names an event's field as ``events[3].id`` if
+        ``indexed`` (default: if there are several events), else as ``id``."""
         batch = cls(service, account_id, test)
         first: dict[str, int] = {}
-        many = len(news) > 1
+        many = len(news) > 1 if indexed is None else indexed
+        new_id = service.ports.ids.new_id
         for index, new in enumerate(news):
             at = f"events[{index}]." if many else ""
             # A test event may be of an operational type (to try a notice receiver); a real one not.
             event_type = (check_subscribable_type if test else check_event_type)(new.type, f"{at}type").value
-            event_id = (
-                _check_event_id(new.id, f"{at}id") if new.id is not None else service.ports.ids.new_id("evt")
-            )
-            event = _Event(new, event_type, event_id)
+            event_id = check_event_id(new.id, f"{at}id") if new.id is not None else new_id("evt")
+            event = _Event(new, event_type, event_id, f"events[{index}]" if many else "$")
             if event_id in first:  # the same id twice in one batch: one event, or a mistake
                 event.same_as = first[event_id]
                 earlier = batch.events[event.same_as]
                 if (earlier.event_type, encode_json(earlier.new.data)) != (event_type, encode_json(new.data)):
-                    raise DuplicateEventConflict(f"event {event_id} appears twice with different data")
+                    raise DuplicateEventConflict(
+                        f"{at}id: event {event_id} appears twice with different data"
+                        f" (first as events[{event.same_as}])"
+                    )
             else:
                 first[event_id] = index
             batch.events.append(event)
@@ -146,8 +163,9 @@ class _Batch:
     def plan(self, subscribers: Mapping[str, Sequence[EndpointView]]) -> list[StreamAppend]:
         """The appends of every event not settled yet; each gets its delivery ids as a result,
         which stands if the append succeeds."""
-        service = self.service
-        now = service.ports.clock.now()
+        ports = self.service.ports  # a property that builds its value: read once, not per delivery
+        now = ports.clock.now()
+        ids, retry = ports.ids, ports.settings.retry
         appends: list[StreamAppend] = []
         for event in self.events:
             if event.same_as is not None or (event.result is not None and event.result.duplicate):
@@ -159,9 +177,10 @@ class _Batch:
                 ),
                 subscribers[event.event_type],
                 now,
-                service.ports.ids,
-                service.ports.settings.retry,
+                ids,
+                retry,
                 test=self.test,
+                path=event.path,
             )
             appends += planned
             event.result = PublishResult(event.event_id, delivery_ids)
@@ -218,10 +237,11 @@ async def publish_batch(
     *,
     test: bool = False,
     only: EndpointView | None = None,
+    indexed: bool | None = None,
 ) -> list[PublishResult]:
     """Publish ``news`` in one append; a result per event, in order. ``only`` sends them to that
-    endpoint alone (a test event) instead of every subscriber."""
-    batch = _Batch.of(service, account_id, news, test)
+    endpoint alone (a test event) instead of every subscriber. ``indexed``: as ``_Batch.of``."""
+    batch = _Batch.of(service, account_id, news, test, indexed)
     store = service.ports.store
     subscribers = {
         t: [only] if only is not None else await store.subscribers(account_id, t) for t in batch.types
@@ -279,17 +299,19 @@ def plan_event(
     retry: RetryPolicy,
     *,
     test: bool = False,
+    path: str = "$",
 ) -> tuple[list[StreamAppend], tuple[str, ...]]:
     """The appends that publish ``event`` (its stream, then a delivery stream per recipient; a
     disabled recipient's delivery is held) and the new deliveries' ids. The one place an
-    event's envelope and its deliveries are made: publishing and operational events share it."""
+    event's envelope and its deliveries are made: publishing and operational events share it.
+    ``path`` names the event in an error (``events[3]`` in a batch)."""
     envelope: dict[str, JsonValue] = {
         "id": event.event_id,
         "type": event.event_type,
         "timestamp": format_timestamp(event.occurred_at),
         "data": event.data,
     }
-    body = encode_json(envelope, path="$")
+    body = encode_json(envelope, path=path)
     account_id, event_id, event_type = event.account_id, event.event_id, event.event_type
     published = EventPublished(event_id, account_id, event_type, body, event.occurred_at, now, test)
     appends = [StreamAppend(event_stream(account_id, event_id), 0, (published,))]
@@ -305,7 +327,8 @@ def plan_event(
     return appends, tuple(delivery_ids)
 
 
-def _check_event_id(event_id: str, field_name: str = "id") -> str:
+def check_event_id(event_id: str, field_name: str = "id") -> str:
+    """``event_id`` if it is a valid event id; a ValidationError naming ``field_name`` if not."""
     if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         raise ValidationError(
             field_name, "an event id starts with evt_ and has up to 128 letters, digits, '_', '.' or '-'"

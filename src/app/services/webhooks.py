@@ -217,7 +217,7 @@ class WebhookService:
     async def publish_batch(self, account_id: str, events: Sequence[NewEvent]) -> list[PublishResult]:
         """Publish every event of ``events`` in one transaction (all or none are stored); a
         result per event, in order. Idempotent per event id, as ``publish``."""
-        return await publishing.publish_batch(self, account_id, events)
+        return await publishing.publish_batch(self, account_id, events, indexed=True)
 
     def publish_within(
         self, outbox: publishing.Outbox, account_id: str, events: Sequence[NewEvent]
