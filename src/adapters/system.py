@@ -11,11 +11,31 @@ import threading
 import time
 from datetime import UTC, datetime
 
-__all__ = ["SystemClock", "SystemRandom", "UlidGenerator"]
+__all__ = ["SystemClock", "SystemRandom", "UlidGenerator", "id_time"]
 
 # base64's base32 alphabet, mapped letter for letter onto Crockford's lowercase one, whose
 # order is the order of the values: ids then sort as their numbers do.
 _TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
+
+
+_FROM_CROCKFORD = bytes.maketrans(b"0123456789abcdefghjkmnpqrstvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+_ULID = 26
+
+
+def id_time(identifier: str) -> datetime | None:
+    """When an id made by ``UlidGenerator`` was made (to the millisecond); None for any other
+    text, such as an id a client chose."""
+    _, _, text = identifier.rpartition("_")
+    if len(text) != _ULID or text != text.lower():
+        return None
+    encoded = text.encode("ascii", "replace")
+    if encoded.translate(None, b"0123456789abcdefghjkmnpqrstvwxyz"):
+        return None  # a letter outside the alphabet
+    raw = base64.b32decode(encoded.translate(_FROM_CROCKFORD) + b"======")
+    try:
+        return datetime.fromtimestamp(int.from_bytes(raw[:6], "big") / 1000, UTC)
+    except (ValueError, OverflowError, OSError):  # past the year 9999: not one of ours
+        return None
 
 
 class SystemClock:

@@ -11,14 +11,17 @@ from ..adapters.http.settings import HttpClient
 from ..adapters.signing import HmacSigner
 from ..adapters.sql import ApiKeyStore, SqlStore, open_store
 from ..adapters.sql.wakeups import PostgresWakeups
-from ..adapters.system import SystemClock, SystemRandom, UlidGenerator
+from ..adapters.system import SystemClock, SystemRandom, UlidGenerator, id_time
 from ..core.endpoint import EndpointRules, validate_url
 from ..core.errors import ValidationError
+from ..core.retention import RetentionPolicy
 from ..core.retry import RetryPolicy
 from .observability import Observability
 from .services import NoticeBoard, ServiceSettings, WebhookService
+from .services.purged import PurgedHistory
 from .settings import Mode, Settings, SettingsError
 from .worker import Dispatcher, DispatchSettings
+from .worker.retention import Retention
 
 __all__ = ["Runtime", "open_runtime", "secret_keyring"]
 
@@ -63,6 +66,19 @@ class Runtime:
             settings=self.dispatch,
             notices=self.notices,
             observer=self.observability,
+        )
+
+    def retention(self) -> Retention:
+        """The retention task over this runtime's store (ADR 0018); ``run(stop)`` it beside a
+        dispatcher. It returns at once when the retention age is ``forever``."""
+        policy = RetentionPolicy(age=self.settings.retention_age or None)  # zero: forever
+        return Retention(self.store, self.service.ports.clock, policy)
+
+    @property
+    def purged(self) -> PurgedHistory:
+        """Explains an event or delivery that retention removed (410 rather than 404)."""
+        return PurgedHistory(
+            self.store, self.service.ports.clock, self.settings.retention_age or None, id_time
         )
 
     async def check_target(self, url: str) -> None:

@@ -10,6 +10,7 @@ from litestar.params import JSONBody
 from ...adapters.payloads import check_event_data, json_schema
 from ...core.catalog import EventType as CatalogType
 from ...core.catalog import check_event_type, payload_class
+from ...core.errors import NotFound
 from ...core.samples import SAMPLE_DATA
 from ..bootstrap import Runtime
 from ..services import NewEvent
@@ -52,9 +53,19 @@ def event_routes(runtime: Runtime) -> list[Router]:
         result = await service.publish(account, NewEvent(event_type, data.data, data.id, data.timestamp))
         return Published(result.event_id, result.delivery_ids, result.duplicate)
 
-    @get("/{event_id:str}", summary="Get a published event and its deliveries", responses=problems(401, 404))
+    @get(
+        "/{event_id:str}",
+        summary="Get a published event and its deliveries",
+        responses=problems(401, 404, 410),
+    )
     async def read(account: Account, event_id: str = id_parameter("event (`evt_…`)")) -> Event:
-        return event_body(await service.queries.event_record(account, event_id))
+        try:
+            return event_body(await service.queries.event_record(account, event_id))
+        except NotFound:
+            gone = await runtime.purged.event(account, event_id)
+            if gone is not None:
+                raise gone from None
+            raise
 
     @get(
         "/",
