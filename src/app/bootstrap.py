@@ -3,6 +3,8 @@ to the core. The API, the worker and the CLI all start from ``open_runtime``."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import define, field
 
 from ..adapters.crypto import Keyring, KeyringError
@@ -23,6 +25,9 @@ from .settings import Mode, Settings, SettingsError
 from .worker import Dispatcher, DispatchSettings
 from .worker.retention import Retention
 
+if TYPE_CHECKING:  # imported only when tracing is on: the otel extra may not be installed
+    from .observability.tracing import OtelTracer
+
 __all__ = ["Runtime", "open_runtime", "secret_keyring"]
 
 
@@ -39,6 +44,8 @@ class Runtime:
     dispatch: DispatchSettings
     #: Metrics, the attempt log lines and the worker's heartbeat: every dispatcher's observer.
     observability: Observability = field(factory=Observability)
+    #: OpenTelemetry spans (``--tracing on``); None: tracing is off and opentelemetry not imported.
+    tracer: OtelTracer | None = None
 
     def transport(self) -> HttpTransport:
         """A new HTTP transport (a connection pool): one per dispatcher, closed with it."""
@@ -66,6 +73,7 @@ class Runtime:
             settings=self.dispatch,
             notices=self.notices,
             observer=self.observability,
+            tracer=self.tracer,
         )
 
     def retention(self) -> Retention:
@@ -158,4 +166,17 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None, serving: bo
     service = WebhookService(store, SystemClock(), UlidGenerator(), SystemRandom(), service_settings, notices)
     observability = Observability(dispatch.poll_interval)
     keys = ApiKeyStore(store.engine)
-    return Runtime(settings, store, keys, service, notices, egress, dispatch, observability)
+    tracer = _tracer(settings) if settings.tracing == "on" else None
+    return Runtime(settings, store, keys, service, notices, egress, dispatch, observability, tracer)
+
+
+def _tracer(settings: Settings) -> OtelTracer:
+    """The OpenTelemetry tracer, imported only now (ADR 0012's addendum)."""
+    try:
+        from .observability.tracing import OtelTracer
+    except ImportError as error:
+        raise SettingsError(
+            f"--tracing on needs OpenTelemetry ({error.name} is missing): "
+            "pip install 'attribution-webhooks[otel]'"
+        ) from None
+    return OtelTracer()

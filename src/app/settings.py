@@ -82,6 +82,8 @@ class Settings:
     secret_keys: str | None = field(default=None, repr=False)
     #: Finished history older than this is removed by the worker (ADR 0018); zero: kept forever.
     retention_age: timedelta = timedelta(days=30)
+    #: ``on``: an OpenTelemetry span per publish and per attempt, ``traceparent`` sent (ADR 0012).
+    tracing: str = "off"
 
 
 # --- reading a setting's text -----------------------------------------------------------------
@@ -273,6 +275,12 @@ _SETTINGS: dict[str, _Setting] = {
         "finished events, deliveries and attempts older than this are removed (e.g. 30d, 12h; "
         "0 or forever keeps them)",
     ),
+    "tracing": _Setting(
+        _one_of("off", "on"),
+        "SWITCH",
+        "on: OpenTelemetry spans per publish and attempt, with a traceparent header to receivers "
+        "(needs the otel extra; the process's tracer provider exports them)",
+    ),
     "secret_keys": _Setting(
         _secret_keys,
         "KEYS",
@@ -301,6 +309,7 @@ DELIVERY = (
     "log_level",
     "log_format",
     "retention_age",
+    "tracing",
 )
 API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[len(DATABASE) :], "session_secret")
 

@@ -41,6 +41,7 @@ DELIVERY = {
     "--log-level",
     "--log-format",
     "--retention-age",
+    "--tracing",
 }
 
 

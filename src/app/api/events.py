@@ -51,6 +51,8 @@ def event_routes(runtime: Runtime) -> list[Router]:
         event_type = check_event_type(data.type).value
         check_event_data(event_type, data.data)
         result = await service.publish(account, NewEvent(event_type, data.data, data.id, data.timestamp))
+        if runtime.tracer is not None and not result.duplicate:
+            runtime.tracer.published(account, result.event_id, event_type, result.delivery_ids)
         return Published(result.event_id, result.delivery_ids, result.duplicate)
 
     @get(
