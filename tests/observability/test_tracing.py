@@ -108,7 +108,7 @@ def test_each_attempt_is_a_span_whose_traceparent_the_receiver_gets(receiver: Re
         assert int(span_hex, 16) == span.context.span_id
         assert headers["x-attribution-attempt"] == str(number)
     assert attempts[0].attributes["http.response.status_code"] == 500
-    assert attempts[0].attributes["error.type"] == "500"
+    assert attempts[0].attributes["error.type"] == "http_5xx"
     assert not attempts[0].status.is_ok
     assert attempts[1].attributes["http.response.status_code"] == 200
     assert "error.type" not in attempts[1].attributes

@@ -106,7 +106,8 @@ class OtelTracer:
             if is_success(outcome):
                 span.set_status(Status(StatusCode.OK))
             else:
-                span.set_attribute("error.type", str(outcome.status))
+                family = outcome.status // 100  # the error classes of the metrics and the logs
+                span.set_attribute("error.type", f"http_{family}xx" if family in (4, 5) else "http_other")
                 span.set_status(Status(StatusCode.ERROR, f"HTTP {outcome.status}"))
         else:
             span.set_attribute("error.type", outcome.kind.value)
