@@ -40,7 +40,7 @@ from ..core.projections import (
     next_failing_since,
     queue_at,
 )
-from ..core.retention import PurgeReport, endpoint_purgeable, event_purgeable
+from ..core.retention import PurgeReport, endpoint_purgeable, event_purgeable, next_cursor
 from ..core.views import (
     AttemptView,
     DeliveryView,
@@ -349,7 +349,11 @@ class MemoryStore:
                 found.append(delivery_id)
         newest = self._log[-1].stream_id if self._log else None
         events = deliveries = attempts = 0
+        examined = 0
         for published_at, account_id, event_id in looked:
+            if deliveries >= limit:
+                break  # enough for one transaction: the rest is the next batch's
+            examined += 1
             delivery_ids = by_event[(account_id, event_id)]
             rows = [self._deliveries[i].view for i in delivery_ids]
             statuses = [(view.delivery.status, view.updated_at) for view in rows]
@@ -368,7 +372,7 @@ class MemoryStore:
             self._tombstones[(account_id, event_id)] = (published_at, now)
             events += 1
             deliveries += len(delivery_ids)
-        cursor = looked[-1] if len(looked) == limit else None
+        cursor = next_cursor(looked, examined, limit)
         return PurgeReport(events=events, deliveries=deliveries, attempts=attempts, cursor=cursor)
 
     def _drop_streams(self, streams: Collection[str]) -> None:

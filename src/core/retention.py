@@ -11,8 +11,10 @@ no delivery to it is left (its secrets died with the deletion, ADR 0010).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+
+from typing import TypeVar
 
 from attrs import frozen
 
@@ -21,12 +23,15 @@ from .endpoint import EndpointStatus
 
 __all__ = [
     "FINAL",
+    "next_cursor",
     "PurgeReport",
     "RetentionPolicy",
     "delivery_purgeable",
     "endpoint_purgeable",
     "event_purgeable",
 ]
+
+T = TypeVar("T")
 
 #: The states a delivery never leaves by itself (only an explicit redelivery reopens them).
 FINAL = frozenset({DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED})
@@ -42,6 +47,8 @@ class RetentionPolicy:
     """
 
     age: timedelta | None = timedelta(days=30)
+    #: Events looked at per transaction; a transaction also stops taking events once it has
+    #: this many deliveries, so a fan-out to many endpoints cannot make it long.
     batch: int = 100
     pause: timedelta = timedelta(milliseconds=200)
     interval: timedelta = timedelta(minutes=10)
@@ -97,3 +104,12 @@ def endpoint_purgeable(
         and updated_at < horizon
         and not deliveries_left
     )
+
+
+def next_cursor(looked: Sequence[T], examined: int, limit: int) -> T | None:
+    """Where the next batch of a pass starts, after ``examined`` of the ``looked`` events (up to
+    ``limit`` were asked for): the last one examined, or None once the pass has seen every
+    event before the horizon."""
+    if examined < len(looked) or len(looked) == limit:
+        return looked[examined - 1]
+    return None

@@ -196,3 +196,22 @@ async def test_tombstones_expire_after_the_retention_age(store: Storage) -> None
     later = NOW + 31 * DAY
     assert (await history.purge_deleted(later - 30 * DAY, 10)).tombstones == 1
     assert await history.purged_event(ACCOUNT, "evt_1") is None
+
+
+async def test_a_batch_stops_taking_events_at_its_delivery_limit(store: Storage) -> None:
+    """With a fan-out, a batch takes events until it holds ``limit`` deliveries; the cursor goes
+    on from the last event it took, so the next batch removes the rest."""
+    history = _history(store)
+    await register(store, "wh_1", "wh_2", "wh_3")
+    for n in range(3):
+        targets = {f"dlv_{n}_{e}": f"wh_{e}" for e in (1, 2, 3)}
+        await publish(store, f"evt_{n}", targets, when=at(n))
+        for delivery_id, endpoint_id in targets.items():
+            await record(store, delivery_id, succeeded(delivery_id, endpoint_id, 1, at(n + 1)))
+    await publish(store, "evt_last", {}, when=NOW)
+    first = await history.purge_events(HORIZON, NOW, None, 4)
+    assert (first.events, first.deliveries) == (2, 6)
+    assert first.cursor is not None
+    assert first.cursor[2] == "evt_1"
+    second = await history.purge_events(HORIZON, NOW, first.cursor, 4)
+    assert (second.events, second.deliveries, second.cursor) == (1, 3, None)

@@ -14,6 +14,7 @@ from attribution_webhooks.core.retention import (
     delivery_purgeable,
     endpoint_purgeable,
     event_purgeable,
+    next_cursor,
 )
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
@@ -64,3 +65,12 @@ def test_a_deleted_endpoint_goes_once_old_and_without_deliveries() -> None:
     assert not endpoint_purgeable(EndpointStatus.DELETED, NOW, False, HORIZON)
     assert not endpoint_purgeable(EndpointStatus.DISABLED, OLD, False, HORIZON)
     assert not endpoint_purgeable(EndpointStatus.DELETED, None, False, HORIZON)
+
+
+def test_the_cursor_is_the_last_event_examined_until_the_pass_is_over() -> None:
+    """A full batch, or one cut short by its delivery limit, goes on from its last examined
+    event; a batch that found fewer events than it asked for ends the pass."""
+    assert next_cursor(["a", "b", "c"], 3, 3) == "c"
+    assert next_cursor(["a", "b", "c"], 2, 3) == "b"
+    assert next_cursor(["a", "b"], 2, 3) is None
+    assert next_cursor(["a", "b"], 1, 3) == "a"

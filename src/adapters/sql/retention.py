@@ -20,7 +20,7 @@ from attrs import frozen
 from ...core.delivery import DeliveryStatus
 from ...core.endpoint import EndpointStatus
 from ...core.events import event_stream
-from ...core.retention import PurgeReport, endpoint_purgeable, event_purgeable
+from ...core.retention import PurgeReport, endpoint_purgeable, event_purgeable, next_cursor
 from .codec import EndpointStates
 from .connections import Connections
 from .statements import Statements, chunks
@@ -84,7 +84,11 @@ class SqlHistory:
             newest_stream = None if newest is None else newest[0]
             gone: list[tuple[datetime, str, str]] = []
             delivery_ids: list[str] = []
+            examined = 0
             for published_at, account_id, event_id in looked:
+                if len(delivery_ids) >= limit:
+                    break  # enough for one transaction: the rest is the next batch's
+                examined += 1
                 rows = by_event.get((account_id, event_id), [])
                 statuses = [(DeliveryStatus(status), at) for _, status, at in rows]
                 streams = {event_stream(account_id, event_id), *(row[0] for row in rows)}
@@ -92,7 +96,7 @@ class SqlHistory:
                     gone.append((published_at, account_id, event_id))
                     delivery_ids += [row[0] for row in rows]
             attempts = self._delete(cursor, gone, delivery_ids, now)
-        cursor_out = looked[-1] if len(looked) == limit else None
+        cursor_out = next_cursor(looked, examined, limit)
         return PurgeReport(
             events=len(gone), deliveries=len(delivery_ids), attempts=attempts, cursor=cursor_out
         )
