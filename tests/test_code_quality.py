@@ -68,6 +68,25 @@ def test_the_core_never_reads_the_clock_or_makes_randomness() -> None:
     assert offences == []
 
 
+#: The two cattrs converters, one per contract (ADR 0011, "One converter per contract").
+_CONVERTER_HOMES = {"src/adapters/payloads.py", "src/adapters/sql/codec.py"}
+
+
+def test_cattrs_converters_are_built_only_in_their_two_homes() -> None:
+    """The public JSON and the stored form each have one converter: no third one appears."""
+    builders = {"Converter", "BaseConverter", "GenConverter", "make_converter"}
+    found = set()
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                name = (
+                    node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                )
+                if name in builders:
+                    found.add(str(path.relative_to(ROOT)))
+    assert found == _CONVERTER_HOMES
+
+
 @pytest.mark.parametrize(
     ("module", "line", "broken"),
     [

@@ -39,6 +39,7 @@ from ..core.projections import (
     event_row,
     next_failing_since,
     queue_at,
+    tells_health,
 )
 from ..core.retention import PurgeReport, endpoint_purgeable, event_purgeable, next_cursor
 from ..core.views import (
@@ -319,7 +320,7 @@ class MemoryStore:
             if taken[endpoint_id] > deliveries:
                 continue
             for a in self._attempts.get(delivery_id, ()):
-                if a.started_at < since:
+                if a.started_at < since or not tells_health(a):
                     continue
                 h = health.get(endpoint_id, EndpointHealth(0, 0))
                 latest = h.last_attempt_at is None or a.started_at >= h.last_attempt_at

@@ -153,10 +153,12 @@ class Webhooks:
         """Every endpoint of the account that is not deleted, oldest first."""
         found: list[EndpointView] = []
         after: str | None = None
-        while page := await self.store.list_endpoints(account or self.account, after, _PAGE):
-            found += page
-            after = page[-1].endpoint.endpoint_id
-        return found
+        while True:
+            page = await self.service.queries.endpoints(account or self.account, after=after, limit=_PAGE)
+            found += page.items
+            if page.next_cursor is None:
+                return found
+            after = page.next_cursor
 
     # --- publishing -------------------------------------------------------------------------
 
@@ -246,25 +248,31 @@ class Webhooks:
         limit: int = 100,
         account: str | None = None,
     ) -> list[DeliveryView]:
-        """The account's deliveries, newest first, filtered by what is given."""
+        """The account's deliveries, newest first, filtered by what is given. A ``webhook_id``
+        of another account (or none) raises ``NotFound``."""
         statuses = None if status is None else [DeliveryStatus(status)]
-        found = await self.store.deliveries(
+        page = await self.service.queries.deliveries(
             account or self.account, endpoint_id=webhook_id, event_id=event_id, statuses=statuses, limit=limit
         )
-        return list(found)
+        return [record.view for record in page.items]
 
-    async def attempts(self, delivery_id: str) -> list[AttemptView]:
-        """A delivery's attempts, oldest first: time, status or error, latency, the answer."""
-        return list(await self.store.attempts(delivery_id))
+    async def attempts(self, delivery_id: str, *, account: str | None = None) -> list[AttemptView]:
+        """A delivery's attempts, oldest first: time, status or error, latency, the answer.
+        A delivery of another account (or none) raises ``NotFound``."""
+        record = await self.service.queries.delivery_record(account or self.account, delivery_id)
+        return list(record.attempts)
 
-    async def wait(self, published: PublishResult, timeout: float = 30.0) -> list[DeliveryView]:
+    async def wait(
+        self, published: PublishResult, timeout: float = 30.0, *, account: str | None = None
+    ) -> list[DeliveryView]:
         """Wait until every delivery of a published event has succeeded or failed for good;
         its deliveries then. Raises TimeoutError after ``timeout`` seconds."""
+        queries = self.service.queries
         async with asyncio.timeout(timeout):
             while True:
-                views = [await self.store.delivery(d) for d in published.delivery_ids]
-                if all(v is not None and not v.delivery.status.pending for v in views):
-                    return [v for v in views if v is not None]
+                views = [await queries.delivery(account or self.account, d) for d in published.delivery_ids]
+                if all(not view.delivery.status.pending for view in views):
+                    return views
                 await asyncio.sleep(0.05)
 
     # --- delivering -------------------------------------------------------------------------

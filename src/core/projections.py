@@ -82,6 +82,12 @@ def event_row(event: EventPublished) -> EventView:
     )
 
 
+def tells_health(line: AttemptView) -> bool:
+    """Whether an attempt-log line counts in an endpoint's success rate: an abandoned attempt's
+    outcome is unknown (our worker was lost, not the endpoint), so it counts neither way."""
+    return line.error is not ErrorKind.WORKER_LOST
+
+
 def attempt_entry(event: AttemptSucceeded | AttemptFailed | AttemptAbandoned) -> AttemptView:
     """The line an attempt adds to its delivery's attempt log. An abandoned attempt (its outcome
     unknown: the worker was lost) has no status, no answer and no time."""

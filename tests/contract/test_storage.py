@@ -15,6 +15,7 @@ from attribution_webhooks.core.delivery import DeliveryStatus
 from attribution_webhooks.core.endpoint import EndpointStatus
 from attribution_webhooks.core.errors import ConcurrencyConflict
 from attribution_webhooks.core.events import (
+    AttemptAbandoned,
     AttemptFailed,
     AttemptSucceeded,
     DeliveryCancelled,
@@ -536,6 +537,20 @@ async def test_endpoint_health_counts_recent_attempts_per_endpoint(store: Storag
 
 
 # --- the queue ------------------------------------------------------------------------------------
+
+
+async def test_endpoint_health_leaves_out_attempts_whose_outcome_is_unknown(store: Storage) -> None:
+    """An abandoned attempt (our worker was lost, not the endpoint) is neither a success nor a
+    failure of the endpoint: the dashboard's success rate ignores it."""
+    await register(store, "wh_1")
+    await publish(store, "evt_1", {"dlv_1": "wh_1"}, when=at(1))
+    await record(
+        store, "dlv_1", AttemptAbandoned("dlv_1", "wh_1", 1, "outcome unknown (worker lost)", at(20))
+    )
+    assert await store.endpoint_health(ACCOUNT, at(10)) == {}
+    await record(store, "dlv_1", succeeded("dlv_1", "wh_1", 2, at(30)))
+    [(endpoint_id, health)] = (await store.endpoint_health(ACCOUNT, at(10))).items()
+    assert (endpoint_id, health.attempts, health.succeeded, health.last_succeeded) == ("wh_1", 1, 1, True)
 
 
 async def test_claim_leases_due_deliveries_earliest_first_up_to_the_limit(store: Storage) -> None:

@@ -138,3 +138,39 @@ def test_production_mode_refuses_internal_and_plain_http_targets_at_registration
 
     with Webhooks(_url(tmp_path), mode="production") as hooks:
         asyncio.run(scenario(hooks))
+
+
+def test_the_delivery_log_is_read_per_account(tmp_path: Path) -> None:
+    """The facade reads through the use cases: another account's delivery is as unknown as a
+    made-up id, and the list pages past its first page (more endpoints than one page holds)."""
+
+    async def scenario(hooks: Webhooks) -> None:
+        await hooks.register("http://127.0.0.1:9/a", ["partner.created"])
+        published = await hooks.publish("partner.created", DATA, id="evt_facade_1")
+        [delivery_id] = published.delivery_ids
+        assert await hooks.attempts(delivery_id) == []  # nothing sent: no dispatcher runs
+        with pytest.raises(NotFound):
+            await hooks.attempts(delivery_id, account="acct_other")
+        with pytest.raises(NotFound):
+            await hooks.attempts("dlv_made_up")
+        assert await hooks.deliveries(event_id="evt_facade_1", account="acct_other") == []
+        assert [v.delivery.delivery_id for v in await hooks.deliveries(event_id="evt_facade_1")] == [
+            delivery_id
+        ]
+        with pytest.raises(NotFound):
+            await hooks.deliveries(webhook_id="wh_made_up")
+
+    with Webhooks(_url(tmp_path), mode="development") as hooks:
+        asyncio.run(scenario(hooks))
+
+
+def test_webhooks_lists_every_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("attribution_webhooks.app.embedding._PAGE", 2)
+
+    async def scenario(hooks: Webhooks) -> None:
+        made = [await hooks.register(f"http://127.0.0.1:9/{n}", ["partner.created"]) for n in range(5)]
+        listed = [v.endpoint.endpoint_id for v in await hooks.webhooks()]
+        assert listed == [v.endpoint.endpoint_id for v in made]
+
+    with Webhooks(_url(tmp_path), mode="development") as hooks:
+        asyncio.run(scenario(hooks))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 
@@ -11,9 +10,8 @@ from attrs import field, frozen
 
 from ...core.errors import ValidationError
 
-__all__ = ["ENV_PREFIX", "EgressMode", "EgressSettings", "HttpClient", "Network"]
+__all__ = ["EgressMode", "EgressSettings", "HttpClient", "Network"]
 
-ENV_PREFIX = "ATTRIBUTION_WEBHOOKS_EGRESS_"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -105,58 +103,3 @@ class EgressSettings:
                 ) from None
         if self.proxy is not None and not self.proxy.startswith("http://"):
             raise ValidationError("proxy", "give the proxy as http://host:port (HTTPS goes through CONNECT)")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str], prefix: str = ENV_PREFIX) -> EgressSettings:
-        """Settings from ``ATTRIBUTION_WEBHOOKS_EGRESS_*`` variables; unset ones keep their default.
-
-        MODE, TIMEOUT / CONNECT_TIMEOUT (seconds), MAX_CONNECTIONS, MAX_CONNECTIONS_PER_HOST,
-        PROXY, SOURCE_ADDRESS, ALLOW_NETWORKS (comma- or space-separated CIDRs), CA_FILE,
-        CLIENT (curl or httpx).
-        """
-
-        def get(name: str) -> str | None:
-            value = environ.get(prefix + name, "").strip()
-            return value or None
-
-        def seconds(name: str, default: timedelta) -> timedelta:
-            value = get(name)
-            if value is None:
-                return default
-            try:
-                return timedelta(seconds=float(value))
-            except ValueError:
-                raise ValidationError(prefix + name, f"{value!r} is not a number of seconds") from None
-
-        def integer(name: str, default: int) -> int:
-            value = get(name)
-            if value is None:
-                return default
-            try:
-                return int(value)
-            except ValueError:
-                raise ValidationError(prefix + name, f"{value!r} is not an integer") from None
-
-        defaults = cls()
-        mode = get("MODE")
-        try:
-            checked_mode = EgressMode(mode.lower()) if mode else defaults.mode
-        except ValueError:
-            raise ValidationError(prefix + "MODE", "use production or development") from None
-        client = get("CLIENT")
-        try:
-            checked_client = HttpClient(client.lower()) if client else defaults.client
-        except ValueError:
-            raise ValidationError(prefix + "CLIENT", "use curl or httpx") from None
-        return cls(
-            mode=checked_mode,
-            timeout=seconds("TIMEOUT", defaults.timeout),
-            connect_timeout=seconds("CONNECT_TIMEOUT", defaults.connect_timeout),
-            max_connections=integer("MAX_CONNECTIONS", defaults.max_connections),
-            max_connections_per_host=integer("MAX_CONNECTIONS_PER_HOST", defaults.max_connections_per_host),
-            proxy=get("PROXY"),
-            source_address=get("SOURCE_ADDRESS"),
-            allow_networks=_networks(get("ALLOW_NETWORKS") or ""),
-            ca_file=get("CA_FILE"),
-            client=checked_client,
-        )

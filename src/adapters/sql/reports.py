@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, case, func, select, union_all
+from sqlalchemy import Connection, Select, case, func, or_, select, union_all
 
 from ...core.delivery import DeliveryStatus
 from ...core.endpoint import EndpointStatus
+from ...core.outcomes import ErrorKind
 from ...core.views import EndpointHealth, QueueStats
 from .codec import require_aware
 from .schema import attempts, deliveries, endpoints
@@ -72,7 +73,9 @@ def health(conn: Connection, account_id: str, since: datetime, count: int) -> Ma
             func.max(attempts.c.position),
         )
         .select_from(latest.join(attempts, attempts.c.delivery_id == latest.c.delivery_id))
-        .where(attempts.c.started_at >= since)
+        # Abandoned attempts (outcome unknown: our worker was lost) count neither way
+        # (``core.projections.tells_health``).
+        .where(attempts.c.started_at >= since, _known_outcome)
         .group_by(latest.c.endpoint_id)
     ).all()
     positions = [row[3] for row in rows]
@@ -88,6 +91,9 @@ def health(conn: Connection, account_id: str, since: datetime, count: int) -> Ma
         endpoint_id: EndpointHealth(int(total), int(succeeded or 0), *last[position])
         for endpoint_id, total, succeeded, position in rows
     }
+
+
+_known_outcome = or_(attempts.c.error.is_(None), attempts.c.error != ErrorKind.WORKER_LOST.value)
 
 
 def queue_stats(conn: Connection, now: datetime) -> QueueStats:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from ...core.delivery import DeliveryStatus
 from .codec import require_aware
 
 __all__ = [
@@ -169,6 +170,10 @@ Index(
     sqlite_where=_pending,
     postgresql_where=_pending,
 )
+
+# Held deliveries (endpoint disabled) only: counting them reads them, not the history.
+_held = deliveries.c.status == DeliveryStatus.HELD.value
+Index("ix_deliveries_held", deliveries.c.endpoint_id, sqlite_where=_held, postgresql_where=_held)
 
 attempts = Table(
     "attempts",

@@ -113,16 +113,25 @@ class Queries:
         account_id: str,
         *,
         endpoint_id: str | None = None,
+        event_id: str | None = None,
         statuses: Collection[DeliveryStatus] | None = None,
         before: str | None = None,
         limit: int = 20,
     ) -> Page[DeliveryRecord]:
         """A page of the account's delivery log, newest first, with every attempt: one query for
-        the page and one for all its attempts (plus one for the endpoint when one is given)."""
+        the page and one for all its attempts (plus one for the endpoint when one is given).
+        ``event_id`` only narrows the page: an event with no deliveries (or none yet) gives none."""
         if endpoint_id is not None:
             await self.endpoint(account_id, endpoint_id)
+        if event_id is not None and not is_id(event_id):
+            return Page(())
         views = await self._store.deliveries(
-            account_id, endpoint_id=endpoint_id, statuses=statuses, before=_cursor(before), limit=limit + 1
+            account_id,
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            statuses=statuses,
+            before=_cursor(before),
+            limit=limit + 1,
         )
         page = _page(views, limit, lambda view: view.delivery.delivery_id)
         return Page(await self._with_attempts(page.items), page.next_cursor)
