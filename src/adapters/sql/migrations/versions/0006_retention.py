@@ -1,8 +1,8 @@
 """Retention (ADR 0018): an index to walk published events oldest first, and the tombstones of
 events that retention removed.
 
-Revision ID: 0005_retention
-Revises: 0004_lease_attempts
+Revision ID: 0006_retention
+Revises: 0005_held_index
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_retention"
-down_revision = "0004_lease_attempts"
+revision = "0006_retention"
+down_revision = "0005_held_index"
 branch_labels = None
 depends_on = None
 
