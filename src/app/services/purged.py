@@ -16,6 +16,7 @@ from attrs import frozen
 
 from ...core.errors import NotFound, Purged
 from ...core.ports import Clock, History
+from .queries import is_id
 
 __all__ = ["PurgedHistory", "format_age"]
 
@@ -44,7 +45,7 @@ class PurgedHistory:
     id_time: Callable[[str], datetime | None]  # when one of our ids was made
 
     async def event(self, account_id: str, event_id: str) -> Purged | None:
-        if self.age is None:
+        if self.age is None or not is_id(event_id):  # an id that cannot exist has no tombstone
             return None
         tombstone = await self.store.purged_event(account_id, event_id)
         if tombstone is None:
