@@ -8,6 +8,7 @@ secrets stop signing (``sealing.py``), only without encryption: nothing here is 
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from ..core.events import (
     EndpointEvent,
     EndpointRegistered,
     EventPublished,
+    event_stream,
 )
 from ..core.ports import RecordedEvent, StreamAppend
 from ..core.projections import (
@@ -39,6 +41,7 @@ from ..core.projections import (
     queue_at,
     tells_health,
 )
+from ..core.retention import PurgeReport, endpoint_purgeable, event_purgeable, next_cursor
 from ..core.views import (
     AttemptView,
     DeliveryView,
@@ -81,6 +84,9 @@ class MemoryStore:
     # (due_at, delivery_id, key): ties go by delivery id, as in the SQL store's index.
     _queue: list[tuple[datetime, str, int]] = field(factory=list, init=False)
     _counter: int = field(default=0, init=False)
+    _position: int = field(default=0, init=False)  # the last position given: never reused
+    # Retention's tombstones: (account, event id) → (published at, purged at).
+    _tombstones: dict[tuple[str, str], tuple[datetime, datetime]] = field(factory=dict, init=False)
     _keys: MemoryKeys = field(factory=MemoryKeys, init=False)
 
     # --- EventStore -------------------------------------------------------------------------
@@ -99,17 +105,20 @@ class MemoryStore:
             stream = self._streams.setdefault(append.stream_id, [])
             for event in append.events:
                 sealed = seal_event(event, self._keys.new_token)
-                recorded = RecordedEvent(len(self._log) + 1, append.stream_id, len(stream) + 1, sealed)
+                self._position += 1
+                recorded = RecordedEvent(self._position, append.stream_id, len(stream) + 1, sealed)
                 stream.append(recorded)
                 self._log.append(recorded)
                 self._project(recorded)
-        return len(self._log)
+        return self._position
 
     async def read(self, stream_id: str) -> Sequence[RecordedEvent]:
         return self._opened(self._streams.get(stream_id, ()))
 
     async def read_all(self, after: int = 0, limit: int = 1000) -> Sequence[RecordedEvent]:
-        return self._opened(self._log[after : after + limit])
+        # Positions have gaps once retention has removed streams: find ``after`` by bisection.
+        start = bisect.bisect_right(self._log, after, key=lambda recorded: recorded.position)
+        return self._opened(self._log[start : start + limit])
 
     def _opened(self, recorded: Sequence[RecordedEvent]) -> list[RecordedEvent]:
         opened = self._keys.open(tokens_in(item.event for item in recorded))
@@ -199,8 +208,8 @@ class MemoryStore:
             if due_at > now:
                 break
             heapq.heappop(self._queue)
-            row = self._deliveries[delivery_id]
-            if row.queue_key != key:
+            row = self._deliveries.get(delivery_id)
+            if row is None or row.queue_key != key:
                 continue  # superseded entry
             leased_until = now + lease_for
             self._schedule(delivery_id, row, leased_until)
@@ -232,7 +241,8 @@ class MemoryStore:
     async def next_due(self) -> datetime | None:
         while self._queue:
             due_at, delivery_id, key = self._queue[0]
-            if self._deliveries[delivery_id].queue_key == key:
+            row = self._deliveries.get(delivery_id)
+            if row is not None and row.queue_key == key:
                 return due_at
             heapq.heappop(self._queue)
         return None
@@ -321,6 +331,79 @@ class MemoryStore:
                     a.succeeded if latest else h.last_succeeded,
                 )
         return health
+
+    # --- History (retention, ADR 0018) -------------------------------------------------------
+
+    async def purge_events(
+        self, horizon: datetime, now: datetime, after: tuple[datetime, str, str] | None, limit: int
+    ) -> PurgeReport:
+        keys = ((view.published_at, view.account_id, view.event_id) for view in self._events.values())
+        looked = sorted(key for key in keys if key[0] < horizon and (after is None or key > after))[:limit]
+        if not looked:
+            return PurgeReport()
+        wanted = {(account_id, event_id) for _, account_id, event_id in looked}
+        by_event: dict[tuple[str, str], list[str]] = {key: [] for key in wanted}
+        for delivery_id, row in self._deliveries.items():
+            state = row.view.delivery
+            found = by_event.get((state.account_id, state.event_id))
+            if found is not None:
+                found.append(delivery_id)
+        newest = self._log[-1].stream_id if self._log else None
+        events = deliveries = attempts = 0
+        examined = 0
+        for published_at, account_id, event_id in looked:
+            if deliveries >= limit:
+                break  # enough for one transaction: the rest is the next batch's
+            examined += 1
+            delivery_ids = by_event[(account_id, event_id)]
+            rows = [self._deliveries[i].view for i in delivery_ids]
+            statuses = [(view.delivery.status, view.updated_at) for view in rows]
+            streams = {event_stream(account_id, event_id), *delivery_ids}
+            if not event_purgeable(published_at, statuses, horizon) or newest in streams:
+                continue
+            for delivery_id in delivery_ids:
+                del self._deliveries[delivery_id]
+                attempts += len(self._attempts.pop(delivery_id, ()))
+            if delivery_ids:
+                gone = set(delivery_ids)
+                listed = self._account_deliveries[account_id]
+                listed[:] = [i for i in listed if i not in gone]
+            del self._events[(account_id, event_id)]
+            self._drop_streams(streams)
+            self._tombstones[(account_id, event_id)] = (published_at, now)
+            events += 1
+            deliveries += len(delivery_ids)
+        cursor = next_cursor(looked, examined, limit)
+        return PurgeReport(events=events, deliveries=deliveries, attempts=attempts, cursor=cursor)
+
+    def _drop_streams(self, streams: Collection[str]) -> None:
+        for stream_id in streams:
+            self._streams.pop(stream_id, None)
+        self._log = [recorded for recorded in self._log if recorded.stream_id not in streams]
+
+    async def purge_deleted(self, horizon: datetime, limit: int) -> PurgeReport:
+        endpoints_left = {row.view.delivery.endpoint_id for row in self._deliveries.values()}
+        newest = self._log[-1].stream_id if self._log else None
+        gone: list[str] = []
+        for endpoint_id, view in self._endpoints.items():
+            state = view.endpoint
+            left = endpoint_id in endpoints_left or endpoint_id == newest
+            if endpoint_purgeable(state.status, state.updated_at, left, horizon):
+                gone.append(endpoint_id)
+                if len(gone) >= limit:
+                    break
+        for endpoint_id in gone:
+            account_id = self._endpoints.pop(endpoint_id).endpoint.account_id
+            self._account_endpoints[account_id].remove(endpoint_id)
+        if gone:
+            self._drop_streams(set(gone))
+        expired = [key for key, (_, purged_at) in self._tombstones.items() if purged_at < horizon][:limit]
+        for key in expired:
+            del self._tombstones[key]
+        return PurgeReport(endpoints=len(gone), tombstones=len(expired))
+
+    async def purged_event(self, account_id: str, event_id: str) -> tuple[datetime, datetime] | None:
+        return self._tombstones.get((account_id, event_id))
 
     # --- for tests --------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-__all__ = ["SystemClock", "SystemRandom", "UlidGenerator"]
+__all__ = ["SystemClock", "SystemRandom", "UlidGenerator", "id_time"]
 
 # Crockford's lowercase base32, whose order is the order of the values: ids then sort as their
 # numbers do. Written ten bits (two characters) at a time from a table: base64's b32encode is
@@ -18,6 +18,28 @@ __all__ = ["SystemClock", "SystemRandom", "UlidGenerator"]
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 _SHIFTS = tuple(range(120, -1, -10))  # 13 pairs: the 128 bits then two padding bits
+
+
+_VALUES = {ch: n for n, ch in enumerate(_CROCKFORD)}
+_ULID = 26
+
+
+def id_time(identifier: str) -> datetime | None:
+    """When an id made by ``UlidGenerator`` was made (to the millisecond); None for any other
+    text, such as an id a client chose."""
+    _, _, text = identifier.rpartition("_")
+    if len(text) != _ULID or text != text.lower():
+        return None
+    encoded = text.encode("ascii", "replace")
+    if encoded.translate(None, b"0123456789abcdefghjkmnpqrstvwxyz"):
+        return None  # a letter outside the alphabet
+    high = 0
+    for ch in text[:10]:  # the first 50 bits: the 48 bits of milliseconds, then 2 random ones
+        high = high << 5 | _VALUES[ch]
+    try:
+        return datetime.fromtimestamp((high >> 2) / 1000, UTC)
+    except (ValueError, OverflowError, OSError):  # past the year 9999: not one of ours
+        return None
 
 
 class SystemClock:

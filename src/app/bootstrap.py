@@ -3,6 +3,8 @@ to the core. The API, the worker and the CLI all start from ``open_runtime``."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import define, field
 
 from ..adapters.crypto import Keyring, KeyringError
@@ -11,15 +13,21 @@ from ..adapters.http.settings import HttpClient
 from ..adapters.signing import HmacSigner
 from ..adapters.sql import ApiKeyStore, SqlStore, open_store
 from ..adapters.sql.wakeups import PostgresWakeups
-from ..adapters.system import SystemClock, SystemRandom, UlidGenerator
+from ..adapters.system import SystemClock, SystemRandom, UlidGenerator, id_time
 from ..core.endpoint import EndpointRules, validate_url
 from ..core.errors import ValidationError
+from ..core.retention import RetentionPolicy
 from ..core.retry import RetryPolicy
 from .observability import Observability
 from .services import NoticeBoard, ServiceSettings, WebhookService
 from .services.operational import OperationalEvents
+from .services.purged import PurgedHistory
 from .settings import Mode, Settings, SettingsError
 from .worker import Dispatcher, DispatchSettings
+from .worker.retention import Retention
+
+if TYPE_CHECKING:  # imported only when tracing is on: the otel extra may not be installed
+    from .observability.tracing import OtelTracer
 
 __all__ = ["Runtime", "open_runtime", "secret_keyring"]
 
@@ -37,6 +45,8 @@ class Runtime:
     dispatch: DispatchSettings
     #: Metrics, the attempt log lines and the worker's heartbeat: every dispatcher's observer.
     observability: Observability = field(factory=Observability)
+    #: OpenTelemetry spans (``--tracing on``); None: tracing is off and opentelemetry not imported.
+    tracer: OtelTracer | None = None
 
     def transport(self) -> HttpTransport:
         """A new HTTP transport (a connection pool): one per dispatcher, closed with it."""
@@ -65,6 +75,20 @@ class Runtime:
             notices=self.notices,
             observer=self.observability,
             operational=OperationalEvents.over(ports),
+            tracer=self.tracer,
+        )
+
+    def retention(self) -> Retention:
+        """The retention task over this runtime's store (ADR 0018); ``run(stop)`` it beside a
+        dispatcher. It returns at once when the retention age is ``forever``."""
+        policy = RetentionPolicy(age=self.settings.retention_age or None)  # zero: forever
+        return Retention(self.store, self.service.ports.clock, policy)
+
+    @property
+    def purged(self) -> PurgedHistory:
+        """Explains an event or delivery that retention removed (410 rather than 404)."""
+        return PurgedHistory(
+            self.store, self.service.ports.clock, self.settings.retention_age or None, id_time
         )
 
     async def check_target(self, url: str) -> None:
@@ -144,4 +168,17 @@ def open_runtime(settings: Settings, *, migrate: bool | None = None, serving: bo
     service = WebhookService(store, SystemClock(), UlidGenerator(), SystemRandom(), service_settings, notices)
     observability = Observability(dispatch.poll_interval)
     keys = ApiKeyStore(store.engine)
-    return Runtime(settings, store, keys, service, notices, egress, dispatch, observability)
+    tracer = _tracer(settings) if settings.tracing == "on" else None
+    return Runtime(settings, store, keys, service, notices, egress, dispatch, observability, tracer)
+
+
+def _tracer(settings: Settings) -> OtelTracer:
+    """The OpenTelemetry tracer, imported only now (ADR 0012's addendum)."""
+    try:
+        from .observability.tracing import OtelTracer
+    except ImportError as error:
+        raise SettingsError(
+            f"--tracing on needs OpenTelemetry ({error.name} is missing): "
+            "pip install 'attribution-webhooks[otel]'"
+        ) from None
+    return OtelTracer()

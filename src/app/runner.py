@@ -118,10 +118,13 @@ async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> Dispatcher:
     transport = runtime.transport()
     dispatcher = runtime.dispatcher(transport)
     wakeups = runtime.wakeups()
+    # Retention (ADR 0018) runs beside delivery, in short batches, and stops with it.
+    retention = asyncio.ensure_future(runtime.retention().run(stop))
     try:
         await deliver(dispatcher, runtime.notices, wakeups, stop)
     finally:
         await transport.aclose()
+        await asyncio.gather(retention, return_exceptions=True)
     return dispatcher
 
 

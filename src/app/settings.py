@@ -80,6 +80,10 @@ class Settings:
     session_secret: str | None = field(default=None, repr=False)  # a key: kept out of logs
     #: Master keys that encrypt webhook secrets at rest, newest first (ADR 0010). Never shown.
     secret_keys: str | None = field(default=None, repr=False)
+    #: Finished history older than this is removed by the worker (ADR 0018); zero: kept forever.
+    retention_age: timedelta = timedelta(days=30)
+    #: ``on``: an OpenTelemetry span per publish and per attempt, ``traceparent`` sent (ADR 0012).
+    tracing: str = "off"
 
 
 # --- reading a setting's text -----------------------------------------------------------------
@@ -110,6 +114,18 @@ def _positive_duration(text: str) -> timedelta:
     if value <= timedelta(0):
         raise ValueError("must be more than zero")
     return value
+
+
+def _retention_age(text: str) -> timedelta:
+    """``30d``, ``12h`` and the other durations; ``0`` or ``forever`` (zero) keeps history forever."""
+    value = text.strip().lower()
+    if value in ("0", "forever"):
+        return timedelta(0)
+    days = re.fullmatch(r"(\d+(?:\.\d+)?)d", value)
+    age = timedelta(days=float(days.group(1))) if days else parse_duration(value)
+    if age <= timedelta(0):
+        raise ValueError("must be more than zero, or 0 or forever to keep history forever")
+    return age
 
 
 def _split(text: str) -> list[str]:
@@ -253,6 +269,18 @@ _SETTINGS: dict[str, _Setting] = {
         "the key of dashboard sessions, the same for every serve process behind one address "
         "(default: generated on the first start, kept next to the SQLite database)",
     ),
+    "retention_age": _Setting(
+        _retention_age,
+        "AGE",
+        "finished events, deliveries and attempts older than this are removed (e.g. 30d, 12h; "
+        "0 or forever keeps them)",
+    ),
+    "tracing": _Setting(
+        _one_of("off", "on"),
+        "SWITCH",
+        "on: OpenTelemetry spans per publish and attempt, with a traceparent header to receivers "
+        "(needs the otel extra; the process's tracer provider exports them)",
+    ),
     "secret_keys": _Setting(
         _secret_keys,
         "KEYS",
@@ -280,6 +308,8 @@ DELIVERY = (
     "egress_client",
     "log_level",
     "log_format",
+    "retention_age",
+    "tracing",
 )
 API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[len(DATABASE) :], "session_secret")
 

@@ -7,6 +7,7 @@ __all__ = [
     "DomainError",
     "InvalidTransition",
     "NotFound",
+    "Purged",
     "UnknownEventType",
     "ValidationError",
 ]
@@ -44,6 +45,15 @@ class NotFound(DomainError):
         super().__init__(f"{kind} {ident!r} not found")
         self.kind = kind
         self.ident = ident
+
+
+class Purged(NotFound):
+    """The addressed item existed once, but the retention policy removed it (ADR 0018);
+    ``detail`` says when or why we know."""
+
+    def __init__(self, kind: str, ident: str, detail: str) -> None:
+        super().__init__(kind, ident)
+        self.args = (detail,)
 
 
 class ConcurrencyConflict(DomainError):

@@ -16,6 +16,7 @@ from attrs import frozen
 from .delivery import DeliveryStatus
 from .events import DomainEvent
 from .outcomes import Outcome
+from .retention import PurgeReport
 from .views import (
     AttemptView,
     DeliveryView,
@@ -32,6 +33,7 @@ __all__ = [
     "DeliveryQueue",
     "EndpointDirectory",
     "EventStore",
+    "History",
     "IdGenerator",
     "Notices",
     "OutboundRequest",
@@ -181,6 +183,32 @@ class DeliveryLog(Protocol):
 
     async def event(self, account_id: str, event_id: str) -> EventView | None:
         """One published event of the account; None if it does not exist."""
+        ...
+
+
+class History(Protocol):
+    """Retention's access to a store (ADR 0018; the rules are ``core.retention``'s). Each call is
+    one short transaction that removes streams and their read-model rows together. The stream
+    holding the newest event of the log is never removed, so positions are never reused."""
+
+    async def purge_events(
+        self, horizon: datetime, now: datetime, after: tuple[datetime, str, str] | None, limit: int
+    ) -> PurgeReport:
+        """Look at up to ``limit`` published events published before ``horizon``, oldest first
+        (by ``(published_at, account_id, event_id)``, after the cursor ``after``), and remove
+        each that ``event_purgeable`` allows: its stream, its deliveries' streams, their rows
+        and attempts; a tombstone dated ``now`` remembers it. The report's cursor is the last
+        event looked at, or None once fewer than ``limit`` were left before the horizon."""
+        ...
+
+    async def purge_deleted(self, horizon: datetime, limit: int) -> PurgeReport:
+        """Remove up to ``limit`` deleted endpoints that ``endpoint_purgeable`` allows (stream, row
+        and any key left), and up to ``limit`` tombstones made before ``horizon``."""
+        ...
+
+    async def purged_event(self, account_id: str, event_id: str) -> tuple[datetime, datetime] | None:
+        """The tombstone of an event of the account that retention removed: when it was
+        published and when it was removed; None if there is none."""
         ...
 
 

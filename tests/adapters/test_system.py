@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, timedelta
 
-from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
+import pytest
+
+from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator, id_time
 
 
 def test_ids_are_unique_and_sort_in_creation_order() -> None:
@@ -41,3 +43,21 @@ def test_ids_are_written_as_base32_of_their_bits() -> None:
     for value in [0, 1, (1 << 128) - 1, *(sample.getrandbits(128) for _ in range(2000))]:
         expected = base64.b32encode(value.to_bytes(16, "big"))[:26].translate(alphabet).decode()
         assert _crockford(value) == expected
+
+
+def test_an_id_tells_when_it_was_made() -> None:
+    """``id_time`` reads the millisecond a ULID id was made (retention's 410 for deliveries)."""
+    clock = SystemClock()
+    before = clock.now()
+    made = id_time(UlidGenerator().new_id("dlv"))
+    after = clock.now()
+    assert made is not None
+    assert before - timedelta(milliseconds=1) <= made <= after
+
+
+@pytest.mark.parametrize(
+    "ident", ["evt_order-42", "dlv_1", "dlv_" + "u" * 26, "dlv_" + "Z" * 26, "dlv_" + "z" * 26]
+)
+def test_other_ids_have_no_time(ident: str) -> None:
+    """A client's own id, a short one, letters outside the alphabet or past the year 9999: None."""
+    assert id_time(ident) is None

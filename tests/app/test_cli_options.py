@@ -40,6 +40,8 @@ DELIVERY = {
     "--egress-client",
     "--log-level",
     "--log-format",
+    "--retention-age",
+    "--tracing",
 }
 
 
@@ -190,3 +192,26 @@ def test_durations_read_and_print_back(text: str, value: timedelta) -> None:
     """A duration reads with its unit and prints as the shortest text that reads back the same."""
     assert parse_duration(text) == value
     assert parse_duration(format_duration(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "age"),
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("0", timedelta(0)),
+        ("forever", timedelta(0)),
+        ("Forever", timedelta(0)),
+    ],
+)
+def test_the_retention_age_reads_days_and_forever(
+    clean_environment: pytest.MonkeyPatch, text: str, age: timedelta
+) -> None:
+    """--retention-age takes days as well as the other durations; 0 or forever keeps history."""
+    assert probe("--retention-age", text).retention_age == age
+
+
+def test_a_negative_retention_age_is_refused(clean_environment: pytest.MonkeyPatch) -> None:
+    """A retention age that is not a duration fails in click, saying what it takes."""
+    with pytest.raises(click.BadParameter, match="duration"):
+        probe("--retention-age", "-1d")

@@ -321,3 +321,24 @@ def test_the_session_key_is_made_once_and_kept_or_taken_from_the_settings(tmp_pa
     configured = Settings(database_url=f"sqlite:///{tmp_path}/a.sqlite3", session_secret="shared by all")
     assert session_key(configured) != first
     assert session_key(configured) == session_key(configured)
+
+
+def test_a_delivery_removed_by_retention_says_so(users: tuple[User, User]) -> None:
+    """A delivery page for an id older than the retention age that is not found answers 410,
+    saying that the retention policy removed it (ADR 0018); a recent unknown id stays 404."""
+    import base64
+
+    alice, _ = users
+    alice.sign_in()
+
+    def ulid_at(when: datetime) -> str:
+        value = (int(when.timestamp() * 1000) << 80) | 7
+        alphabet = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
+        return "dlv_" + base64.b32encode(value.to_bytes(16, "big"))[:26].translate(alphabet).decode()
+
+    old = alice.get(f"/dashboard/deliveries/{ulid_at(datetime.now(UTC) - timedelta(days=40))}")
+    assert old.status_code == 410
+    assert "Removed by the retention policy" in old.text
+    assert "30 days" in old.text
+    recent = alice.get(f"/dashboard/deliveries/{ulid_at(datetime.now(UTC) - timedelta(days=1))}")
+    assert recent.status_code == 404

@@ -39,6 +39,7 @@ __all__ = [
     "events",
     "metadata",
     "published_events",
+    "purged_events",
     "secret_keys",
 ]
 
@@ -122,6 +123,8 @@ published_events = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("published_at", UtcDateTime, nullable=False),
     Column("test", Boolean, nullable=False),
+    # Retention walks events oldest first (ADR 0018): a keyset cursor over this index.
+    Index(None, "published_at", "account_id", "event_id"),
 )
 
 deliveries = Table(
@@ -213,6 +216,20 @@ development_key = Table(
     Column("name", String(32), primary_key=True),
     Column("key", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# --- retention's tombstones (not a read model: a rebuild keeps them; ADR 0018) -------------------
+
+purged_events = Table(
+    "purged_events",
+    metadata,
+    # A published event that retention removed: ``GET /events/{id}`` says so (410) rather than
+    # 404, until the tombstone itself is older than the retention age.
+    Column("account_id", String(_ID), primary_key=True),
+    Column("event_id", String(_ID), primary_key=True),
+    Column("published_at", UtcDateTime, nullable=False),
+    Column("purged_at", UtcDateTime, nullable=False),
+    Index(None, "purged_at"),
 )
 
 #: Every table derived from ``events``, in the order a rebuild empties them.

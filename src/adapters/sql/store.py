@@ -29,6 +29,7 @@ from attrs import define, field
 from sqlalchemy import Connection, Engine
 
 from ...core.ports import RecordedEvent, StreamAppend
+from ...core.retention import PurgeReport
 from ...core.views import (
     DueDelivery,
     EndpointView,
@@ -44,6 +45,7 @@ from .log_queries import LogQueries
 from .outbox import SqlOutbox, Transaction
 from .projection import Projection
 from .reports import queue_stats
+from .retention import SqlHistory
 from .rows import delivery_state, write_rows
 from .schema import READ_MODELS
 from .secret_keys import SqlKeys, store_keyring
@@ -78,6 +80,7 @@ class SqlStore(LogQueries):
     _connections: Connections = field(init=False)
     _keys: SqlKeys = field(init=False)  # the data keys of webhook secrets (ADR 0010)
     _appender: Appender = field(init=False)
+    _history: SqlHistory = field(init=False)  # retention (ADR 0018)
     # SQLite: every call goes through this lane (its one thread); PostgreSQL: appends only.
     _lane: Lane | None = field(init=False, default=None)
 
@@ -91,6 +94,7 @@ class SqlStore(LogQueries):
         self._states = self._keys.states
         projection = Projection(self._sql, self._times, EndpointStates(), self._keys)
         self._appender = Appender(self._connections, self._sql, self.codec, projection, self._keys)
+        self._history = SqlHistory(self._connections, self._sql, self._times)
         if self.executor is not None:
             self._lane = Lane(self.executor, self._run_batch)
 
@@ -303,6 +307,21 @@ class SqlStore(LogQueries):
     def _queue_stats(self, now: datetime) -> QueueStats:
         with self._reading() as conn:
             return queue_stats(conn, now)
+
+    # --- History (retention, ADR 0018) -------------------------------------------------------
+
+    async def purge_events(
+        self, horizon: datetime, now: datetime, after: tuple[datetime, str, str] | None, limit: int
+    ) -> PurgeReport:
+        require_aware(horizon)
+        require_aware(now)
+        return await self._run(self._history.purge_events, horizon, now, after, limit)
+
+    async def purge_deleted(self, horizon: datetime, limit: int) -> PurgeReport:
+        return await self._run(self._history.purge_deleted, require_aware(horizon), limit)
+
+    async def purged_event(self, account_id: str, event_id: str) -> tuple[datetime, datetime] | None:
+        return await self._point_read(self._history.purged_event, account_id, event_id)
 
     # --- maintenance ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from litestar import Router, get, post
 
 from ...core.delivery import DeliveryStatus
+from ...core.errors import NotFound
 from ..bootstrap import Runtime
 from .auth import SECURITY, Account
 from .params import id_parameter
@@ -36,18 +37,24 @@ async def delivery_page(
 def delivery_routes(runtime: Runtime) -> Router:
     service = runtime.service
 
-    @get("/{delivery_id:str}", summary="Get a delivery with every attempt", responses=problems(401, 404))
+    @get("/{delivery_id:str}", summary="Get a delivery with every attempt", responses=problems(401, 404, 410))
     async def read(account: Account, delivery_id: str = _ID) -> Delivery:
-        return delivery_body(await service.queries.delivery_record(account, delivery_id))
+        try:
+            return delivery_body(await service.queries.delivery_record(account, delivery_id))
+        except NotFound:
+            raise await runtime.purged.delivery_error(delivery_id) from None
 
     @post(
         "/{delivery_id:str}/retry",
         status_code=202,
         summary="Send a finished delivery again",
-        responses=problems(401, 404, 409),
+        responses=problems(401, 404, 409, 410),
     )
     async def retry(account: Account, delivery_id: str = _ID) -> Delivery:
-        await service.redeliver(account, delivery_id)
+        try:
+            await service.redeliver(account, delivery_id)
+        except NotFound:
+            raise await runtime.purged.delivery_error(delivery_id) from None
         return delivery_body(await service.queries.delivery_record(account, delivery_id))
 
     return Router("/deliveries", route_handlers=[read, retry], tags=["deliveries"], security=SECURITY)

@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 
 from ...adapters.payloads import InvalidPayload, check_event_data, check_events, json_schema
 from ...core.catalog import SUBSCRIBABLE_TYPES, check_event_type, payload_class
-from ...core.errors import ValidationError
+from ...core.errors import NotFound, ValidationError
 from ...core.operational import OPERATIONAL_TYPES
 from ...core.samples import SAMPLE_DATA
 from ..bootstrap import Runtime
@@ -76,6 +76,8 @@ def event_routes(runtime: Runtime) -> list[Router]:
         event_type = check_event_type(data.type).value
         check_event_data(event_type, data.data, parsed=True)
         result = await service.publish(account, NewEvent(event_type, data.data, data.id, data.timestamp))
+        if runtime.tracer is not None and not result.duplicate:
+            runtime.tracer.published(account, result.event_id, event_type, result.delivery_ids)
         return Published(result.event_id, result.delivery_ids, result.duplicate)
 
     limit = runtime.settings.max_body_size
@@ -114,9 +116,19 @@ def event_routes(runtime: Runtime) -> list[Router]:
         results = await service.publish_batch(account, news)
         return PublishedBatch(tuple(Published(r.event_id, r.delivery_ids, r.duplicate) for r in results))
 
-    @get("/{event_id:str}", summary="Get a published event and its deliveries", responses=problems(401, 404))
+    @get(
+        "/{event_id:str}",
+        summary="Get a published event and its deliveries",
+        responses=problems(401, 404, 410),
+    )
     async def read(account: Account, event_id: str = id_parameter("event (`evt_…`)")) -> Event:
-        return event_body(await service.queries.event_record(account, event_id))
+        try:
+            return event_body(await service.queries.event_record(account, event_id))
+        except NotFound:
+            gone = await runtime.purged.event(account, event_id)
+            if gone is not None:
+                raise gone from None
+            raise
 
     @get(
         "/",

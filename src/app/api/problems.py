@@ -7,6 +7,7 @@
 | 404 | an unknown id, or an id of another account; an unknown path |
 | 405 | a method the path does not have |
 | 409 | an event id reused with other content; a state that does not allow the action |
+| 410 | an event or delivery that the retention policy removed (ADR 0018) |
 | 413 | a body over the size limit |
 | 422 | well-formed JSON with wrong fields, or a bad query parameter: ``errors`` lists each one |
 | 503 | (readiness) the database does not answer |
@@ -27,7 +28,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from ...adapters.payloads import InvalidPayload
-from ...core.errors import ConcurrencyConflict, InvalidTransition, NotFound, ValidationError
+from ...core.errors import ConcurrencyConflict, InvalidTransition, NotFound, Purged, ValidationError
 from ..services import DuplicateEventConflict
 
 __all__ = [
@@ -51,6 +52,7 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
@@ -63,6 +65,7 @@ _WHEN = {
     401: "No API key, or one that is unknown or revoked.",
     404: "No such id in this account.",
     409: "The resource's state does not allow this, or an event id was reused with other content.",
+    410: "The retention policy removed it: `detail` says when, and how long history is kept.",
     413: "The body is over the size limit.",
     422: "A field or query parameter is wrong: `errors` names each one.",
     503: "The database does not answer.",
@@ -170,6 +173,10 @@ def _on_not_found(request: Request[Any, Any, Any], error: NotFound) -> Response[
     return problem(request, 404, str(error), _TYPE + "not-found")
 
 
+def _on_purged(request: Request[Any, Any, Any], error: Purged) -> Response[bytes]:
+    return problem(request, 410, str(error), _TYPE + "purged")
+
+
 def _on_conflict(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
     detail = str(error)
     if isinstance(error, ConcurrencyConflict):
@@ -219,6 +226,7 @@ def exception_handlers() -> ExceptionHandlersMap:
     return {
         ApiProblem: _on_problem,
         ValidationError: _on_validation,
+        Purged: _on_purged,  # before NotFound, its base: the most specific handler wins
         NotFound: _on_not_found,
         DuplicateEventConflict: _on_conflict,
         InvalidTransition: _on_conflict,

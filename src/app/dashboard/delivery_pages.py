@@ -17,7 +17,7 @@ from litestar.response import Template
 
 from ...core.catalog import SUBSCRIBABLE_TYPES, EventType
 from ...core.delivery import DeliveryStatus
-from ...core.errors import ValidationError
+from ...core.errors import NotFound, ValidationError
 from ...core.samples import SAMPLE_DATA
 from ...core.wire import parse_timestamp
 from ..bootstrap import Runtime
@@ -120,7 +120,10 @@ def delivery_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
         request: Request[Any, Any, Any], delivery_id: str = _DELIVERY
     ) -> dict[str, Any]:
         account = signed_in(request)
-        view = await service.delivery(account, delivery_id)
+        try:
+            view = await service.delivery(account, delivery_id)
+        except NotFound:  # removed by retention: the page says so (410)
+            raise await runtime.purged.delivery_error(delivery_id) from None
         event = await service.event(account, view.delivery.event_id)
         attempts = await reports.attempts(account, delivery_id)
         headers = await reports.sent_headers(view, attempts, event.body)

@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
-from ...core.errors import DomainError, NotFound, ValidationError
+from ...core.errors import DomainError, NotFound, Purged, ValidationError
 from .session import CSRF_FIELD, CsrfRejected, csrf_token
 
 __all__ = ["STATIC", "error_handlers", "is_htmx", "page", "see_other", "template_config"]
@@ -122,6 +122,10 @@ def _on_not_found(request: Request[Any, Any, Any], error: Exception) -> Response
     return _error(request, 404, "Not found", str(error))
 
 
+def _on_purged(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    return _error(request, 410, "Removed by the retention policy", str(error))
+
+
 def _on_csrf(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     return _error(request, 403, "Form expired", str(error))
 
@@ -149,6 +153,7 @@ def _on_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any
 def error_handlers() -> ExceptionHandlersMap:
     """HTML error pages for the dashboard (the API keeps its problem+json)."""
     return {
+        Purged: _on_purged,  # before NotFound, its base
         NotFound: _on_not_found,
         CsrfRejected: _on_csrf,
         DomainError: _on_domain,

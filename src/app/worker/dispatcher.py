@@ -39,6 +39,7 @@ from .observer import DeliveryObserver, NoObserver
 from .recorder import DispatchStats, Job, Recorder
 from .settings import DispatchSettings
 from .slots import Slots
+from .tracer import AttemptTracer
 
 __all__ = ["DispatchSettings", "DispatchStats", "Dispatcher"]
 
@@ -70,6 +71,8 @@ class Dispatcher:
     observer: DeliveryObserver = field(factory=NoObserver)
     #: Makes the operational notices (ADR 0017) of what it records; None: it makes none.
     operational: OperationalEvents | None = None
+    #: A span per attempt (OpenTelemetry), when tracing is enabled; None costs nothing.
+    tracer: AttemptTracer | None = None
     _signal: asyncio.Event = field(factory=asyncio.Event, init=False)
     _stopping: bool = field(default=False, init=False)
     _in_flight: dict[str, tuple[asyncio.Task[None], Job]] = field(factory=dict, init=False)
@@ -344,6 +347,10 @@ class Dispatcher:
             user_agent=self.settings.user_agent,
             test=delivery.test,
         )
+        tracer = self.tracer
+        if tracer is not None:
+            span, traced = tracer.attempt_started(delivery, attempt, started_at)
+            headers = (*headers, *traced)
         request = OutboundRequest(endpoint.url, headers, body, self.settings.request_timeout)
         try:
             outcome = await self.transport.send(request)
@@ -354,6 +361,8 @@ class Dispatcher:
             outcome = TransportFailure(
                 ErrorKind.OTHER, clock.now() - started_at, f"{type(error).__name__}: {error}"
             )
+        if tracer is not None:
+            tracer.attempt_finished(span, outcome)
         self.stats.attempts += 1
         timed_out = isinstance(outcome, TransportFailure) and outcome.kind in _TIMEOUTS
         self._slots.measured(delivery.endpoint_id, outcome.elapsed.total_seconds(), timed_out)
