@@ -6,7 +6,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-from typing import Any
 
 __all__ = ["HmacSigner", "standard_webhooks_key"]
 
@@ -40,7 +39,7 @@ class HmacSigner:
     """
 
     def __init__(self) -> None:
-        self._keys: dict[str, tuple[Any, Any]] = {}
+        self._keys: dict[str, tuple[hashlib._Hash, hashlib._Hash]] = {}
 
     def sign(self, body: bytes, secret: str) -> str:
         pads = self._keys.get(secret)
@@ -52,7 +51,7 @@ class HmacSigner:
         outer.update(inner.digest())
         return outer.hexdigest()
 
-    def _pads(self, secret: str) -> tuple[Any, Any]:
+    def _pads(self, secret: str) -> tuple[hashlib._Hash, hashlib._Hash]:
         key = secret.encode("utf-8")
         if len(key) > _BLOCK:
             key = hashlib.sha256(key).digest()
