@@ -89,3 +89,15 @@ def test_during_rotation_both_secrets_verify() -> None:
     assert spec_python_verify(BODY.decode(), headers["X-Attribution-Signature-Previous"], GENERATED)
     assert Webhook(GENERATED).verify(BODY, headers)
     assert Webhook(new).verify(BODY, headers)
+
+
+@pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
+def test_signature_equals_the_standard_hmac_for_any_key_length(length: int) -> None:
+    """The signer's precomputed HMAC states sign exactly as RFC 2104's HMAC-SHA256 does, for keys
+    shorter than, equal to and longer than SHA-256's block, signing twice with one secret."""
+    signer = HmacSigner()
+    secret = ("sé€" * 100)[:length]
+    for body in (BODY, b"", BODY * 40):
+        expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+        assert signer.sign(body, secret) == expected
+        assert signer.sign(body, secret) == expected

@@ -243,6 +243,9 @@ class CurlTransport:
         self._allow = allow_connect
         self._multi: pycurl.AsyncCurlMulti | None = None
         self._idle: list[pycurl.Curl] = []
+        # Per idle handle, the options it was last given that repeat from one attempt to the next
+        # (URL, address, timeouts): set again only when they change (ADR 0007, drain section).
+        self._set: dict[pycurl.Curl, tuple[str, str, int, int]] = {}
         self._interface = f"host!{self.settings.source_address}" if self.settings.source_address else None
 
     def _open(self) -> pycurl.AsyncCurlMulti:
@@ -289,10 +292,25 @@ class CurlTransport:
         # libcurl's own additions: none of Accept, Expect: 100-continue (one more round trip for
         # bodies over 1 KiB) or a form Content-Type for a body that did not say what it is.
         lines += ("Accept:", "Expect:")
-        if not any(name.lower() == "content-type" for name, _ in headers):
+        if not any(line[:13].lower() == "content-type:" for line in lines):
             lines.append("Content-Type:")
         handle = self._handle()
-        handle.setopt(pycurl.URL, target.url)
+        # Empty host and port: whatever host libcurl reads in the URL, it connects to ``address``.
+        options = (
+            target.url,
+            f"::{_bracketed(address)}:{target.port}",
+            max(1, int(attempt.total * 1000)),
+            max(1, int(min(attempt.connect, attempt.total) * 1000)),
+        )
+        last = self._set.pop(handle, None)
+        if last is None or last[0] != options[0]:
+            handle.setopt(pycurl.URL, options[0])
+        if last is None or last[1] != options[1]:
+            handle.setopt(pycurl.CONNECT_TO, [options[1]])
+        if last is None or last[2] != options[2]:
+            handle.setopt(pycurl.TIMEOUT_MS, options[2])
+        if last is None or last[3] != options[3]:
+            handle.setopt(pycurl.CONNECTTIMEOUT_MS, options[3])
         handle.setopt(pycurl.HTTPHEADER, lines)
         handle.setopt(pycurl.POSTFIELDSIZE, len(body))
         handle.setopt(pycurl.POSTFIELDS, body)
@@ -300,10 +318,6 @@ class CurlTransport:
         handle.setopt(pycurl.HEADERFUNCTION, answer.lines.append)
         handle.setopt(pycurl.OPENSOCKETFUNCTION, answer.open_socket)
         handle.setopt(pycurl.PREREQFUNCTION, answer.prereq)
-        # Empty host and port: whatever host libcurl reads in the URL, it connects here.
-        handle.setopt(pycurl.CONNECT_TO, [f"::{_bracketed(address)}:{target.port}"])
-        handle.setopt(pycurl.TIMEOUT_MS, max(1, int(attempt.total * 1000)))
-        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(min(attempt.connect, attempt.total) * 1000)))
         # If this is cancelled, the multi handle lets go of the easy handle only on its next
         # turn, so a cancelled handle is not put back for reuse (a fresh one is made instead).
         try:
@@ -315,6 +329,7 @@ class CurlTransport:
         answer.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
         failure = answer.outcome(code, message, handle)
         self._idle.append(handle)
+        self._set[handle] = options
         if failure is not None:
             raise failure
         return answer
@@ -327,3 +342,4 @@ class CurlTransport:
         for handle in self._idle:
             handle.close()
         self._idle.clear()
+        self._set.clear()

@@ -220,6 +220,13 @@ class VettedAddresses:
         self._kept: dict[tuple[str, int], tuple[float, str]] = {}
         self._resolving: dict[tuple[str, int], asyncio.Future[str]] = {}
 
+    def known(self, target: Target) -> str | None:
+        """The address kept for ``target``, if it is still fresh: no lookup, no waiting."""
+        kept = self._kept.get((target.host, target.port))
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        return None
+
     async def address(self, target: Target) -> str:
         """The one address to connect to for ``target`` (raises ``BlockedTarget`` or ``gaierror``)."""
         key = (target.host, target.port)

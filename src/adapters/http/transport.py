@@ -101,9 +101,12 @@ class HttpTransport:
         target: Target | None = None
         try:
             target = self._target(request.url)
-            # A lookup counts against the deadline too.
-            async with asyncio.timeout(total):
-                address = await self._vetted.address(target)
+            address = self._vetted.known(target)
+            if address is None:
+                # A lookup counts against the deadline too. (A kept address needs no timer:
+                # that timer cost 4 µs of CPU per attempt, ADR 0007's drain section.)
+                async with asyncio.timeout(total):
+                    address = await self._vetted.address(target)
             remaining = max(total - (time.perf_counter() - started), 0.001)
             connect = min(self.settings.connect_timeout.total_seconds(), remaining)
             given = {name.lower() for name, _ in request.headers}
