@@ -167,7 +167,15 @@ class _Batch:
                 held = view.endpoint.status is not ep.EndpointStatus.ENABLED
                 endpoint_id = view.endpoint.endpoint_id
                 command = dlv.Schedule(
-                    delivery_id, self.account_id, endpoint_id, event_id, event_type, now, held, self.test
+                    delivery_id,
+                    self.account_id,
+                    endpoint_id,
+                    event_id,
+                    event_type,
+                    now,
+                    held,
+                    self.test,
+                    view.endpoint.ordered,
                 )
                 events = tuple(dlv.decide(command, dlv.initial_state(), service.ports.settings.retry))
                 appends.append(StreamAppend(delivery_id, 0, events))
