@@ -19,7 +19,6 @@ from attrs import evolve as _replace
 from ..core import endpoint as ep
 from ..core.delivery import DeliveryStatus
 from ..core.errors import ConcurrencyConflict
-from ..core.ordering import line_after, queue_entry
 from ..core.events import (
     AttemptAbandoned,
     AttemptFailed,
@@ -31,6 +30,7 @@ from ..core.events import (
     EndpointRegistered,
     EventPublished,
 )
+from ..core.ordering import line_after, queue_entry
 from ..core.ports import RecordedEvent, StreamAppend
 from ..core.projections import (
     attempt_entry,
