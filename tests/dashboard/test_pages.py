@@ -321,3 +321,22 @@ def test_the_session_key_is_made_once_and_kept_or_taken_from_the_settings(tmp_pa
     configured = Settings(database_url=f"sqlite:///{tmp_path}/a.sqlite3", session_secret="shared by all")
     assert session_key(configured) != first
     assert session_key(configured) == session_key(configured)
+
+
+def test_ordered_delivery_is_shown_and_set_on_the_webhook_page(users: tuple[User, User]) -> None:
+    """The webhook page says whether deliveries go in order; ticking the box switches it, as the
+    API shows, and unticking it switches it back."""
+    alice, _ = users
+    alice.sign_in()
+    webhook_id = alice.add_webhook()
+    path = f"/dashboard/webhooks/{webhook_id}"
+    assert "Concurrent" in alice.get(path).text
+    form = {"url": "https://receiver.example/hooks", "events": ["deal.attributed"], "ordered": "on"}
+    assert alice.post(path, form).status_code == 303
+    assert alice.api("GET", f"/webhooks/{webhook_id}").json()["ordered"] is True
+    page = alice.get(path).text
+    assert "Ordered" in page
+    assert 'id="ordered" name="ordered" checked' in page
+    del form["ordered"]
+    assert alice.post(path, form).status_code == 303
+    assert alice.api("GET", f"/webhooks/{webhook_id}").json()["ordered"] is False
