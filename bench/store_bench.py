@@ -162,29 +162,36 @@ async def concurrent_publishes(url: str, publishers: int = 64, each: int = 100) 
 # --- claims -----------------------------------------------------------------------------------------
 
 
-def _fill(store: SqlStore, first: int, count: int, due: bool) -> None:
-    """Insert ``count`` deliveries of one published event: due now, or finished (not queued)."""
+def _fill(store: SqlStore, first: int, count: int, due: bool, parked: bool = False) -> None:
+    """Insert ``count`` deliveries of one published event: due now, or finished (not queued);
+    ``parked``: pending in an ordered endpoint's line behind its head (ADR 0016), so not queued."""
     sqlite = store.engine.dialect.name == "sqlite"
     t = "'2024-01-20 15:00:00.000000'" if sqlite else "TIMESTAMPTZ '2024-01-20 15:00:00+00'"
     queue_at, status = (t, "'scheduled'") if due else ("NULL", "'succeeded'")
+    endpoint, line = "'wh_1'", "NULL"
+    if parked:
+        queue_at, status, endpoint, line = "NULL", "'scheduled'", "'wh_ordered'", "i"
     columns = (
         "delivery_id, account_id, endpoint_id, event_id, event_type, status, test, attempts, due_at,"
-        " version, created_at, updated_at, queue_at"
+        " version, created_at, updated_at, queue_at, line_position"
     )
     if sqlite:
         ids = "WITH RECURSIVE n(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM n WHERE i < :last) "
         select = (
-            f"SELECT printf('dlv_%010d', i), 'acct_1', 'wh_1', 'evt_1', 'deal.attributed', {status}, 0, 0, "
+            f"SELECT printf('dlv_%010d', i), 'acct_1', {endpoint}, 'evt_1', 'deal.attributed',"
+            f" {status}, 0, 0, "
         )
         source = " FROM n"
     else:
         ids = ""
         select = (
-            "SELECT 'dlv_' || lpad(i::text, 10, '0'), 'acct_1', 'wh_1', 'evt_1', 'deal.attributed',"
+            f"SELECT 'dlv_' || lpad(i::text, 10, '0'), 'acct_1', {endpoint}, 'evt_1', 'deal.attributed',"
             f" {status}, false, 0, "
         )
         source = " FROM generate_series(:first, :last) AS i"
-    sql = f"{ids}INSERT INTO deliveries ({columns}) {select}{queue_at}, 1, {t}, {t}, {queue_at}{source}"
+    sql = (
+        f"{ids}INSERT INTO deliveries ({columns}) {select}{queue_at}, 1, {t}, {t}, {queue_at}, {line}{source}"
+    )
     with store.engine.begin() as conn:
         conn.execute(text(sql), {"first": first, "last": first + count - 1})
     if not sqlite:
@@ -203,7 +210,7 @@ async def _claim_ms(store: SqlStore, rounds: int = 20) -> float:
     return statistics.median(timings)
 
 
-async def claims(url: str, finished: int) -> None:
+async def claims(url: str, finished: int, parked: int = 0) -> None:
     store = open_store(url, inline=True)
     await store.append(
         StreamAppend(
@@ -214,6 +221,9 @@ async def claims(url: str, finished: int) -> None:
     )
     started = time.perf_counter()
     _fill(store, 1, finished, due=False)
+    if parked:
+        _fill(store, 3_000_001, parked, due=False, parked=True)
+        print(f"  filled {parked:,} deliveries parked in an ordered endpoint's line")
     _fill(store, finished + 1, 10_000, due=True)
     print(f"  filled {finished:,} finished + 10,000 due rows in {time.perf_counter() - started:.1f} s")
     print(f"  claim 100 of    10,000 due (+{finished:,} finished): {await _claim_ms(store):7.2f} ms (median)")
@@ -231,6 +241,13 @@ def main() -> None:
     parser.add_argument("--postgres", help="an admin URL; a scratch database is created and dropped")
     parser.add_argument("--finished", type=int, default=1_000_000, help="finished rows next to the queue")
     parser.add_argument("--skip-claims", action="store_true")
+    parser.add_argument("--claims-only", action="store_true", help="only the claim measurements")
+    parser.add_argument(
+        "--parked",
+        type=int,
+        default=0,
+        help="deliveries parked in an ordered line beside the queue (ADR 0016)",
+    )
     options = parser.parse_args()
     backends = [("SQLite (file, WAL, synchronous=NORMAL)", sqlite_url)]
     if options.postgres:
@@ -238,14 +255,15 @@ def main() -> None:
         backends.append(("PostgreSQL", lambda: postgres_url(admin)))
     for name, make in backends:
         print(name)
-        with make() as url:
-            asyncio.run(appends(url))
-        with make() as url:
-            asyncio.run(_register(url))
-            asyncio.run(concurrent_publishes(url))
+        if not options.claims_only:
+            with make() as url:
+                asyncio.run(appends(url))
+            with make() as url:
+                asyncio.run(_register(url))
+                asyncio.run(concurrent_publishes(url))
         if not options.skip_claims:
             with make() as url:
-                asyncio.run(claims(url, options.finished))
+                asyncio.run(claims(url, options.finished, options.parked))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ from ..core.events import (
     EventPublished,
     event_stream,
 )
+from ..core.ordering import line_after, queue_entry
 from ..core.ports import RecordedEvent, StreamAppend
 from ..core.projections import (
     attempt_entry,
@@ -67,6 +69,7 @@ class _DeliveryRow:
     #: The attempt number of the latest lease; None once an event of the delivery is recorded.
     lease_attempt: int | None = None
     queue_key: int = 0
+    line: int | None = None  # its place in its endpoint's line (ADR 0016)
 
 
 @define
@@ -87,6 +90,9 @@ class MemoryStore:
     _position: int = field(default=0, init=False)  # the last position given: never reused
     # Retention's tombstones: (account, event id) → (published at, purged at).
     _tombstones: dict[tuple[str, str], tuple[datetime, datetime]] = field(factory=dict, init=False)
+    # Ordered endpoints' lines: endpoint id → {delivery id: place}. Places are log positions,
+    # which only grow, so a line's first entry is its head (``ordering.head_of``).
+    _lines: dict[str, OrderedDict[str, int]] = field(factory=dict, init=False)
     _keys: MemoryKeys = field(factory=MemoryKeys, init=False)
 
     # --- EventStore -------------------------------------------------------------------------
@@ -135,7 +141,7 @@ class MemoryStore:
         # The rows are the core's pure projections (core.projections); this store only indexes them.
         event = recorded.event
         if isinstance(event, _DELIVERY_EVENTS):
-            self._project_delivery(recorded.version, event)
+            self._project_delivery(recorded.position, recorded.version, event)
         elif isinstance(event, EventPublished):
             self._events[(event.account_id, event.event_id)] = event_row(event)
         elif isinstance(event, _ENDPOINT_EVENTS):
@@ -146,10 +152,12 @@ class MemoryStore:
             self._keys.apply(key_changes(ep.initial_state() if row is None else row.endpoint, event))
             self._endpoints[event.endpoint_id] = endpoint_row(row, recorded.version, event)
 
-    def _project_delivery(self, version: int, event: DeliveryEvent) -> None:
+    def _project_delivery(self, position: int, version: int, event: DeliveryEvent) -> None:
         if isinstance(event, DeliveryScheduled):
             self._account_deliveries.setdefault(event.account_id, []).append(event.delivery_id)
+            before = self._deliveries.get(event.delivery_id)
             row = self._deliveries[event.delivery_id] = _DeliveryRow(delivery_row(None, version, event))
+            row.line = None if before is None else before.line
         else:
             row = self._deliveries[event.delivery_id]
             row.view = delivery_row(row.view, version, event)
@@ -164,7 +172,32 @@ class MemoryStore:
             self._attempts.setdefault(event.delivery_id, []).append(attempt_entry(event))
         row.lease = None  # any recorded change ends the lease
         row.lease_attempt = None
-        self._schedule(event.delivery_id, row, queue_at(row.view.delivery))
+        line = row.line
+        row.line = line_after(line, position, event, row.view.delivery)
+        if line is None and row.line is None:
+            self._schedule(event.delivery_id, row, queue_at(row.view.delivery))
+        else:
+            self._move_in_line(event.delivery_id, row, line)
+
+    def _move_in_line(self, delivery_id: str, row: _DeliveryRow, line: int | None) -> None:
+        """Queue a delivery of an ordered endpoint that was at ``line`` (or none) and is now at
+        ``row.line``; when the line's head changes, put the new head in the queue."""
+        endpoint_id = row.view.delivery.endpoint_id
+        places = self._lines.setdefault(endpoint_id, OrderedDict())
+        head_before = next(iter(places), None)
+        if line is not None and row.line != line:
+            del places[delivery_id]
+        if row.line is not None and row.line != line:
+            places[delivery_id] = row.line
+        head_id = next(iter(places), None)
+        head = None if head_id is None else places[head_id]
+        self._schedule(delivery_id, row, queue_entry(row.view.delivery, row.line, head))
+        if head_id is not None and head_id not in (head_before, delivery_id):
+            promoted = self._deliveries[head_id]
+            if promoted.due_at is None and promoted.lease is None:  # parked until now
+                self._schedule(head_id, promoted, queue_entry(promoted.view.delivery, head, head))
+        if not places:
+            del self._lines[endpoint_id]
 
     def _schedule(self, delivery_id: str, row: _DeliveryRow, due_at: datetime | None) -> None:
         self._counter += 1
@@ -249,11 +282,17 @@ class MemoryStore:
 
     async def queue_stats(self, now: datetime) -> QueueStats:
         queued = [row.due_at for row in self._deliveries.values() if row.due_at is not None]
+        # Deliveries parked behind their line's head wait for an attempt too (ADR 0016).
+        parked = sum(
+            row.due_at is None and row.view.delivery.status.pending
+            for line in self._lines.values()
+            for row in (self._deliveries[i] for i in line)
+        )
         due = [at for at in queued if at <= now]
         held = sum(row.view.delivery.status is DeliveryStatus.HELD for row in self._deliveries.values())
         disabled = ep.EndpointStatus.DISABLED
         return QueueStats(
-            pending=len(queued),
+            pending=len(queued) + parked,
             due=len(due),
             oldest_due_at=min(due, default=None),
             held=held,

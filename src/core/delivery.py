@@ -104,6 +104,8 @@ class Schedule:
     now: datetime
     held: bool = False
     test: bool = False
+    #: The endpoint delivers in order (ADR 0016): the delivery joins its line, unless a test.
+    ordered: bool = False
 
 
 @frozen
@@ -147,6 +149,8 @@ class Release:
 @frozen
 class Redeliver:
     now: datetime
+    #: The endpoint delivers in order now: the delivery joins the back of its line (ADR 0016).
+    ordered: bool = False
 
 
 @frozen
@@ -185,6 +189,8 @@ def decide(command: DeliveryCommand, state: Delivery, policy: RetryPolicy) -> li
                     scheduled_at=command.now,
                     held=command.held,
                     test=command.test,
+                    # A test send diagnoses the endpoint: it neither waits in line nor blocks it.
+                    ordered=command.ordered and not command.test,
                 )
             ]
         case RecordOutcome():
@@ -207,7 +213,7 @@ def decide(command: DeliveryCommand, state: Delivery, policy: RetryPolicy) -> li
                 raise InvalidTransition(
                     f"the delivery is {state.status}; only a succeeded or failed delivery can be sent again"
                 )
-            return [RedeliveryRequested(state.delivery_id, command.now)]
+            return [RedeliveryRequested(state.delivery_id, command.now, command.ordered and not state.test)]
         case Cancel():
             if state.status in (DeliveryStatus.NEW, DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED):
                 return []

@@ -86,6 +86,8 @@ class Endpoint:
     disabled_reason: DisableReason | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: Its deliveries go one at a time in publish order (ADR 0016).
+    ordered: bool = False
 
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets that sign a request sent at ``now``: the current one first."""
@@ -109,6 +111,7 @@ class Register:
     now: datetime
     description: str = ""
     standard_webhooks: bool = False
+    ordered: bool = False
 
 
 @frozen
@@ -120,6 +123,7 @@ class Update:
     event_types: Sequence[str] | None = None
     description: str | None = None
     standard_webhooks: bool | None = None
+    ordered: bool | None = None
 
 
 @frozen
@@ -232,6 +236,12 @@ def _validate_description(description: object) -> str:
     return description
 
 
+def _validate_flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(field, "must be true or false")
+    return value
+
+
 # --- decide / evolve ------------------------------------------------------------------------------
 
 
@@ -262,6 +272,7 @@ def decide(command: EndpointCommand, state: Endpoint, rules: EndpointRules) -> l
                     description=_validate_description(command.description),
                     standard_webhooks=command.standard_webhooks,
                     registered_at=command.now,
+                    ordered=_validate_flag(command.ordered, "ordered"),
                 )
             ]
         case Update():
@@ -316,8 +327,9 @@ def _decide_update(command: Update, state: Endpoint, rules: EndpointRules) -> li
         and command.event_types is None
         and command.description is None
         and command.standard_webhooks is None
+        and command.ordered is None
     ):
-        raise ValidationError("", "nothing to update: give at least one of url, events, description")
+        raise ValidationError("", "nothing to update: give at least one of url, events, description, ordered")
     url = None if command.url is None else validate_url(command.url, rules.require_https)
     event_types = None if command.event_types is None else validate_event_types(command.event_types)
     description = None if command.description is None else _validate_description(command.description)
@@ -329,6 +341,11 @@ def _decide_update(command: Update, state: Endpoint, rules: EndpointRules) -> li
         description=description if description != state.description else None,
         standard_webhooks=(
             command.standard_webhooks if command.standard_webhooks != state.standard_webhooks else None
+        ),
+        ordered=(
+            None
+            if command.ordered is None or command.ordered == state.ordered
+            else _validate_flag(command.ordered, "ordered")
         ),
     )
     if changed == EndpointUpdated(endpoint_id=state.endpoint_id, updated_at=command.now):
@@ -351,6 +368,7 @@ def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
                 standard_webhooks=event.standard_webhooks,
                 created_at=event.registered_at,
                 updated_at=event.registered_at,
+                ordered=event.ordered,
             )
         case EndpointUpdated():
             return _replace(
@@ -361,6 +379,7 @@ def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
                 standard_webhooks=(
                     state.standard_webhooks if event.standard_webhooks is None else event.standard_webhooks
                 ),
+                ordered=state.ordered if event.ordered is None else event.ordered,
                 updated_at=event.updated_at,
             )
         case SecretRotated():

@@ -68,6 +68,8 @@ class EndpointRegistered:
     description: str
     standard_webhooks: bool
     registered_at: datetime
+    #: Deliveries go one at a time, in publish order (ADR 0016); absent from older rows: False.
+    ordered: bool = False
 
 
 @frozen
@@ -80,6 +82,7 @@ class EndpointUpdated:
     event_types: tuple[str, ...] | None = None
     description: str | None = None
     standard_webhooks: bool | None = None
+    ordered: bool | None = None
 
 
 @frozen
@@ -133,7 +136,9 @@ class EventPublished:
 
 @frozen
 class DeliveryScheduled:
-    """One event is owed to one endpoint. ``held`` when the endpoint was disabled at publish."""
+    """One event is owed to one endpoint. ``held`` when the endpoint was disabled at publish;
+    ``ordered`` when it waits in the endpoint's line (ADR 0016), behind the deliveries already
+    there."""
 
     delivery_id: str
     account_id: str
@@ -143,6 +148,7 @@ class DeliveryScheduled:
     scheduled_at: datetime
     held: bool = False
     test: bool = False
+    ordered: bool = False
 
 
 @frozen
@@ -222,10 +228,12 @@ class DeliveryFailed:
 
 @frozen
 class RedeliveryRequested:
-    """Someone asked to send it again: a fresh attempt sequence starts now."""
+    """Someone asked to send it again: a fresh attempt sequence starts now. ``ordered``: it
+    joins the back of its endpoint's line (ADR 0016)."""
 
     delivery_id: str
     requested_at: datetime
+    ordered: bool = False
 
 
 @frozen

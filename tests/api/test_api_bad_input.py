@@ -37,6 +37,8 @@ CASES: list[tuple[str, str, Any, int, tuple[str, ...]]] = [
         422,
         ("standardWebhooks: expected true or false",),
     ),
+    ("POST", "/webhooks", {**HOOK, "ordered": "yes"}, 422, ("ordered: expected true or false",)),
+    ("POST", "/webhooks", {**HOOK, "ordered": 1}, 422, ("ordered: expected true or false",)),
     ("POST", "/events", {"type": "deal.attributed"}, 422, ("data: required",)),
     (
         "POST",

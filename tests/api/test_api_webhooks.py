@@ -166,3 +166,19 @@ def test_update_validates_like_register(api: Api, body: dict[str, object]) -> No
     updated = api.put(f"/webhooks/{hook['id']}", body).json()
     for key, value in body.items():
         assert updated[key] == value
+
+
+def test_ordered_delivery_is_a_webhook_setting(api: Api) -> None:
+    """``ordered`` is false unless asked for, shown on every read, and changed by a partial update;
+    a non-boolean is a problem naming the field."""
+    plain = api.register()
+    assert plain["ordered"] is False
+    hook = api.post(
+        "/webhooks", {"url": "https://o.example/h", "events": ["deal.attributed"], "ordered": True}
+    )
+    assert hook.status_code == 201
+    assert hook.json()["ordered"] is True
+    assert api.get(f"/webhooks/{hook.json()['id']}").json()["ordered"] is True
+    off = api.patch(f"/webhooks/{hook.json()['id']}", {"ordered": False}).json()
+    assert (off["ordered"], off["url"]) == (False, "https://o.example/h")
+    assert_problem(api.patch(f"/webhooks/{plain['id']}", {"ordered": "on"}), 422, "ordered")

@@ -342,3 +342,22 @@ def test_a_delivery_removed_by_retention_says_so(users: tuple[User, User]) -> No
     assert "30 days" in old.text
     recent = alice.get(f"/dashboard/deliveries/{ulid_at(datetime.now(UTC) - timedelta(days=1))}")
     assert recent.status_code == 404
+
+
+def test_ordered_delivery_is_shown_and_set_on_the_webhook_page(users: tuple[User, User]) -> None:
+    """The webhook page says whether deliveries go in order; ticking the box switches it, as the
+    API shows, and unticking it switches it back."""
+    alice, _ = users
+    alice.sign_in()
+    webhook_id = alice.add_webhook()
+    path = f"/dashboard/webhooks/{webhook_id}"
+    assert "Concurrent" in alice.get(path).text
+    form = {"url": "https://receiver.example/hooks", "events": ["deal.attributed"], "ordered": "on"}
+    assert alice.post(path, form).status_code == 303
+    assert alice.api("GET", f"/webhooks/{webhook_id}").json()["ordered"] is True
+    page = alice.get(path).text
+    assert "Ordered" in page
+    assert 'id="ordered" name="ordered" checked' in page
+    del form["ordered"]
+    assert alice.post(path, form).status_code == 303
+    assert alice.api("GET", f"/webhooks/{webhook_id}").json()["ordered"] is False

@@ -219,3 +219,42 @@ def test_production_rules_refuse_plain_http() -> None:
     service = WebhookService(MemoryStore(), FakeClock(), SequentialIds(), SeededRandom(1), relaxed)
     view = asyncio.run(service.register_endpoint("acct_1", "http://127.0.0.1:9000/hook", ["deal.attributed"]))
     assert view.endpoint.url == "http://127.0.0.1:9000/hook"
+
+
+def test_an_ordered_endpoint_gets_its_deliveries_in_line_and_recovered_oldest_first() -> None:
+    """Publishing to an ordered endpoint puts each delivery in its line, a test send stays out;
+    recovering its failures sends them again in publish order, one at a time."""
+    from attribution_webhooks.core.events import (
+        AttemptFailed,
+        DeliveryFailed,
+        DeliveryScheduled,
+        RedeliveryRequested,
+    )
+    from attribution_webhooks.core.ports import StreamAppend
+
+    async def scenario(service: WebhookService, clock: FakeClock) -> None:
+        store = service.ports.store
+        view = await service.register_endpoint("acct_1", URL, ["deal.attributed"], ordered=True)
+        endpoint_id = view.endpoint.endpoint_id
+        ids = []
+        for n in range(3):
+            result = await service.publish("acct_1", NewEvent("deal.attributed", {"n": n}))
+            ids += result.delivery_ids
+        test = await service.send_test("acct_1", endpoint_id, "deal.attributed")
+        log = [r.event for r in await store.read_all()]
+        scheduled = {e.delivery_id: e.ordered for e in log if isinstance(e, DeliveryScheduled)}
+        assert scheduled == {**dict.fromkeys(ids, True), test.delivery_ids[0]: False}
+        now = clock.now()
+        for delivery_id in ids:
+            failed = AttemptFailed(delivery_id, endpoint_id, 1, now, 1.0, 500, None, "HTTP 500", "")
+            await store.append(
+                StreamAppend(delivery_id, 1, (failed, DeliveryFailed(delivery_id, endpoint_id, 1, now)))
+            )
+        clock.advance(timedelta(seconds=1))
+        assert await service.recover("acct_1", endpoint_id, now - timedelta(hours=1)) == 3
+        again = [e for e in (r.event for r in await store.read_all()) if isinstance(e, RedeliveryRequested)]
+        assert [(e.delivery_id, e.ordered) for e in again] == [(i, True) for i in ids]
+        claimed = await store.claim(clock.now(), 10, timedelta(minutes=1))
+        assert sorted(d.delivery.delivery_id for d in claimed) == sorted([ids[0], test.delivery_ids[0]])
+
+    run(scenario)

@@ -11,9 +11,24 @@ import pytest
 from sqlalchemy import insert, select
 
 from attribution_webhooks.adapters.sql import open_store
-from attribution_webhooks.adapters.sql.codec import REGISTRY, EventCodec, EventType, StoredEvent
+from attribution_webhooks.adapters.sql.codec import (
+    REGISTRY,
+    EventCodec,
+    EventType,
+    StoredEvent,
+    decode_endpoint,
+    encode_endpoint,
+)
 from attribution_webhooks.adapters.sql.schema import events
-from attribution_webhooks.core.events import EndpointRegistered, EventPublished, event_stream
+from attribution_webhooks.core.endpoint import Endpoint
+from attribution_webhooks.core.events import (
+    DeliveryScheduled,
+    EndpointRegistered,
+    EndpointUpdated,
+    EventPublished,
+    RedeliveryRequested,
+    event_stream,
+)
 from attribution_webhooks.core.ports import StreamAppend
 
 T0 = datetime(2024, 1, 20, 15, 0, tzinfo=UTC)
@@ -110,3 +125,38 @@ async def test_naive_datetimes_are_refused_and_nothing_is_written(sqlite_url: st
         assert view.published_at.tzinfo is UTC
     finally:
         store.close()
+
+
+def test_rows_written_before_ordered_delivery_still_load() -> None:
+    """Payloads and endpoint states stored before the ``ordered`` fields existed load with them
+    false (ADR 0016): no new schema version, no upcaster, nothing rewritten."""
+    codec = EventCodec()
+    t0 = T0.isoformat()
+
+    def old(name: str, payload: dict[str, object]) -> object:
+        return codec.decode(StoredEvent(name, 1, json.dumps(payload)))
+
+    scheduled = old(
+        "delivery.scheduled",
+        {
+            "delivery_id": "dlv_1",
+            "account_id": "acct_1",
+            "endpoint_id": "wh_1",
+            "event_id": "evt_1",
+            "event_type": "deal.attributed",
+            "scheduled_at": t0,
+            "held": False,
+            "test": False,
+        },
+    )
+    assert scheduled == DeliveryScheduled("dlv_1", "acct_1", "wh_1", "evt_1", "deal.attributed", T0)
+    assert old("delivery.redelivery_requested", {"delivery_id": "dlv_1", "requested_at": t0}) == (
+        RedeliveryRequested("dlv_1", T0, ordered=False)
+    )
+    assert old("endpoint.updated", {"endpoint_id": "wh_1", "updated_at": t0, "description": "x"}) == (
+        EndpointUpdated("wh_1", T0, description="x")
+    )
+    state = json.loads(encode_endpoint(Endpoint(endpoint_id="wh_1", ordered=True)))
+    del state["ordered"]
+    assert decode_endpoint(json.dumps(state)) == Endpoint(endpoint_id="wh_1")
+    assert EndpointRegistered("wh_1", "a", "u", (), "s", "", False, T0).ordered is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -12,7 +13,16 @@ from store_workload import ACCOUNT, run_workload
 from attribution_webhooks.adapters.memory import MemoryStore
 from attribution_webhooks.adapters.sql import SqlStore, open_store, rebuild_read_models
 from attribution_webhooks.adapters.sql.schema import READ_MODELS
-from attribution_webhooks.core.ports import Storage
+from attribution_webhooks.core.events import (
+    AttemptFailed,
+    AttemptSucceeded,
+    DeliveryScheduled,
+    EndpointRegistered,
+    EventPublished,
+    RetryScheduled,
+    event_stream,
+)
+from attribution_webhooks.core.ports import Storage, StreamAppend
 
 
 def _rows(store: SqlStore) -> dict[str, list[tuple[Any, ...]]]:
@@ -71,3 +81,51 @@ def test_the_sql_store_ends_where_the_reference_store_does(sqlite_url: str) -> N
         assert asyncio.run(_log_views(reopened)) == sql_views
     finally:
         reopened.close()
+
+
+def test_rebuild_gives_the_same_lines(sql_url: str | URL) -> None:
+    """Mid-line (a retrying head, two parked deliveries behind it, one already through), a rebuild
+    gives every row its place in line and its queue time again (ADR 0016)."""
+    t0 = datetime(2024, 1, 20, 15, 0, tzinfo=UTC)
+    store = open_store(sql_url, inline=True)
+    try:
+        registered = EndpointRegistered(
+            "wh_o",
+            ACCOUNT,
+            "https://example.com/o",
+            ("deal.attributed",),
+            "s3cret-s3cret-XYZ",
+            "",
+            False,
+            t0,
+            True,
+        )
+        appends = [StreamAppend("wh_o", 0, (registered,))]
+        for n in range(4):
+            body = f'{{"id":"evt_{n}"}}'
+            published = EventPublished(f"evt_{n}", ACCOUNT, "deal.attributed", body, t0, t0)
+            scheduled = DeliveryScheduled(
+                f"dlv_{n}", ACCOUNT, "wh_o", f"evt_{n}", "deal.attributed", t0, ordered=True
+            )
+            appends += [
+                StreamAppend(event_stream(ACCOUNT, f"evt_{n}"), 0, (published,)),
+                StreamAppend(f"dlv_{n}", 0, (scheduled,)),
+            ]
+        asyncio.run(store.append(*appends))
+        done = AttemptSucceeded("dlv_0", "wh_o", 1, t0, 5.0, 200, "OK")
+        asyncio.run(store.append(StreamAppend("dlv_0", 1, (done,))))
+        failed = AttemptFailed("dlv_1", "wh_o", 1, t0, 5.0, 500, None, "HTTP 500", "")
+        retry = RetryScheduled("dlv_1", 2, t0 + timedelta(minutes=1), t0)
+        asyncio.run(store.append(StreamAppend("dlv_1", 1, (failed, retry))))
+        before = _rows(store)
+    finally:
+        store.close()
+    lines = {row[0]: (row[-1], row[-4]) for row in before["deliveries"]}  # line_position, queue_at
+    assert [lines[f"dlv_{n}"][0] is not None for n in range(4)] == [False, True, True, True]
+    assert [lines[f"dlv_{n}"][1] is not None for n in range(4)] == [False, True, False, False]
+    assert rebuild_read_models(sql_url) > 0
+    store = open_store(sql_url)
+    try:
+        assert _rows(store) == before
+    finally:
+        store.close()

@@ -34,6 +34,7 @@ from ...core.events import (
     EndpointRegistered,
     EventPublished,
 )
+from ...core.ordering import head_of, line_after, queue_entry
 from ...core.outcomes import ErrorKind
 from ...core.ports import RecordedEvent
 from ...core.projections import attempt_entry, delivery_row, endpoint_row, event_row, next_failing_since
@@ -76,6 +77,8 @@ class _DeliveryRow:
     view: DeliveryView
     stored: bool
     replaced: bool = False  # scheduled again over a stored row: every column is written
+    line: int | None = None  # its place in its endpoint's line (ADR 0016)
+    was_in_line: bool = False  # in a line at any point of the batch: its line's head is found
 
 
 @define
@@ -85,6 +88,7 @@ class _Batch:
     published: list[tuple[Any, ...]] = field(factory=list)
     attempts: list[tuple[Any, ...]] = field(factory=list)
     key_changes: list[KeyChanges] = field(factory=list)
+    promoted: list[tuple[Any, ...]] = field(factory=list)  # parked rows that became heads
 
 
 @define
@@ -154,6 +158,8 @@ class Projection:
                     None if row[12] is None else ErrorKind(row[12]),
                 ),
                 stored=True,
+                line=row[15],
+                was_in_line=row[15] is not None,
             )
             for row in select_in(cursor, self.sql, self.sql.load_deliveries, ids)
         }
@@ -185,10 +191,14 @@ class Projection:
         row = batch.deliveries.get(event.delivery_id)
         if isinstance(event, DeliveryScheduled) or row is None:
             stored = row is not None and row.stored
+            before = row
             row = _DeliveryRow(delivery_row(None, item.version, event), stored, replaced=stored)
+            row.was_in_line = before is not None and before.was_in_line
             batch.deliveries[event.delivery_id] = row
         else:
             row.view = delivery_row(row.view, item.version, event)
+        row.line = line_after(row.line, item.position, event, row.view.delivery)
+        row.was_in_line = row.was_in_line or row.line is not None
         if isinstance(event, AttemptSucceeded | AttemptFailed | AttemptAbandoned):
             entry = attempt_entry(event)
             batch.attempts.append(
@@ -222,7 +232,10 @@ class Projection:
         if batch.published:
             write_rows(cursor, sql.insert_published, batch.published)
         if batch.deliveries:
-            self._write_deliveries(cursor, batch.deliveries)
+            heads = self._line_heads(cursor, batch)
+            self._write_deliveries(cursor, batch.deliveries, heads)
+        if batch.promoted:
+            write_rows(cursor, sql.promote, batch.promoted)
         if batch.attempts:
             write_rows(cursor, sql.insert_attempt, batch.attempts)
         if batch.key_changes:
@@ -261,7 +274,43 @@ class Projection:
         if healed:
             write_rows(cursor, self.sql.update_failing_since, healed)
 
-    def _write_deliveries(self, cursor: Any, rows: dict[str, _DeliveryRow]) -> None:
+    def _line_heads(self, cursor: Any, batch: _Batch) -> dict[str, int | None]:
+        """The head of every line the batch touches, by endpoint id, after the batch. A head
+        that the batch did not touch and that was parked is promoted (``batch.promoted``).
+
+        Appends hold the append lock, so no other projection moves a line meanwhile; a claim
+        may lease a head meanwhile, but a parked row is never leased."""
+        lines: dict[str, list[tuple[int, str]]] = {}
+        stored: dict[str, int] = {}
+        for delivery_id, row in batch.deliveries.items():
+            if not row.was_in_line:
+                continue
+            endpoint_id = row.view.delivery.endpoint_id
+            places = lines.setdefault(endpoint_id, [])
+            if row.line is not None:
+                places.append((row.line, delivery_id))
+            stored[endpoint_id] = stored.get(endpoint_id, 0) + row.stored
+        heads: dict[str, int | None] = {}
+        times = self.times
+        for endpoint_id, places in lines.items():
+            # The line's first row outside the batch: the batch's own stored rows of the line
+            # may come first, with their places before the batch.
+            limit = stored[endpoint_id] + 1
+            cursor.execute(self.sql.line_heads, (endpoint_id, limit))
+            outside = next((r for r in cursor.fetchall() if r[0] not in batch.deliveries), None)
+            if outside is not None:
+                places.append((outside[10], outside[0]))
+            head = head_of(place for place, _ in places)
+            heads[endpoint_id] = head
+            if outside is not None and head == outside[10] and outside[11] is None:
+                due = queue_entry(delivery_state(outside, times), head, head)
+                if due is not None:
+                    batch.promoted.append((times.to_db(due), outside[0]))
+        return heads
+
+    def _write_deliveries(
+        self, cursor: Any, rows: dict[str, _DeliveryRow], heads: dict[str, int | None]
+    ) -> None:
         to_db = self.times.to_db
         new: list[tuple[Any, ...]] = []
         updated: list[tuple[Any, ...]] = []
@@ -270,7 +319,11 @@ class Projection:
             view = row.view
             state = view.delivery
             due_at = None if state.due_at is None else to_db(state.due_at)
-            queue_at = None if (queued := projected_queue_at(state)) is None else to_db(queued)
+            if row.line is None:
+                queued = projected_queue_at(state)
+            else:
+                queued = queue_entry(state, row.line, heads[state.endpoint_id])
+            queue_at = None if queued is None else to_db(queued)
             updated_at = to_db(view.updated_at)
             last_attempt_at = None if view.last_attempt_at is None else to_db(view.last_attempt_at)
             last_error = None if view.last_error is None else view.last_error.value
@@ -286,6 +339,7 @@ class Projection:
                         view.last_status_code,
                         last_error,
                         queue_at,
+                        row.line,
                         delivery_id,
                     )
                 )
@@ -308,9 +362,9 @@ class Projection:
                 queue_at,
             )
             if row.stored:
-                replaced.append((*values, delivery_id))
+                replaced.append((*values, row.line, delivery_id))
             else:
-                new.append((delivery_id, *values, None))
+                new.append((delivery_id, *values, None, row.line))
         if new:
             write_rows(cursor, self.sql.insert_delivery, new)
         if updated:

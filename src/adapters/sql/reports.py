@@ -109,6 +109,15 @@ def queue_stats(conn: Connection, now: datetime) -> QueueStats:
             func.min(case((is_due, queue_at), else_=None)),
         ).where(queue_at.isnot(None))
     ).one()
+    # Deliveries parked behind their line's head (ADR 0016) wait for an attempt too; the lines'
+    # partial index holds only deliveries in a line.
+    parked = conn.execute(
+        select(func.count()).where(
+            deliveries.c.line_position.isnot(None),
+            queue_at.is_(None),
+            deliveries.c.status.in_((DeliveryStatus.SCHEDULED.value, DeliveryStatus.RETRYING.value)),
+        )
+    ).scalar_one()
     held = conn.execute(
         select(func.count()).where(deliveries.c.status == DeliveryStatus.HELD.value)
     ).scalar_one()
@@ -116,5 +125,5 @@ def queue_stats(conn: Connection, now: datetime) -> QueueStats:
         select(func.count()).where(endpoints.c.status == EndpointStatus.DISABLED.value)
     ).scalar_one()
     return QueueStats(
-        pending=pending, due=int(due), oldest_due_at=oldest, held=held, disabled_endpoints=disabled
+        pending=pending + parked, due=int(due), oldest_due_at=oldest, held=held, disabled_endpoints=disabled
     )

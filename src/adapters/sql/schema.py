@@ -155,6 +155,10 @@ deliveries = Table(
     # The attempt number of the latest lease (see ``DeliveryQueue.claim``): kept when a worker
     # dies mid-attempt, so the next lease takes the next number; cleared by any recorded event.
     Column("lease_attempt", Integer, nullable=True),
+    # Ordered delivery (ADR 0016): the delivery's place in its endpoint's line (the log position
+    # of the event that put it there) while it is in one; NULL otherwise. Of a line, only the
+    # head has a ``queue_at``; the others are parked until they become the head.
+    Column("line_position", BigInteger, nullable=True),
     Index(None, "account_id", "delivery_id"),
     Index(None, "account_id", "endpoint_id", "delivery_id"),
     Index(None, "account_id", "event_id"),
@@ -174,6 +178,16 @@ Index(
 # Held deliveries (endpoint disabled) only: counting them reads them, not the history.
 _held = deliveries.c.status == DeliveryStatus.HELD.value
 Index("ix_deliveries_held", deliveries.c.endpoint_id, sqlite_where=_held, postgresql_where=_held)
+
+# The lines of ordered endpoints: deliveries in a line only, so it costs nothing to the others.
+_in_line = deliveries.c.line_position.isnot(None)
+Index(
+    "ix_deliveries_line",
+    deliveries.c.endpoint_id,
+    deliveries.c.line_position,
+    sqlite_where=_in_line,
+    postgresql_where=_in_line,
+)
 
 attempts = Table(
     "attempts",

@@ -87,6 +87,10 @@ class Statements:
     insert_delivery: str
     update_delivery: str
     replace_delivery: str
+    #: The first rows of an endpoint's line (``_DELIVERY_STATE``, ``line_position``, ``queue_at``).
+    line_heads: str
+    #: Puts a parked delivery that became its line's head in the queue (ADR 0016).
+    promote: str
     load_endpoints: str
     insert_endpoint: str
     update_endpoint: str
@@ -150,12 +154,12 @@ def _statements(sqlite: bool) -> Statements:
         ),
         load_deliveries=(
             f"SELECT {_DELIVERY_STATE}, last_attempt_at, last_status_code, last_error, created_at,"
-            " updated_at FROM deliveries WHERE delivery_id IN ({})"
+            " updated_at, line_position FROM deliveries WHERE delivery_id IN ({})"
         ),
         insert_delivery=sql(
             "INSERT INTO deliveries (delivery_id, account_id, endpoint_id, event_id, event_type, status,"
             " test, attempts, due_at, version, created_at, updated_at, last_attempt_at, last_status_code,"
-            " last_error, queue_at, lease) VALUES " + _values(17)
+            " last_error, queue_at, lease, line_position) VALUES " + _values(18)
         ),
         # Any recorded change ends the lease (and settles its attempt number: recorded, or
         # abandoned) and puts the delivery where its state says. The columns a delivery's later
@@ -163,14 +167,22 @@ def _statements(sqlite: bool) -> Statements:
         update_delivery=sql(
             "UPDATE deliveries SET status = ?, attempts = ?, due_at = ?, version = ?, updated_at = ?,"
             " last_attempt_at = ?, last_status_code = ?, last_error = ?, queue_at = ?, lease = NULL,"
-            " lease_attempt = NULL WHERE delivery_id = ?"
+            " lease_attempt = NULL, line_position = ? WHERE delivery_id = ?"
         ),
         # A delivery scheduled again over an existing row: every column.
         replace_delivery=sql(
             "UPDATE deliveries SET account_id = ?, endpoint_id = ?, event_id = ?, event_type = ?,"
             " status = ?, test = ?, attempts = ?, due_at = ?, version = ?, created_at = ?, updated_at = ?,"
             " last_attempt_at = ?, last_status_code = ?, last_error = ?, queue_at = ?, lease = NULL,"
-            " lease_attempt = NULL WHERE delivery_id = ?"
+            " lease_attempt = NULL, line_position = ? WHERE delivery_id = ?"
+        ),
+        line_heads=sql(
+            f"SELECT {_DELIVERY_STATE}, line_position, queue_at FROM deliveries"
+            " WHERE endpoint_id = ? AND line_position IS NOT NULL ORDER BY line_position LIMIT ?"
+        ),
+        # Only a parked row (never leased: only heads are claimed) is touched.
+        promote=sql(
+            "UPDATE deliveries SET queue_at = ? WHERE delivery_id = ? AND queue_at IS NULL AND lease IS NULL"
         ),
         load_endpoints=(
             "SELECT endpoint_id, version, failing_since, registered_position, state"

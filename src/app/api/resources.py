@@ -74,17 +74,20 @@ class NewWebhook:
     secret: str | None = field(default=None, metadata=schema(shapes.SECRET))
     description: str = field(default="", metadata=schema(shapes.DESCRIPTION))
     standard_webhooks: bool = False
+    #: Deliver one event at a time, in publish order (a failing event holds back the later ones).
+    ordered: bool = False
 
 
 @frozen
 class WebhookChanges:
     """A partial update: fields left out (or null) keep their value; give at least one."""
 
-    needs_one_of: ClassVar[tuple[str, ...]] = ("url", "events", "description", "standard_webhooks")
+    needs_one_of: ClassVar[tuple[str, ...]] = ("url", "events", "description", "standard_webhooks", "ordered")
     url: str | None = field(default=None, metadata=schema(shapes.URL))
     events: tuple[str, ...] | None = field(default=None, metadata=schema(shapes.EVENT_TYPE_LIST))
     description: str | None = field(default=None, metadata=schema(shapes.DESCRIPTION))
     standard_webhooks: bool | None = field(default=None, metadata=schema(shapes.BOOLEAN))
+    ordered: bool | None = field(default=None, metadata=schema(shapes.BOOLEAN))
 
 
 @frozen
@@ -106,6 +109,7 @@ class Webhook:
     description: str
     status: EndpointStatus
     standard_webhooks: bool
+    ordered: bool
     created_at: datetime
     updated_at: datetime
     disabled_reason: DisableReason | None = None

@@ -53,7 +53,13 @@ def webhook_routes(runtime: Runtime) -> Router:
     async def create(account: Account, data: JSONBody[NewWebhook]) -> Webhook:
         await runtime.check_target(data.url)
         view = await service.register_endpoint(
-            account, data.url, data.events, data.secret, data.description, data.standard_webhooks
+            account,
+            data.url,
+            data.events,
+            data.secret,
+            data.description,
+            data.standard_webhooks,
+            data.ordered,
         )
         return webhook_body(view, with_secret=True)
 
@@ -79,6 +85,7 @@ def webhook_routes(runtime: Runtime) -> Router:
             event_types=data.events,
             description=data.description,
             standard_webhooks=data.standard_webhooks,
+            ordered=data.ordered,
         )
         return webhook_body(view)
 

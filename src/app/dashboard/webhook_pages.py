@@ -61,6 +61,7 @@ def _form_values(form: FormMultiDict) -> dict[str, Any]:
         "description": str(form.get("description", "")).strip(),
         "secret": str(form.get("secret", "")).strip(),
         "standard_webhooks": form.get("standard_webhooks") == "on",
+        "ordered": form.get("ordered") == "on",
     }
 
 
@@ -79,7 +80,14 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
 
     @get("/webhooks/new", include_in_schema=False)
     async def new_form(request: Request[Any, Any, Any]) -> Template:
-        blank = {"url": "", "events": (), "description": "", "secret": "", "standard_webhooks": False}
+        blank = {
+            "url": "",
+            "events": (),
+            "description": "",
+            "secret": "",
+            "standard_webhooks": False,
+            "ordered": False,
+        }
         return page(request, "webhook_new.html", catalog=CATALOG, values=blank, error=None)
 
     @post("/webhooks/new", include_in_schema=False)
@@ -95,6 +103,7 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
                 values["secret"] or None,
                 values["description"],
                 values["standard_webhooks"],
+                values["ordered"],
             )
         except ValidationError as error:
             return page(request, "webhook_new.html", 422, catalog=CATALOG, values=values, error=str(error))
@@ -137,6 +146,7 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
                 event_types=values["events"],
                 description=values["description"],
                 standard_webhooks=values["standard_webhooks"],
+                ordered=values["ordered"],
             )
         except ValidationError as error:
             return await show(request, webhook_id, 422, error=str(error), values=values)

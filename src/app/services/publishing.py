@@ -319,8 +319,18 @@ def plan_event(
     for view in recipients:
         delivery_id = ids.new_id("dlv")
         held = view.endpoint.status is not ep.EndpointStatus.ENABLED
+        endpoint = view.endpoint
+        # A test send never waits in an ordered endpoint's line (ADR 0016).
         command = dlv.Schedule(
-            delivery_id, account_id, view.endpoint.endpoint_id, event_id, event_type, now, held, test
+            delivery_id,
+            account_id,
+            endpoint.endpoint_id,
+            event_id,
+            event_type,
+            now,
+            held,
+            test,
+            endpoint.ordered,
         )
         appends.append(StreamAppend(delivery_id, 0, tuple(dlv.decide(command, dlv.initial_state(), retry))))
         delivery_ids.append(delivery_id)

@@ -119,8 +119,10 @@ class WebhookService:
         secret: str | None = None,
         description: str = "",
         standard_webhooks: bool = False,
+        ordered: bool = False,
     ) -> EndpointView:
-        """Create an endpoint; without a ``secret`` a strong one is generated."""
+        """Create an endpoint; without a ``secret`` a strong one is generated. ``ordered``:
+        its deliveries go one at a time, in publish order (ADR 0016)."""
         endpoint_id = self._ids.new_id("wh")
         command = ep.Register(
             endpoint_id=endpoint_id,
@@ -131,6 +133,7 @@ class WebhookService:
             description=description,
             standard_webhooks=standard_webhooks,
             now=self._clock.now(),
+            ordered=ordered,
         )
         events = ep.decide(command, ep.initial_state(), self._settings.endpoint_rules)
         await self._store.append(StreamAppend(endpoint_id, 0, tuple(events)))
@@ -149,11 +152,14 @@ class WebhookService:
         event_types: Sequence[str] | None = None,
         description: str | None = None,
         standard_webhooks: bool | None = None,
+        ordered: bool | None = None,
     ) -> EndpointView:
+        """Change the given fields. Switching ``ordered`` applies to deliveries scheduled from
+        then on; those already in the endpoint's line keep their places (ADR 0016)."""
         return await self._endpoint_command(
             account_id,
             endpoint_id,
-            lambda now: ep.Update(now, url, event_types, description, standard_webhooks),
+            lambda now: ep.Update(now, url, event_types, description, standard_webhooks, ordered),
         )
 
     async def rotate_secret(
@@ -250,7 +256,9 @@ class WebhookService:
             endpoint = await self._store.endpoint(view.delivery.endpoint_id)
             if endpoint is None or endpoint.endpoint.status is ep.EndpointStatus.DELETED:
                 raise NotFound("webhook", view.delivery.endpoint_id)
-            events = dlv.decide(dlv.Redeliver(self._clock.now()), view.delivery, self._settings.retry)
+            # To an ordered endpoint, it joins the back of the line (ADR 0016).
+            command = dlv.Redeliver(self._clock.now(), endpoint.endpoint.ordered)
+            events = dlv.decide(command, view.delivery, self._settings.retry)
             await self._store.append(StreamAppend(delivery_id, view.version, tuple(events)))
             return view
 
@@ -259,11 +267,14 @@ class WebhookService:
         return await self.delivery(account_id, delivery_id)
 
     async def recover(self, account_id: str, endpoint_id: str, since: datetime) -> int:
-        """Redeliver every delivery to the endpoint that failed since ``since``; returns how many."""
-        await self.endpoint(account_id, endpoint_id)
-        count = await self._for_each_delivery(
-            account_id, endpoint_id, (DeliveryStatus.FAILED,), dlv.Redeliver, since=since
-        )
+        """Redeliver every delivery to the endpoint that failed since ``since``; returns how many.
+        To an ordered endpoint they join its line oldest first, behind what is there (ADR 0016)."""
+        view = await self.endpoint(account_id, endpoint_id)
+        if view.endpoint.ordered:
+            count = await self._recover_in_order(account_id, endpoint_id, since)
+        else:
+            failed = (DeliveryStatus.FAILED,)
+            count = await self._for_each_delivery(account_id, endpoint_id, failed, dlv.Redeliver, since=since)
         self._on_due()
         return count
 
@@ -310,6 +321,46 @@ class WebhookService:
                         done += 1
                     except ConcurrencyConflict:
                         continue
+
+    async def _recover_in_order(self, account_id: str, endpoint_id: str, since: datetime) -> int:
+        """``recover`` for an ordered endpoint: the failed deliveries join its line in the order
+        they were created (the log is read newest first, so they are all gathered first), in
+        batches of appends; one that moved meanwhile (a version conflict) is left as it is."""
+        found: list[DeliveryView] = []
+        before: str | None = None
+        while True:
+            page = await self._store.deliveries(
+                account_id,
+                endpoint_id=endpoint_id,
+                statuses=(DeliveryStatus.FAILED,),
+                since=since,
+                before=before,
+                limit=_BATCH,
+            )
+            if not page:
+                break
+            found += page
+            before = page[-1].delivery.delivery_id
+        done = 0
+        found.reverse()
+        for start in range(0, len(found), _BATCH):
+            now = self._clock.now()
+            appends = [
+                StreamAppend(view.delivery.delivery_id, view.version, tuple(events))
+                for view in found[start : start + _BATCH]
+                if (events := dlv.decide(dlv.Redeliver(now, True), view.delivery, self._settings.retry))
+            ]
+            try:
+                await self._store.append(*appends)
+                done += len(appends)
+            except ConcurrencyConflict:
+                for append in appends:
+                    try:
+                        await self._store.append(append)
+                        done += 1
+                    except ConcurrencyConflict:
+                        continue
+        return done
 
 
 async def _retry_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:

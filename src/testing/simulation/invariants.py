@@ -35,6 +35,7 @@ from ...core.retry import RetryPolicy
 from ..fakes import SentRequest
 from .model import Record, Subscription
 from .notices import check_notices, notice_subject
+from .ordering import Lines, check_ordering
 from .recovery import check_lost_attempts
 from .result import Crash, SimulationResult
 from .scenarios import offset
@@ -51,13 +52,15 @@ def check(result: SimulationResult) -> list[str]:
     if not result.settled:
         violations.append("the system did not settle within two days of the last action")
     violations += _check_fan_out(record)
+    lines = Lines.of(record)
     for delivery_id, events in record.streams.items():
-        violations += _check_delivery(record, delivery_id, events)
+        violations += _check_delivery(record, lines, delivery_id, events)
     violations += _check_requests(record)
     violations += _check_held(record)
     violations += _check_auto_disable(record)
     violations += check_lost_attempts(record)
     violations += check_notices(record)
+    violations += check_ordering(record, lines)
     return violations
 
 
@@ -117,9 +120,12 @@ def _expected_delay(policy: RetryPolicy, attempt: int, sent: SentRequest) -> tup
     return low, high
 
 
-def _check_delivery(record: Record, delivery_id: str, events: list[tuple[int, DomainEvent]]) -> list[str]:
+def _check_delivery(
+    record: Record, lines: Lines, delivery_id: str, events: list[tuple[int, DomainEvent]]
+) -> list[str]:
     """Attempts follow the retry policy to the second, in order, and never after the end;
-    every logged attempt is the request the network saw, with its outcome."""
+    every logged attempt is the request the network saw, with its outcome. A delivery in an
+    ordered endpoint's line is due no earlier than when it came to head the line."""
     violations: list[str] = []
     scenario = record.result.scenario
     max_attempts = 5
@@ -148,13 +154,14 @@ def _check_delivery(record: Record, delivery_id: str, events: list[tuple[int, Do
                 violations.append(f"{where}: attempt {event.attempt}, beyond the spec's {max_attempts}")
             resending_lost = False
             if due_at is not None and not in_flight_when_stopped:
-                late = event.started_at - due_at
+                due = lines.due_from(delivery_id, due_at, event.started_at)
+                late = event.started_at - due
                 if late < timedelta(0):
                     violations.append(f"{where}: attempt {event.attempt} started {-late} before it was due")
                 excused = (
                     not scenario.strict_timing
-                    or _crashed_during(record.result.crashes, due_at, event.started_at)
-                    or history.disabled_between(due_at, event.started_at)
+                    or _crashed_during(record.result.crashes, due, event.started_at)
+                    or history.disabled_between(due, event.started_at)
                 )
                 if late > TOLERANCE and not excused:
                     violations.append(f"{where}: attempt {event.attempt} started {late} after it was due")
@@ -213,7 +220,9 @@ def _check_delivery(record: Record, delivery_id: str, events: list[tuple[int, Do
                 violations.append(f"{where}: cancelled although its endpoint was not deleted")
             status, due_at, stopped_at = "cancelled", None, event.cancelled_at
     final = history.final()
-    if status == "pending":
+    # Behind a head that never finished (held: its endpoint is disabled), the rest of an ordered
+    # line waits its turn as it is; the head answers for the line.
+    if status == "pending" and not lines.waiting_behind(delivery_id):
         violations.append(f"{where} is still pending at the end")
     if status == "held" and final.status == "enabled":
         violations.append(f"{where} is held although its endpoint is enabled")

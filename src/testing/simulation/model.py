@@ -44,6 +44,7 @@ class Subscription:
     previous: str | None = None
     previous_until: datetime | None = None
     standard: bool = False
+    ordered: bool = False
 
     def secrets_at(self, moment: datetime) -> list[str]:
         valid = [self.secret]
@@ -65,11 +66,13 @@ def replay(events: Sequence[EndpointEvent]) -> Subscription:
                 None,
                 None,
                 event.standard_webhooks,
+                event.ordered,
             )
         elif isinstance(event, EndpointUpdated):
             sub.url = event.url if event.url is not None else sub.url
             sub.types = event.event_types if event.event_types is not None else sub.types
             sub.standard = event.standard_webhooks if event.standard_webhooks is not None else sub.standard
+            sub.ordered = event.ordered if event.ordered is not None else sub.ordered
         elif isinstance(event, SecretRotated):
             sub.previous, sub.previous_until, sub.secret = sub.secret, event.previous_expires_at, event.secret
         elif isinstance(event, EndpointDisabled):

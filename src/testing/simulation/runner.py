@@ -141,7 +141,11 @@ async def _apply(
             (index,) = action.args
             plan = scenario.endpoints[index]
             view = await service.register_endpoint(
-                plan.account, plan.url, plan.event_types, standard_webhooks=plan.standard_webhooks
+                plan.account,
+                plan.url,
+                plan.event_types,
+                standard_webhooks=plan.standard_webhooks,
+                ordered=plan.ordered,
             )
             endpoint_ids[index] = view.endpoint.endpoint_id
             issued.setdefault(view.endpoint.endpoint_id, []).append(view.endpoint.secret)
@@ -201,6 +205,8 @@ async def _operate(
         await service.delete_endpoint(account, endpoint_id)
     elif action.kind == "update":
         await service.update_endpoint(account, endpoint_id, event_types=action.args[1])
+    elif action.kind == "order":
+        await service.update_endpoint(account, endpoint_id, ordered=action.args[1])
     elif action.kind == "rotate":
         rotated = await service.rotate_secret(account, endpoint_id, grace=timedelta(seconds=action.args[1]))
         issued.setdefault(endpoint_id, []).append(rotated.endpoint.secret)
