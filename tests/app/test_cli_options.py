@@ -40,6 +40,7 @@ DELIVERY = {
     "--egress-client",
     "--log-level",
     "--log-format",
+    "--workers",
 }
 
 
