@@ -247,6 +247,35 @@ def _scale_out(run: Run) -> dict[str, Any]:
     }
 
 
+def publish_cost(run: Run, count: int = 2_000) -> dict[str, Any]:
+    """What one publish (one event to one endpoint, through the core API, 64 publishers at
+    once) costs on PostgreSQL: publishes per second of one process, its CPU, PostgreSQL's CPU and
+    the WAL written, per publish. For ``docs/scaling.md``'s arithmetic."""
+    postgres = run.postgres
+    assert postgres is not None
+    db = postgres.fresh("s5_publish")
+    engine = run.engine("s5-publish-cost", db)
+    try:
+        engine.call("register", urls=[f"{run.base_url}/s5publish"])
+        engine.call("publish", count=200, concurrency=64)  # warm: connections, statements, caches
+        cpu = engine.call("progress")["cpu_s"]
+        wal, load = _wal_lsn(db), _load()
+        with _PostgresCpu() as server:
+            published = engine.call("publish", count=count, concurrency=64, timeout=600)
+            cpu = engine.call("progress")["cpu_s"] - cpu
+        wal = _wal_lsn(db) - wal
+    finally:
+        engine.close()
+        postgres.drop("s5_publish")
+    return {
+        "publishes_per_s": count / published["seconds"],
+        "process_cpu_us_per_publish": 1e6 * cpu / count,
+        "postgres_cpu_us_per_publish_lower_bound": 1e6 * server.seconds / count,
+        "wal_bytes_per_publish": wal / count,
+        "load_before": load,
+    }
+
+
 def run(run: Run) -> dict[str, Any]:
     sizes = run.sizes
     result: dict[str, Any] = {
@@ -262,4 +291,10 @@ def run(run: Run) -> dict[str, Any]:
     if run.needs_postgres() is not None:
         result["backends"]["postgres"] = _backend(run, "postgres")
         result["scale_out"] = _scale_out(run)
+        result["publish_cost"] = spread_rounds([publish_cost(run) for _ in range(sizes.rounds)])
     return result
+
+
+def spread_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and min-max of each figure over rounds."""
+    return {key: spread([r[key] for r in rounds]) for key in rounds[0]}
