@@ -56,10 +56,10 @@ _STOP_MARGIN = 10.0
 def process_count(settings: Settings) -> int:
     """``--workers``, or the default: every core on PostgreSQL, one process on SQLite.
 
-    SQLite has one writer: every claim and every recorded outcome of every process queues for the
-    same file lock, so a second process adds contention (and a wait of up to 100 ms in SQLite's
-    busy handler) rather than throughput; a published event is also found by another process only
-    by polling. More processes there are allowed and deliver correctly (``--workers N``)."""
+    More processes on SQLite are allowed and deliver correctly (claims hold the file's one write
+    lock), and a backlog drains faster with two (ADR 0004's addendum); the default stays one
+    there because SQLite is the embedded, one-machine setup: a second process contends for the
+    one writer, and in ``serve`` finds events published by the other only by polling."""
     if settings.workers is not None:
         return settings.workers
     try:
