@@ -291,7 +291,8 @@ def run(run: Run) -> dict[str, Any]:
     if run.needs_postgres() is not None:
         result["backends"]["postgres"] = _backend(run, "postgres")
         result["scale_out"] = _scale_out(run)
-        result["publish_cost"] = spread_rounds([publish_cost(run) for _ in range(sizes.rounds)])
+        count = 200 if run.quick else 2_000
+        result["publish_cost"] = spread_rounds([publish_cost(run, count) for _ in range(sizes.rounds)])
     return result
 
 
