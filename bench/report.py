@@ -112,6 +112,15 @@ def _headline(report: dict[str, Any]) -> list[str]:
                 _verdict(rss["max"], lambda v: v * 1.048576 < 300),
             ]
         )
+    out = scenarios.get("scale", {}).get("scale_out", {}).get("two_over_one")
+    if out:
+        rows.append(
+            [
+                f"5: PostgreSQL, 2 worker processes ≥ 1.6 {TIMES} one",
+                _x(out),
+                _verdict(out["median"], lambda v: v >= 1.6),
+            ]
+        )
     if not rows:
         return []
     return ["## Targets", "", *_table(["target (issue 6)", "measured", "verdict"], rows)]
@@ -283,6 +292,55 @@ def _scale(s: dict[str, Any]) -> list[str]:
             ],
             rows,
         ),
+        *_scale_out(s),
+    ]
+
+
+def _scale_out(s: dict[str, Any]) -> list[str]:
+    out = s.get("scale_out")
+    if not out:
+        return []
+    rows = [
+        [
+            f"{label} worker process{'es' if label == 'two' else ''}",
+            _fig(out[label]["deliveries_per_s"]),
+            _fig(out[label]["worker_cpu_us_per_delivery"]),
+            _fig(out[label]["postgres_cpu_us_per_delivery_lower_bound"]),
+            _fig(out[label]["receiver_cpu_us_per_delivery"]),
+            _fig(out[label]["wal_bytes_per_delivery"]),
+            _fig(out[label]["load_before"], 1),
+        ]
+        for label in ("one", "two")
+    ]
+    cost = s.get("publish_cost", {})
+    note = []
+    if cost:
+        note = [
+            f"One process publishing (one event to one endpoint, 64 at once): {_fig(cost['publishes_per_s'])}"
+            f" publishes/s, {_fig(cost['process_cpu_us_per_publish'])} µs of its CPU,"
+            f" {_fig(cost['postgres_cpu_us_per_publish_lower_bound'])} µs of PostgreSQL's and"
+            f" {_fig(cost['wal_bytes_per_publish'])} bytes of WAL per publish.",
+            "",
+        ]
+    return [
+        "### Scale-out on PostgreSQL",
+        "",
+        f"{out['settings']['deliveries']:,} deliveries to {out['settings']['endpoints']} endpoints;"
+        f" two processes ÷ one, round by round: **{_x(out['two_over_one'])}**. Per delivery:",
+        "",
+        *_table(
+            [
+                "workers",
+                "deliveries/s",
+                "worker CPU µs",
+                "PostgreSQL CPU µs (≥)",
+                "receiver CPU µs",
+                "WAL bytes",
+                "load average",
+            ],
+            rows,
+        ),
+        *note,
     ]
 
 

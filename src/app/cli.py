@@ -34,6 +34,7 @@ from .settings import API, DATABASE, DELIVERY, Settings, SettingsError, setting_
 
 if TYPE_CHECKING:
     from .bootstrap import Runtime
+    from .supervisor import Kind
 
 __all__ = ["cli", "main"]
 
@@ -53,7 +54,7 @@ def _serve(settings: Settings) -> int:
     """Run the HTTP API and a delivery worker."""
     from .runner import serve
 
-    return _run_process(settings, serve)
+    return _run_process(settings, serve, "serve")
 
 
 @cli.command("worker")
@@ -65,23 +66,23 @@ def _worker(settings: Settings) -> int:
     """
     from .runner import work
 
-    return _run_process(settings, work)
+    return _run_process(settings, work, "worker")
 
 
-def _run_process(settings: Settings, main: Callable[[Runtime], Coroutine[Any, Any, None]]) -> int:
-    """Run a long-lived process (``serve`` or ``work``) over a runtime built from the settings."""
-    from .runner import run
-
-    _logging(settings.log_level, settings.log_format)
-    with the_runtime(settings, serving=True) as runtime:
-        run(lambda: main(runtime))
-    return 0
-
-
-def _logging(level: str, log_format: str) -> None:
+def _run_process(settings: Settings, main: Callable[[Runtime], Coroutine[Any, Any, None]], kind: Kind) -> int:
+    """Run ``serve`` or ``work`` over a runtime; with ``--workers`` N > 1, N under a parent."""
     from .observability import configure_logging
+    from .runner import run
+    from .supervisor import prepare, process_count, supervise
 
-    configure_logging(level, log_format)
+    configure_logging(settings.log_level, settings.log_format)
+    count = process_count(settings)
+    with the_runtime(settings, serving=True) as runtime:
+        if count == 1:
+            run(lambda: main(runtime))
+            return 0
+        listening = prepare(runtime, kind, count)
+    return supervise(settings, kind, count, listening)
 
 
 # --- db, api-keys, webhooks, events -----------------------------------------------------------------

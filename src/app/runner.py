@@ -35,7 +35,18 @@ from .delivering import deliver
 from .settings import Mode
 from .worker import Dispatcher
 
-__all__ = ["DEV_ACCOUNT", "ensure_first_key", "listen", "note_development_key", "run", "serve", "work"]
+__all__ = [
+    "DEV_ACCOUNT",
+    "announce_serving",
+    "announce_working",
+    "ensure_first_key",
+    "listen",
+    "note_development_key",
+    "run",
+    "serve",
+    "stop_on_signals",
+    "work",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +72,8 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         uvloop.run(main())
 
 
-def _stop_on_signals() -> asyncio.Event:
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (call it on the running loop)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -128,10 +140,18 @@ async def _dispatch(runtime: Runtime, stop: asyncio.Event) -> Dispatcher:
     return dispatcher
 
 
-async def serve(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event | None = None) -> None:
-    """Serve the API and deliver, until SIGTERM/SIGINT (or ``stop``)."""
+async def serve(
+    runtime: Runtime,
+    out: TextIO = sys.stdout,
+    stop: asyncio.Event | None = None,
+    listening: socket.socket | None = None,
+    banner: bool = True,
+) -> None:
+    """Serve the API and deliver, until SIGTERM/SIGINT (or ``stop``). ``listening`` is a socket
+    bound already (``serve --workers N`` shares one among its processes); ``banner`` says
+    whether to print the URL and the first key (the parent of several processes does that)."""
     settings = runtime.settings
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     config = uvicorn.Config(
         create_app(runtime),
         host=settings.host,
@@ -143,7 +163,7 @@ async def serve(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event 
         server_header=False,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace.total_seconds())),
     )
-    listening = listen(settings.host, settings.port)
+    listening = listening or listen(settings.host, settings.port)
     server = _Server(config)
     web = asyncio.ensure_future(server.serve(sockets=[listening]))
     while not server.started and not web.done():
@@ -156,15 +176,10 @@ async def serve(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event 
     url = f"http://{settings.host}:{port}"
     dispatch_stop = asyncio.Event()
     worker = asyncio.ensure_future(_dispatch(runtime, dispatch_stop))
-    _say(
-        out,
-        f"attribution-webhooks {__version__} serving {url} "
-        f"({settings.mode} mode, database {_database(runtime)})",
-    )
-    _say(out, f"API docs: {url}/docs")
-    _say(out, f"Dashboard: {url}/dashboard (sign in with an API key)")
-    note_development_key(runtime, out)
-    ensure_first_key(runtime, out)
+    if banner:
+        announce_serving(runtime, url, out)
+        note_development_key(runtime, out)
+        ensure_first_key(runtime, out)
     await _first_done(stop, web, worker)
     _say(out, "stopping: finishing requests and deliveries in flight")
     server.should_exit = True
@@ -176,12 +191,36 @@ async def serve(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event 
             raise task.exception()  # type: ignore[misc]  # checked just above
 
 
-async def work(runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event | None = None) -> None:
-    """Deliver (no API), until SIGTERM/SIGINT (or ``stop``)."""
-    stop = stop or _stop_on_signals()
+def announce_serving(runtime: Runtime, url: str, out: TextIO, processes: str = "") -> None:
+    """The lines ``serve`` starts with: where, in which mode, over which database."""
+    settings = runtime.settings
+    _say(
+        out,
+        f"attribution-webhooks {__version__} serving {url} "
+        f"({settings.mode} mode, database {_database(runtime)}{processes})",
+    )
+    _say(out, f"API docs: {url}/docs")
+    _say(out, f"Dashboard: {url}/dashboard (sign in with an API key)")
+
+
+def announce_working(runtime: Runtime, out: TextIO, processes: str = "") -> None:
+    """The line ``worker`` starts with."""
     poll = runtime.settings.poll_interval.total_seconds()
-    _say(out, f"attribution-webhooks {__version__} worker on {_database(runtime)} (polling every {poll:g} s)")
-    note_development_key(runtime, out)
+    _say(
+        out,
+        f"attribution-webhooks {__version__} worker on {_database(runtime)}"
+        f" (polling every {poll:g} s{processes})",
+    )
+
+
+async def work(
+    runtime: Runtime, out: TextIO = sys.stdout, stop: asyncio.Event | None = None, banner: bool = True
+) -> None:
+    """Deliver (no API), until SIGTERM/SIGINT (or ``stop``)."""
+    stop = stop or stop_on_signals()
+    if banner:
+        announce_working(runtime, out)
+        note_development_key(runtime, out)
     dispatcher = await _dispatch(runtime, stop)
     stats = dispatcher.stats
     _say(out, f"stopped after {stats.attempts} attempts ({stats.succeeded} delivered)")

@@ -77,6 +77,9 @@ class Settings:
     egress_client: str = "curl"
     log_level: str = "info"
     log_format: str = "text"
+    #: Processes of ``serve`` or ``worker``; None: the number of cores on PostgreSQL, 1 on SQLite
+    #: (``app.supervisor.process_count``).
+    workers: int | None = None
     session_secret: str | None = field(default=None, repr=False)  # a key: kept out of logs
     #: Master keys that encrypt webhook secrets at rest, newest first (ADR 0010). Never shown.
     secret_keys: str | None = field(default=None, repr=False)
@@ -261,6 +264,12 @@ _SETTINGS: dict[str, _Setting] = {
         "CLIENT",
         "the HTTP client that sends deliveries: curl (libcurl) or httpx",
     ),
+    "workers": _Setting(
+        _positive_int,
+        "N",
+        "processes, each delivering (and serving the API); default: the number of cores on "
+        "PostgreSQL, 1 on SQLite (one writer)",
+    ),
     "log_level": _Setting(_one_of("debug", "info", "warning", "error"), "LEVEL", "what to log"),
     "log_format": _Setting(_one_of("text", "json"), "FORMAT", "log lines as text, or as JSON objects"),
     "session_secret": _Setting(
@@ -310,6 +319,7 @@ DELIVERY = (
     "log_format",
     "retention_age",
     "tracing",
+    "workers",
 )
 API = (*DATABASE, "host", "port", "max_body_size", *DELIVERY[len(DATABASE) :], "session_secret")
 

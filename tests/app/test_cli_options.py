@@ -42,6 +42,7 @@ DELIVERY = {
     "--log-format",
     "--retention-age",
     "--tracing",
+    "--workers",
 }
 
 

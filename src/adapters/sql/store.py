@@ -271,6 +271,10 @@ class SqlStore(LogQueries):
 
     def _renew(self, leases: list[DueDelivery], until: datetime) -> None:
         at = self._times.to_db(until)
+        if not self._sqlite:  # one statement that skips rows being recorded (statements.py)
+            ids = [due.delivery.delivery_id for due in leases]
+            self._connections.query(self._sql.renew, (ids, [due.lease for due in leases], at))
+            return
         rows = [(at, due.delivery.delivery_id, due.lease) for due in leases]
         with self._connections.transaction(self._sql.begin_claim) as cursor:
             write_rows(cursor, self._sql.renew, rows)
