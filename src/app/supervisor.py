@@ -121,6 +121,8 @@ def supervise(
             ended = multiprocessing.connection.wait([c.sentinel for c in children], timeout=0.2)
             if ended:
                 dead = next(c for c in children if c.sentinel in ended)
+                # Its sentinel closes as it exits, a moment before it can be reaped: wait for that.
+                dead.join(5)
                 _error(f"{dead.name} (pid {dead.pid}) {_how(dead.exitcode)}; stopping the others")
                 failed = True
                 break
