@@ -161,12 +161,20 @@ class _Engine:
         self.stop_event = asyncio.Event()
         self.runner: asyncio.Future[None] | None = None
         self.data = event_data()
+        self.accounts = [ACCOUNT]
+        self.published = 0
 
-    async def register(self, urls: list[str]) -> dict[str, Any]:
+    async def register(self, urls: list[str], spread: bool = False) -> dict[str, Any]:
+        """One endpoint per URL, in one account (every event fans out to each), or, ``spread``,
+        each in an account of its own, which ``publish`` then takes in turn (one delivery per
+        event, the events shared among the endpoints)."""
         ids = []
-        for url in urls:
-            view = await self.service.register_endpoint(ACCOUNT, url, [EVENT_TYPE], secret=SECRET)
+        for index, url in enumerate(urls):
+            account = f"{ACCOUNT}_{index}" if spread else ACCOUNT
+            view = await self.service.register_endpoint(account, url, [EVENT_TYPE], secret=SECRET)
             ids.append(view.endpoint.endpoint_id)
+        if spread:
+            self.accounts = [f"{ACCOUNT}_{index}" for index in range(len(urls))]
         return {"endpoints": ids}
 
     async def publish(
@@ -179,7 +187,9 @@ class _Engine:
         async def one() -> None:
             nonlocal deliveries, slowest
             started = time.perf_counter()
-            result = await self.service.publish(ACCOUNT, NewEvent(EVENT_TYPE, self.data))
+            self.published += 1
+            account = self.accounts[self.published % len(self.accounts)]
+            result = await self.service.publish(account, NewEvent(EVENT_TYPE, self.data))
             slowest = max(slowest, time.perf_counter() - started)
             deliveries += len(result.delivery_ids)
             if record:

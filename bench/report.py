@@ -121,9 +121,28 @@ def _headline(report: dict[str, Any]) -> list[str]:
                 _verdict(out["median"], lambda v: v >= 1.6),
             ]
         )
+    ingest = scenarios.get("ingest", {})
+    single = ingest.get("ratios_to_hello_world", {}).get("events_sqlite")
+    if single:
+        rows.append(
+            [
+                f"2: `POST /events` ≥ 0.5 {TIMES} a Litestar hello world",
+                _x(single),
+                _verdict(single["median"], lambda v: v >= 0.5),
+            ]
+        )
+    batch = ingest.get("requests_per_s", {}).get("batch_sqlite")
+    if batch:
+        rows.append(
+            [
+                "2: `POST /events/batch` ≥ 20,000 events/s into SQLite",
+                _fig(batch, 0, " events/s"),
+                _verdict(batch["median"], lambda v: v >= 20_000),
+            ]
+        )
     if not rows:
         return []
-    return ["## Targets", "", *_table(["target (issue 6)", "measured", "verdict"], rows)]
+    return ["## Targets", "", *_table(["target (issues 6 and 12)", "measured", "verdict"], rows)]
 
 
 def _throughput(s: dict[str, Any]) -> list[str]:
@@ -141,7 +160,8 @@ def _throughput(s: dict[str, Any]) -> list[str]:
         "## 1. Throughput",
         "",
         f"{settings['events']:,} events per round for our engine ({settings['celery_events']:,} for Celery),"
-        f" each to one endpoint; {settings['concurrency']} in flight for every client;"
+        f" each to one of {settings.get('endpoints', 1)} endpoints in turn;"
+        f" {settings['concurrency']} in flight for every client;"
         f" bodies of {settings['body_bytes']:,} bytes, signed; loop: {settings['loop']}. Ratios are taken"
         " round by round.",
         "",

@@ -5,7 +5,7 @@ Each round measures, back to back against the same receiver: the three reference
 concurrency, no storage); the Celery baseline (the same events as tasks); and our engine on
 SQLite, on PostgreSQL with one worker process and with two. Our rounds start from the same
 backlog: ``events`` events published once through the core API (``WebhookService.publish``,
-each to one subscribed endpoint) into a template database, copied for every round. A round's
+each to one of 16 endpoints in turn) into a template database, copied for every round. A round's
 figure is deliveries per second from the moment the worker is told to start until the last
 delivery is recorded as succeeded in the store. Ratios are taken round by round.
 """
@@ -50,11 +50,19 @@ def recording(run: Run) -> Iterator[list[tuple[float, str, str, int]]]:
         found.extend(run.receiver.records())
 
 
-def publish_backlog(run: Run, name: str, db: str, count: int, path: str = PATH) -> dict[str, Any]:
-    """Register one endpoint and publish ``count`` events to it through the core API."""
+#: Issue 12's drain: the backlog is shared among this many endpoints (an account each).
+ENDPOINTS = 16
+
+
+def publish_backlog(
+    run: Run, name: str, db: str, count: int, path: str = PATH, endpoints: int = 1
+) -> dict[str, Any]:
+    """Register ``endpoints`` endpoints (each in its own account) and publish ``count`` events
+    through the core API, taking them in turn: one delivery per event."""
     engine = run.engine(name, db)
+    urls = [f"{run.base_url}{path}/{n}" for n in range(endpoints)] if endpoints > 1 else [run.base_url + path]
     try:
-        engine.call("register", urls=[run.base_url + path])
+        engine.call("register", urls=urls, spread=endpoints > 1)
         published = engine.call("publish", count=count, concurrency=16, timeout=1800)
     finally:
         engine.close()
@@ -261,11 +269,14 @@ def run(run: Run) -> dict[str, Any]:
     sizes = run.sizes
     count = sizes.events
     run.say(f"scenario 1 (throughput): publishing {count:,} events through the core API, SQLite")
-    publish = {"sqlite": publish_backlog(run, "s1-publish-sqlite", run.sqlite.fresh("s1_template"), count)}
+    template = run.sqlite.fresh("s1_template")
+    publish = {"sqlite": publish_backlog(run, "s1-publish-sqlite", template, count, endpoints=ENDPOINTS)}
     postgres = run.needs_postgres()
     if postgres is not None:
         run.say(f"scenario 1: publishing {count:,} events through the core API, PostgreSQL")
-        publish["postgres"] = publish_backlog(run, "s1-publish-pg", postgres.fresh("s1_template"), count)
+        publish["postgres"] = publish_backlog(
+            run, "s1-publish-pg", postgres.fresh("s1_template"), count, endpoints=ENDPOINTS
+        )
 
     measurements: dict[str, Callable[[int], dict[str, Any]]] = {}
     for client in LIMITS:
@@ -313,6 +324,7 @@ def run(run: Run) -> dict[str, Any]:
             "celery_events": sizes.celery_events,
             "concurrency": sizes.concurrency,
             "per_endpoint_concurrency": sizes.concurrency,
+            "endpoints": ENDPOINTS,
             "claim_batch": 128,
             "loop": run.loop,
             "limit_seconds": sizes.limit_seconds,
