@@ -20,6 +20,8 @@ __all__ = [
     "AttemptAbandoned",
     "AttemptFailed",
     "AttemptSucceeded",
+    "BreakerClosed",
+    "BreakerOpened",
     "DeliveryCancelled",
     "DeliveryEvent",
     "DeliveryFailed",
@@ -68,11 +70,16 @@ class EndpointRegistered:
     description: str
     standard_webhooks: bool
     registered_at: datetime
+    # Flow policies (ADR 0015); events stored before them decode with these defaults.
+    rate_limit: int | None = None
+    rate_limit_burst: int = 0
+    circuit_breaker_threshold: int | None = None
 
 
 @frozen
 class EndpointUpdated:
-    """Only the fields that changed are set; None means unchanged."""
+    """Only the fields that changed are set; None means unchanged. ``rate_limit`` and
+    ``circuit_breaker_threshold`` 0 mean "turned off" (None already means "unchanged")."""
 
     endpoint_id: str
     updated_at: datetime
@@ -80,6 +87,9 @@ class EndpointUpdated:
     event_types: tuple[str, ...] | None = None
     description: str | None = None
     standard_webhooks: bool | None = None
+    rate_limit: int | None = None
+    rate_limit_burst: int | None = None
+    circuit_breaker_threshold: int | None = None
 
 
 @frozen
@@ -110,6 +120,23 @@ class EndpointEnabled:
 class EndpointDeleted:
     endpoint_id: str
     deleted_at: datetime
+
+
+@frozen
+class BreakerOpened:
+    """``failures`` attempts in a row failed: due deliveries wait, and one probe goes at a time."""
+
+    endpoint_id: str
+    failures: int
+    opened_at: datetime
+
+
+@frozen
+class BreakerClosed:
+    """A probe succeeded (or the breaker was turned off): the deliveries that waited are due."""
+
+    endpoint_id: str
+    closed_at: datetime
 
 
 # --- published events --------------------------------------------------------------------------
@@ -244,6 +271,8 @@ EndpointEvent = (
     | EndpointDisabled
     | EndpointEnabled
     | EndpointDeleted
+    | BreakerOpened
+    | BreakerClosed
 )
 DeliveryEvent = (
     DeliveryScheduled
@@ -275,6 +304,10 @@ def time_of(event: DomainEvent) -> datetime:
             return event.enabled_at
         case EndpointDeleted():
             return event.deleted_at
+        case BreakerOpened():
+            return event.opened_at
+        case BreakerClosed():
+            return event.closed_at
         case EventPublished():
             return event.published_at
         case DeliveryScheduled():

@@ -115,6 +115,10 @@ class WebhookService:
         secret: str | None = None,
         description: str = "",
         standard_webhooks: bool = False,
+        *,
+        rate_limit: int | None = None,
+        rate_limit_burst: int = 0,
+        circuit_breaker_threshold: int | None = None,
     ) -> EndpointView:
         """Create an endpoint; without a ``secret`` a strong one is generated."""
         endpoint_id = self._ids.new_id("wh")
@@ -127,6 +131,9 @@ class WebhookService:
             description=description,
             standard_webhooks=standard_webhooks,
             now=self._clock.now(),
+            rate_limit=rate_limit,
+            rate_limit_burst=rate_limit_burst,
+            circuit_breaker_threshold=circuit_breaker_threshold,
         )
         events = ep.decide(command, ep.initial_state(), self._settings.endpoint_rules)
         await self._store.append(StreamAppend(endpoint_id, 0, tuple(events)))
@@ -145,11 +152,25 @@ class WebhookService:
         event_types: Sequence[str] | None = None,
         description: str | None = None,
         standard_webhooks: bool | None = None,
+        rate_limit: int | None = None,
+        rate_limit_burst: int | None = None,
+        circuit_breaker_threshold: int | None = None,
     ) -> EndpointView:
+        """Change the given fields; None leaves one as it is, ``endpoint.OFF`` turns the rate
+        limit or the circuit breaker off."""
         return await self._endpoint_command(
             account_id,
             endpoint_id,
-            lambda now: ep.Update(now, url, event_types, description, standard_webhooks),
+            lambda now: ep.Update(
+                now,
+                url,
+                event_types,
+                description,
+                standard_webhooks,
+                rate_limit,
+                rate_limit_burst,
+                circuit_breaker_threshold,
+            ),
         )
 
     async def rotate_secret(
@@ -184,16 +205,25 @@ class WebhookService:
     async def _endpoint_command(
         self, account_id: str, endpoint_id: str, make: Callable[[datetime], ep.EndpointCommand]
     ) -> EndpointView:
+        closed = False
+
         async def attempt() -> EndpointView:
+            nonlocal closed
             view = await self.endpoint(account_id, endpoint_id)
             events = ep.decide(make(self._clock.now()), view.endpoint, self._settings.endpoint_rules)
             if events:
                 await self._store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
-            return EndpointView(
-                ep.fold(events, view.endpoint), view.version + len(events), view.failing_since
+            after = ep.fold(events, view.endpoint)
+            closed = (
+                view.endpoint.circuit_breaker_opened_at is not None
+                and after.circuit_breaker_opened_at is None
             )
+            return EndpointView(after, view.version + len(events), view.failing_since, view.failures)
 
         view = await _retry_on_conflict(attempt)
+        if closed:  # turned off, or enabled afresh: what waited behind the breaker is due (ADR 0015)
+            await self._store.wake(endpoint_id, self._clock.now())
+            self._on_due()
         self._on_endpoint_changed(endpoint_id)
         return view
 
