@@ -143,6 +143,8 @@ class Admission:
         ``again_at``, the rest ``spacing`` apart, or all but the first ``park`` later still
         (behind an open breaker, where only one goes at a time)."""
         assert self.again_at is not None
+        if count <= 0:
+            return []
         if park:
             return [self.again_at, *([self.again_at + park] * (count - 1))]
         return [self.again_at + self.spacing * i for i in range(count)]

@@ -33,6 +33,7 @@ from ...core.events import (
 from ...core.outcomes import HttpResponse, TransportFailure
 from ...core.retry import RetryPolicy
 from ..fakes import SentRequest
+from .flow_checks import breaker_open_at_end, breaker_open_between, check_flow, rate_limited
 from .model import Record, Subscription
 from .recovery import check_lost_attempts
 from .result import Crash, SimulationResult
@@ -56,6 +57,7 @@ def check(result: SimulationResult) -> list[str]:
     violations += _check_held(record)
     violations += _check_auto_disable(record)
     violations += check_lost_attempts(record)
+    violations += check_flow(record)
     return violations
 
 
@@ -151,6 +153,9 @@ def _check_delivery(record: Record, delivery_id: str, events: list[tuple[int, Do
                     not scenario.strict_timing
                     or _crashed_during(record.result.crashes, due_at, event.started_at)
                     or history.disabled_between(due_at, event.started_at)
+                    # Paced by a rate limit, or held back by an open breaker (ADR 0015).
+                    or rate_limited(history) is not None
+                    or breaker_open_between(history, due_at, event.started_at)
                 )
                 if late > TOLERANCE and not excused:
                     violations.append(f"{where}: attempt {event.attempt} started {late} after it was due")
@@ -210,7 +215,8 @@ def _check_delivery(record: Record, delivery_id: str, events: list[tuple[int, Do
             status, due_at, stopped_at = "cancelled", None, event.cancelled_at
     final = history.final()
     if status == "pending":
-        violations.append(f"{where} is still pending at the end")
+        reason = " behind its endpoint's open breaker" if breaker_open_at_end(history) else ""
+        violations.append(f"{where} is still pending at the end{reason}")
     if status == "held" and final.status == "enabled":
         violations.append(f"{where} is held although its endpoint is enabled")
     if status in ("pending", "held") and final.status == "deleted":

@@ -141,7 +141,13 @@ async def _apply(
             (index,) = action.args
             plan = scenario.endpoints[index]
             view = await service.register_endpoint(
-                plan.account, plan.url, plan.event_types, standard_webhooks=plan.standard_webhooks
+                plan.account,
+                plan.url,
+                plan.event_types,
+                standard_webhooks=plan.standard_webhooks,
+                rate_limit=plan.rate_limit,
+                rate_limit_burst=plan.rate_limit_burst,
+                circuit_breaker_threshold=plan.breaker_threshold,
             )
             endpoint_ids[index] = view.endpoint.endpoint_id
             issued.setdefault(view.endpoint.endpoint_id, []).append(view.endpoint.secret)
