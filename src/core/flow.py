@@ -206,7 +206,7 @@ def validate_rate_limit(value: object, field: str = "rateLimit") -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RATE_LIMIT:
         raise ValidationError(
             field,
-            f"give deliveries per second as a whole number from 1 to {MAX_RATE_LIMIT}, or null for no limit",
+            f"give deliveries per second as a whole number from 1 to {MAX_RATE_LIMIT} (0 or null: no limit)",
         )
     return value
 
@@ -226,6 +226,6 @@ def validate_breaker_threshold(value: object, field: str = "circuitBreakerThresh
         raise ValidationError(
             field,
             f"give the number of consecutive failed attempts that open the breaker, "
-            f"from 1 to {MAX_BREAKER_THRESHOLD}, or null to turn it off",
+            f"from 1 to {MAX_BREAKER_THRESHOLD} (0 or null: no breaker)",
         )
     return value

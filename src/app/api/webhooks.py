@@ -53,7 +53,15 @@ def webhook_routes(runtime: Runtime) -> Router:
     async def create(account: Account, data: JSONBody[NewWebhook]) -> Webhook:
         await runtime.check_target(data.url)
         view = await service.register_endpoint(
-            account, data.url, data.events, data.secret, data.description, data.standard_webhooks
+            account,
+            data.url,
+            data.events,
+            data.secret,
+            data.description,
+            data.standard_webhooks,
+            rate_limit=data.rate_limit or None,  # 0: no limit
+            rate_limit_burst=data.rate_limit_burst,
+            circuit_breaker_threshold=data.circuit_breaker_threshold or None,  # 0: no breaker
         )
         return webhook_body(view, with_secret=True)
 
@@ -79,6 +87,9 @@ def webhook_routes(runtime: Runtime) -> Router:
             event_types=data.events,
             description=data.description,
             standard_webhooks=data.standard_webhooks,
+            rate_limit=data.rate_limit,
+            rate_limit_burst=data.rate_limit_burst,
+            circuit_breaker_threshold=data.circuit_breaker_threshold,
         )
         return webhook_body(view)
 

@@ -60,7 +60,20 @@ def _form_values(form: FormMultiDict) -> dict[str, Any]:
         "description": str(form.get("description", "")).strip(),
         "secret": str(form.get("secret", "")).strip(),
         "standard_webhooks": form.get("standard_webhooks") == "on",
+        "rate_limit": str(form.get("rate_limit", "")).strip(),
+        "rate_limit_burst": str(form.get("rate_limit_burst", "")).strip(),
+        "circuit_breaker_threshold": str(form.get("circuit_breaker_threshold", "")).strip(),
     }
+
+
+def _whole_number(values: dict[str, Any], name: str) -> int:
+    """A policy field of the edit form: blank is 0 (off, or no burst)."""
+    text = values[name]
+    if not text:
+        return 0
+    if not text.isdigit() or len(text) > 6:
+        raise ValidationError(name, f"give a whole number, or leave it blank for none; got {text!r}")
+    return int(text)
 
 
 #: The ``{webhook_id}`` path parameter of every page of a webhook.
@@ -112,6 +125,7 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
             status,
             webhook=view.endpoint,
             failing_since=view.failing_since,
+            failures=view.failures,
             disabled_since=await reports.disabled_since(view),
             catalog=CATALOG,
             max_grace_hours=int(MAX_ROTATION_GRACE.total_seconds() // 3600),
@@ -136,6 +150,9 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
                 event_types=values["events"],
                 description=values["description"],
                 standard_webhooks=values["standard_webhooks"],
+                rate_limit=_whole_number(values, "rate_limit"),
+                rate_limit_burst=_whole_number(values, "rate_limit_burst"),
+                circuit_breaker_threshold=_whole_number(values, "circuit_breaker_threshold"),
             )
         except ValidationError as error:
             return await show(request, webhook_id, 422, error=str(error), values=values)
