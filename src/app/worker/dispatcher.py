@@ -104,6 +104,7 @@ class Dispatcher:
         transport: Transport,
         signer: Signer,
         settings: DispatchSettings | None = None,
+        breaker: BreakerRules | None = None,
     ) -> Dispatcher:
         """A dispatcher over the same ports and policies as ``service``, subscribed to its notice
         board: the wiring of one process that publishes and delivers (tests, the simulation, an
@@ -120,6 +121,7 @@ class Dispatcher:
             endpoint_rules=ports.settings.endpoint_rules,
             settings=settings or DispatchSettings(),
             notices=board,
+            breaker=breaker or BreakerRules(),
         )
 
     def deliveries_due(self) -> None:
