@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from .errors import ValidationError
 
@@ -174,15 +174,13 @@ def admit(gate: Gate, ask: Ask, now: datetime, rules: BreakerRules) -> tuple[Gat
             admitted += 1
         if admitted < ask.wanted:
             again_at = max(arrival - tolerance, now + _MICROSECOND)
-    if probe is not None:
-        if admitted:
-            gate = Gate(gate.arrival, probe.opened_at, probe.failures, now)
-            again_at = now + probe_interval(rules, probe.failures - probe.failures_at_open)
-        spacing = timedelta(0)
-    elif admitted < ask.wanted and again_at is None:
-        again_at = now + _MICROSECOND
-    gate = Gate(arrival, gate.probe_opened_at, gate.probe_at_failures, gate.probe_sent_at)
-    return gate, Admission(admitted, again_at, spacing)
+    if probe is None:
+        return evolve(gate, arrival=arrival), Admission(admitted, again_at, spacing)
+    if not admitted:  # the rate limit holds the probe back
+        return evolve(gate, arrival=arrival), Admission(0, again_at)
+    # The probe goes. The others wait at least until the next probe, should this one fail.
+    next_wait = probe_interval(rules, probe.failures - probe.failures_at_open + 1)
+    return Gate(arrival, probe.opened_at, probe.failures, now), Admission(1, now + next_wait)
 
 
 def next_probe_at(gate: Gate, probe: Probe, rules: BreakerRules) -> datetime:
