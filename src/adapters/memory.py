@@ -18,6 +18,7 @@ from attrs import define, field
 from attrs import evolve as _replace
 
 from ..core import endpoint as ep
+from ..core import flow
 from ..core.delivery import DeliveryStatus
 from ..core.errors import ConcurrencyConflict
 from ..core.events import (
@@ -40,6 +41,7 @@ from ..core.projections import (
     endpoint_row,
     event_row,
     next_failing_since,
+    next_failures,
     queue_at,
     tells_health,
 )
@@ -94,6 +96,7 @@ class MemoryStore:
     # which only grow, so a line's first entry is its head (``ordering.head_of``).
     _lines: dict[str, OrderedDict[str, int]] = field(factory=dict, init=False)
     _keys: MemoryKeys = field(factory=MemoryKeys, init=False)
+    _gates: dict[str, flow.Gate] = field(factory=dict, init=False)
 
     # --- EventStore -------------------------------------------------------------------------
 
@@ -166,8 +169,11 @@ class MemoryStore:
             endpoint = self._endpoints.get(event.endpoint_id)
             if endpoint is not None:
                 failing_since = next_failing_since(endpoint.failing_since, event)
-                if failing_since != endpoint.failing_since:
-                    self._endpoints[event.endpoint_id] = _replace(endpoint, failing_since=failing_since)
+                failures = next_failures(endpoint.failures, event)
+                if failing_since != endpoint.failing_since or failures != endpoint.failures:
+                    self._endpoints[event.endpoint_id] = _replace(
+                        endpoint, failing_since=failing_since, failures=failures
+                    )
         elif isinstance(event, AttemptAbandoned):
             self._attempts.setdefault(event.delivery_id, []).append(attempt_entry(event))
         row.lease = None  # any recorded change ends the lease
@@ -270,6 +276,27 @@ class MemoryStore:
                 row.lease = None
                 row.lease_attempt = due.attempt_before
                 self._schedule(due.delivery.delivery_id, row, due_at)
+
+    # --- FlowGates ---------------------------------------------------------------------------
+
+    async def admit(
+        self, asks: Mapping[str, flow.Ask], now: datetime, rules: flow.BreakerRules
+    ) -> Mapping[str, flow.Admission]:
+        admissions: dict[str, flow.Admission] = {}
+        for endpoint_id, ask in asks.items():
+            gate, admissions[endpoint_id] = flow.admit(
+                self._gates.get(endpoint_id, flow.Gate()), ask, now, rules
+            )
+            self._gates[endpoint_id] = gate
+        return admissions
+
+    async def wake(self, endpoint_id: str, now: datetime) -> None:
+        for delivery_id, row in self._deliveries.items():
+            state = row.view.delivery
+            if state.endpoint_id != endpoint_id or row.lease is not None or row.due_at is None:
+                continue
+            if state.due_at is not None and row.due_at > (due := max(state.due_at, now)):
+                self._schedule(delivery_id, row, due)
 
     async def next_due(self) -> datetime | None:
         while self._queue:

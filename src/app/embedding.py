@@ -123,14 +123,28 @@ class Webhooks:
         *,
         secret: str | None = None,
         description: str = "",
+        ordered: bool = False,
+        rate_limit: int | None = None,
+        rate_limit_burst: int = 0,
+        circuit_breaker_threshold: int | None = None,
         account: str | None = None,
     ) -> EndpointView:
         """A new endpoint for ``events`` (a strong secret is generated unless given). In
         production mode the URL is checked as the API checks it: https://, and no internal
-        address after DNS resolution (ValidationError on ``url``)."""
+        address after DNS resolution (ValidationError on ``url``). ``ordered`` delivers its
+        events one at a time in publish order (ADR 0016); ``rate_limit`` (per second, plus
+        ``rate_limit_burst``) and ``circuit_breaker_threshold`` are its flow policies (ADR 0015)."""
         await check_target(url, self.egress)
         return await self.service.register_endpoint(
-            account or self.account, url, events, secret=secret, description=description
+            account or self.account,
+            url,
+            events,
+            secret=secret,
+            description=description,
+            ordered=ordered,
+            rate_limit=rate_limit,
+            rate_limit_burst=rate_limit_burst,
+            circuit_breaker_threshold=circuit_breaker_threshold,
         )
 
     async def update(
@@ -140,13 +154,26 @@ class Webhooks:
         url: str | None = None,
         events: Sequence[str] | None = None,
         description: str | None = None,
+        ordered: bool | None = None,
+        rate_limit: int | None = None,
+        rate_limit_burst: int | None = None,
+        circuit_breaker_threshold: int | None = None,
         account: str | None = None,
     ) -> EndpointView:
-        """Change what is given; the rest stays. A new URL is checked as at registration."""
+        """Change what is given; the rest stays (``0`` turns a flow policy off). A new URL is
+        checked as at registration."""
         if url is not None:
             await check_target(url, self.egress)
         return await self.service.update_endpoint(
-            account or self.account, webhook_id, url=url, event_types=events, description=description
+            account or self.account,
+            webhook_id,
+            url=url,
+            event_types=events,
+            description=description,
+            ordered=ordered,
+            rate_limit=rate_limit,
+            rate_limit_burst=rate_limit_burst,
+            circuit_breaker_threshold=circuit_breaker_threshold,
         )
 
     async def webhooks(self, *, account: str | None = None) -> list[EndpointView]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import reduce
@@ -11,9 +11,12 @@ from urllib.parse import urlsplit
 from attrs import evolve as _replace
 from attrs import frozen
 
+from . import flow
 from .catalog import check_subscribable_type
 from .errors import InvalidTransition, ValidationError
 from .events import (
+    BreakerClosed,
+    BreakerOpened,
     DisableReason,
     EndpointDeleted,
     EndpointDisabled,
@@ -26,11 +29,13 @@ from .events import (
 
 __all__ = [
     "AutoDisable",
+    "CloseBreaker",
     "Delete",
     "Disable",
     "Enable",
     "Endpoint",
     "EndpointCommand",
+    "OpenBreaker",
     "EndpointRules",
     "EndpointStatus",
     "Register",
@@ -88,6 +93,18 @@ class Endpoint:
     updated_at: datetime | None = None
     #: Its deliveries go one at a time in publish order (ADR 0016).
     ordered: bool = False
+    #: Flow policies (ADR 0015): deliveries per second (None: no limit), extra ones at once,
+    #: and the consecutive failed attempts that open the circuit breaker (None: no breaker).
+    rate_limit: int | None = None
+    rate_limit_burst: int = 0
+    circuit_breaker_threshold: int | None = None
+    #: Open since then (None: closed), after that many consecutive failed attempts.
+    circuit_breaker_opened_at: datetime | None = None
+    circuit_breaker_failures: int = 0
+
+    def rate(self) -> flow.RateLimit | None:
+        """The endpoint's rate limit, if it has one."""
+        return None if self.rate_limit is None else flow.RateLimit(self.rate_limit, self.rate_limit_burst)
 
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets that sign a request sent at ``now``: the current one first."""
@@ -112,11 +129,18 @@ class Register:
     description: str = ""
     standard_webhooks: bool = False
     ordered: bool = False
+    rate_limit: int | None = None
+    rate_limit_burst: int = 0
+    circuit_breaker_threshold: int | None = None
+
+
+#: In an ``Update``: turn the rate limit or the breaker off (None leaves a field as it is).
+OFF = 0
 
 
 @frozen
 class Update:
-    """Change any of the given fields; None leaves a field as it is."""
+    """Change any of the given fields; None leaves a field as it is, ``OFF`` turns a policy off."""
 
     now: datetime
     url: str | None = None
@@ -124,6 +148,24 @@ class Update:
     description: str | None = None
     standard_webhooks: bool | None = None
     ordered: bool | None = None
+    rate_limit: int | None = None
+    rate_limit_burst: int | None = None
+    circuit_breaker_threshold: int | None = None
+
+
+@frozen
+class OpenBreaker:
+    """``failures`` attempts in a row have failed (the read model's count)."""
+
+    failures: int
+    now: datetime
+
+
+@frozen
+class CloseBreaker:
+    """An attempt succeeded while the breaker was open."""
+
+    now: datetime
 
 
 @frozen
@@ -156,7 +198,9 @@ class Delete:
     now: datetime
 
 
-EndpointCommand = Register | Update | RotateSecret | Disable | AutoDisable | Enable | Delete
+EndpointCommand = (
+    Register | Update | RotateSecret | Disable | AutoDisable | Enable | Delete | OpenBreaker | CloseBreaker
+)
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -273,6 +317,11 @@ def decide(command: EndpointCommand, state: Endpoint, rules: EndpointRules) -> l
                     standard_webhooks=command.standard_webhooks,
                     registered_at=command.now,
                     ordered=_validate_flag(command.ordered, "ordered"),
+                    rate_limit=flow.validate_rate_limit(command.rate_limit),
+                    rate_limit_burst=flow.validate_burst(command.rate_limit_burst),
+                    circuit_breaker_threshold=flow.validate_breaker_threshold(
+                        command.circuit_breaker_threshold
+                    ),
                 )
             ]
         case Update():
@@ -318,18 +367,42 @@ def decide(command: EndpointCommand, state: Endpoint, rules: EndpointRules) -> l
         case Delete():
             _require_live(state)
             return [EndpointDeleted(state.endpoint_id, command.now)]
+        case OpenBreaker():
+            _require_live(state)
+            if state.circuit_breaker_opened_at is not None:
+                return []  # another worker opened it
+            if not flow.breaker_should_open(state.circuit_breaker_threshold, False, command.failures):
+                raise InvalidTransition(
+                    f"{command.failures} failures in a row do not open a breaker "
+                    f"with threshold {state.circuit_breaker_threshold}"
+                )
+            return [BreakerOpened(state.endpoint_id, command.failures, command.now)]
+        case CloseBreaker():
+            _require_live(state)
+            if state.circuit_breaker_opened_at is None:
+                return []
+            return [BreakerClosed(state.endpoint_id, command.now)]
     raise TypeError(f"not an endpoint command: {command!r}")
 
 
 def _decide_update(command: Update, state: Endpoint, rules: EndpointRules) -> list[EndpointEvent]:
+    policies = (command.rate_limit, command.rate_limit_burst, command.circuit_breaker_threshold)
     if (
         command.url is None
         and command.event_types is None
         and command.description is None
         and command.standard_webhooks is None
         and command.ordered is None
+        and all(value is None for value in policies)
     ):
-        raise ValidationError("", "nothing to update: give at least one of url, events, description, ordered")
+        raise ValidationError(
+            "", "nothing to update: give at least one of url, events, description, ordered or a policy"
+        )
+    rate_limit = _policy(command.rate_limit, flow.validate_rate_limit, state.rate_limit)
+    burst = None if command.rate_limit_burst is None else flow.validate_burst(command.rate_limit_burst)
+    threshold = _policy(
+        command.circuit_breaker_threshold, flow.validate_breaker_threshold, state.circuit_breaker_threshold
+    )
     url = None if command.url is None else validate_url(command.url, rules.require_https)
     event_types = None if command.event_types is None else validate_event_types(command.event_types)
     description = None if command.description is None else _validate_description(command.description)
@@ -347,10 +420,31 @@ def _decide_update(command: Update, state: Endpoint, rules: EndpointRules) -> li
             if command.ordered is None or command.ordered == state.ordered
             else _validate_flag(command.ordered, "ordered")
         ),
+        rate_limit=rate_limit,
+        rate_limit_burst=burst if burst != state.rate_limit_burst else None,
+        circuit_breaker_threshold=threshold,
     )
     if changed == EndpointUpdated(endpoint_id=state.endpoint_id, updated_at=command.now):
         return []  # the same values again: idempotent
+    if threshold == OFF and state.circuit_breaker_opened_at is not None:
+        return [changed, BreakerClosed(state.endpoint_id, command.now)]  # no breaker, nothing waits
     return [changed]
+
+
+def _policy(value: int | None, validate: Callable[[object], int | None], current: int | None) -> int | None:
+    """An update's value of a policy as the event records it: None unchanged, OFF turned off."""
+    if value is None:
+        return None
+    checked = None if value == OFF else validate(value)
+    if checked == current:
+        return None
+    return OFF if checked is None else checked
+
+
+def _set(current: int | None, recorded: int | None) -> int | None:
+    if recorded is None:
+        return current
+    return None if recorded == OFF else recorded
 
 
 def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
@@ -369,6 +463,9 @@ def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
                 created_at=event.registered_at,
                 updated_at=event.registered_at,
                 ordered=event.ordered,
+                rate_limit=event.rate_limit,
+                rate_limit_burst=event.rate_limit_burst,
+                circuit_breaker_threshold=event.circuit_breaker_threshold,
             )
         case EndpointUpdated():
             return _replace(
@@ -381,6 +478,13 @@ def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
                 ),
                 ordered=state.ordered if event.ordered is None else event.ordered,
                 updated_at=event.updated_at,
+                rate_limit=_set(state.rate_limit, event.rate_limit),
+                rate_limit_burst=(
+                    state.rate_limit_burst if event.rate_limit_burst is None else event.rate_limit_burst
+                ),
+                circuit_breaker_threshold=_set(
+                    state.circuit_breaker_threshold, event.circuit_breaker_threshold
+                ),
             )
         case SecretRotated():
             keep_previous = event.previous_expires_at > event.rotated_at
@@ -399,8 +503,15 @@ def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
                 updated_at=event.disabled_at,
             )
         case EndpointEnabled():
+            # A fresh start, as for auto-disabling (``projections.next_failing_since``): the
+            # breaker closes and the failures before it no longer count.
             return _replace(
-                state, status=EndpointStatus.ENABLED, disabled_reason=None, updated_at=event.enabled_at
+                state,
+                status=EndpointStatus.ENABLED,
+                disabled_reason=None,
+                updated_at=event.enabled_at,
+                circuit_breaker_opened_at=None,
+                circuit_breaker_failures=0,
             )
         case EndpointDeleted():
             # A deleted endpoint never signs again: it keeps no secret (stores destroy the keys
@@ -413,6 +524,12 @@ def evolve(state: Endpoint, event: EndpointEvent) -> Endpoint:
                 previous_secret_expires_at=None,
                 updated_at=event.deleted_at,
             )
+        case BreakerOpened():
+            return _replace(
+                state, circuit_breaker_opened_at=event.opened_at, circuit_breaker_failures=event.failures
+            )
+        case BreakerClosed():
+            return _replace(state, circuit_breaker_opened_at=None, circuit_breaker_failures=0)
     raise TypeError(f"not an endpoint event: {event!r}")
 
 

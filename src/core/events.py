@@ -20,6 +20,8 @@ __all__ = [
     "AttemptAbandoned",
     "AttemptFailed",
     "AttemptSucceeded",
+    "BreakerClosed",
+    "BreakerOpened",
     "DeliveryCancelled",
     "DeliveryEvent",
     "DeliveryFailed",
@@ -70,11 +72,16 @@ class EndpointRegistered:
     registered_at: datetime
     #: Deliveries go one at a time, in publish order (ADR 0016); absent from older rows: False.
     ordered: bool = False
+    # Flow policies (ADR 0015); events stored before them decode with these defaults.
+    rate_limit: int | None = None
+    rate_limit_burst: int = 0
+    circuit_breaker_threshold: int | None = None
 
 
 @frozen
 class EndpointUpdated:
-    """Only the fields that changed are set; None means unchanged."""
+    """Only the fields that changed are set; None means unchanged. ``rate_limit`` and
+    ``circuit_breaker_threshold`` 0 mean "turned off" (None already means "unchanged")."""
 
     endpoint_id: str
     updated_at: datetime
@@ -83,6 +90,9 @@ class EndpointUpdated:
     description: str | None = None
     standard_webhooks: bool | None = None
     ordered: bool | None = None
+    rate_limit: int | None = None
+    rate_limit_burst: int | None = None
+    circuit_breaker_threshold: int | None = None
 
 
 @frozen
@@ -113,6 +123,23 @@ class EndpointEnabled:
 class EndpointDeleted:
     endpoint_id: str
     deleted_at: datetime
+
+
+@frozen
+class BreakerOpened:
+    """``failures`` attempts in a row failed: due deliveries wait, and one probe goes at a time."""
+
+    endpoint_id: str
+    failures: int
+    opened_at: datetime
+
+
+@frozen
+class BreakerClosed:
+    """A probe succeeded (or the breaker was turned off): the deliveries that waited are due."""
+
+    endpoint_id: str
+    closed_at: datetime
 
 
 # --- published events --------------------------------------------------------------------------
@@ -252,6 +279,8 @@ EndpointEvent = (
     | EndpointDisabled
     | EndpointEnabled
     | EndpointDeleted
+    | BreakerOpened
+    | BreakerClosed
 )
 DeliveryEvent = (
     DeliveryScheduled
@@ -283,6 +312,10 @@ def time_of(event: DomainEvent) -> datetime:
             return event.enabled_at
         case EndpointDeleted():
             return event.deleted_at
+        case BreakerOpened():
+            return event.opened_at
+        case BreakerClosed():
+            return event.closed_at
         case EventPublished():
             return event.published_at
         case DeliveryScheduled():

@@ -15,6 +15,7 @@ from attrs import frozen
 
 from .delivery import DeliveryStatus
 from .events import DomainEvent
+from .flow import Admission, Ask, BreakerRules
 from .outcomes import Outcome
 from .retention import PurgeReport
 from .views import (
@@ -34,6 +35,7 @@ __all__ = [
     "EndpointDirectory",
     "EventStore",
     "History",
+    "FlowGates",
     "IdGenerator",
     "Notices",
     "OutboundRequest",
@@ -212,7 +214,26 @@ class History(Protocol):
         ...
 
 
-class Storage(EventStore, EndpointDirectory, DeliveryQueue, DeliveryLog, Protocol):
+class FlowGates(Protocol):
+    """Each endpoint's shared flow state (ADR 0015): what keeps a rate limit and a breaker's one
+    probe true across every worker process of one database."""
+
+    async def admit(
+        self, asks: Mapping[str, Ask], now: datetime, rules: BreakerRules
+    ) -> Mapping[str, Admission]:
+        """For each endpoint in ``asks``, how many of its asked deliveries may start at ``now``:
+        ``core.flow.admit`` over the endpoint's ``Gate``, read and written in one transaction,
+        so that concurrent callers never admit more between them than one caller would."""
+        ...
+
+    async def wake(self, endpoint_id: str, now: datetime) -> None:
+        """The endpoint's breaker closed: its pending deliveries not leased that were handed back
+        to a later time than their own due time are due again at their due time (now at the
+        latest). Retries due later keep their time."""
+        ...
+
+
+class Storage(EventStore, EndpointDirectory, DeliveryQueue, DeliveryLog, FlowGates, Protocol):
     """The event store together with the read models derived from it."""
 
 

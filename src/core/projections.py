@@ -35,6 +35,7 @@ __all__ = [
     "attempt_entry",
     "delivery_row",
     "next_failing_since",
+    "next_failures",
     "endpoint_row",
     "event_row",
     "queue_at",
@@ -60,12 +61,26 @@ def next_failing_since(
     return failing_since
 
 
+def next_failures(failures: int, event: EndpointEvent | AttemptSucceeded | AttemptFailed) -> int:
+    """How many attempts in a row have failed, after ``event``: the circuit breaker's count
+    (ADR 0015). It moves as ``failing_since`` does: a failure adds one; a success, registering
+    and enabling start again from zero."""
+    if isinstance(event, AttemptFailed):
+        return failures + 1
+    if isinstance(event, AttemptSucceeded | EndpointRegistered | EndpointEnabled):
+        return 0
+    return failures
+
+
 def endpoint_row(row: EndpointView | None, version: int, event: EndpointEvent) -> EndpointView:
     """The endpoints row after ``event``, version ``version`` of its stream (``row`` is None, or
     ignored, when the event registers the endpoint)."""
     previous = _NEW_ENDPOINT if row is None or isinstance(event, EndpointRegistered) else row
     return EndpointView(
-        ep.evolve(previous.endpoint, event), version, next_failing_since(previous.failing_since, event)
+        ep.evolve(previous.endpoint, event),
+        version,
+        next_failing_since(previous.failing_since, event),
+        next_failures(previous.failures, event),
     )
 
 

@@ -30,6 +30,8 @@ class EndpointView:
     endpoint: Endpoint
     version: int
     failing_since: datetime | None = None
+    #: Attempts failed in a row since its last success, registering or enabling (ADR 0015).
+    failures: int = 0
 
 
 @frozen

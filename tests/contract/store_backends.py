@@ -23,7 +23,13 @@ from sqlalchemy.engine import URL, make_url
 
 from attribution_webhooks.adapters.sql import SqlStore, ensure_schema, open_store
 from attribution_webhooks.adapters.sql.engine import create_engine as create_store_engine
-from attribution_webhooks.adapters.sql.schema import READ_MODELS, events, purged_events, secret_keys
+from attribution_webhooks.adapters.sql.schema import (
+    READ_MODELS,
+    endpoint_gates,
+    events,
+    purged_events,
+    secret_keys,
+)
 
 #: Set in CI: PostgreSQL tests fail instead of skipping when the server is unreachable.
 REQUIRE_POSTGRES = os.environ.get("ATTRIBUTION_WEBHOOKS_REQUIRE_POSTGRES") == "1"
@@ -93,7 +99,9 @@ def migrated_postgres_database() -> Iterator[URL]:
 def empty_postgres(url: URL) -> None:
     """Delete every row (cheaper than a new database per test)."""
     engine = create_store_engine(url, pool_size=1)
-    names = ", ".join(table.name for table in (*READ_MODELS, events, secret_keys, purged_events))
+    names = ", ".join(
+        table.name for table in (*READ_MODELS, events, secret_keys, purged_events, endpoint_gates)
+    )
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names}"))
     engine.dispose()

@@ -361,3 +361,30 @@ def test_ordered_delivery_is_shown_and_set_on_the_webhook_page(users: tuple[User
     del form["ordered"]
     assert alice.post(path, form).status_code == 303
     assert alice.api("GET", f"/webhooks/{webhook_id}").json()["ordered"] is False
+
+
+def test_webhook_page_shows_and_edits_the_flow_policies(users: tuple[User, User]) -> None:
+    """The page shows the rate limit and breaker; the edit form sets and clears them; a bad
+    number is a 422 with the reason (ADR 0015)."""
+    alice, _ = users
+    alice.sign_in()
+    webhook_id = alice.add_webhook()
+    path = f"/dashboard/webhooks/{webhook_id}"
+    assert "No rate limit" in alice.get(path).text
+    current = alice.api("GET", f"/webhooks/{webhook_id}").json()
+    form = {"url": current["url"], "events": current["events"]}
+    edited = alice.post(
+        path, {**form, "rate_limit": "7", "rate_limit_burst": "2", "circuit_breaker_threshold": "4"}
+    )
+    assert edited.status_code == 303
+    body = alice.api("GET", f"/webhooks/{webhook_id}").json()
+    assert (body["rateLimit"], body["rateLimitBurst"], body["circuitBreakerThreshold"]) == (7, 2, 4)
+    page = alice.get(path).text
+    assert "At most 7 per second" in page
+    assert "circuit breaker after 4 failures in a row" in page
+    assert alice.post(path, {**form, "rate_limit": "", "circuit_breaker_threshold": ""}).status_code == 303
+    body = alice.api("GET", f"/webhooks/{webhook_id}").json()
+    assert (body["rateLimit"], body["circuitBreakerThreshold"]) == (None, None)
+    bad = alice.post(path, {**form, "rate_limit": "fast"})
+    assert bad.status_code == 422
+    assert "whole number" in bad.text

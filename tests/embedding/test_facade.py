@@ -174,3 +174,25 @@ def test_webhooks_lists_every_page(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     with Webhooks(_url(tmp_path), mode="development") as hooks:
         asyncio.run(scenario(hooks))
+
+
+def test_the_policies_are_set_through_the_facade(tmp_path: Path) -> None:
+    """Ordered delivery and the flow policies, as the API takes them; bad values are refused."""
+
+    async def scenario(hooks: Webhooks) -> None:
+        view = await hooks.register(
+            "http://127.0.0.1:9/a",
+            ["deal.attributed"],
+            ordered=True,
+            rate_limit=5,
+            circuit_breaker_threshold=3,
+        )
+        endpoint = view.endpoint
+        assert (endpoint.ordered, endpoint.rate_limit, endpoint.circuit_breaker_threshold) == (True, 5, 3)
+        changed = await hooks.update(endpoint.endpoint_id, ordered=False, rate_limit=0)
+        assert (changed.endpoint.ordered, changed.endpoint.rate_limit) == (False, None)
+        with pytest.raises(ValidationError):
+            await hooks.register("http://127.0.0.1:9/b", ["deal.attributed"], rate_limit=-1)
+
+    with Webhooks(_url(tmp_path), mode="development") as hooks:
+        asyncio.run(scenario(hooks))

@@ -142,7 +142,11 @@ def test_every_event_class_has_one_stable_name() -> None:
     revision = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(revision)
     # Events added after revision 0003 were never stored under their class name.
-    later = {"AttemptAbandoned": "delivery.attempt_abandoned"}
+    later = {
+        "AttemptAbandoned": "delivery.attempt_abandoned",
+        "BreakerOpened": "endpoint.breaker_opened",
+        "BreakerClosed": "endpoint.breaker_closed",
+    }
     assert {t.cls.__name__: t.name for t in REGISTRY.types} == {**revision.NAMES, **later}
     with pytest.raises(ValueError, match="registered twice"):
         REGISTRY.replace(EventType("delivery.failed2", AttemptFailed))

@@ -42,7 +42,11 @@ class LogQueries:
         self, account_id: str, after: str | None = None, limit: int = 100
     ) -> Sequence[EndpointView]:
         query = select(
-            endpoints.c.endpoint_id, endpoints.c.version, endpoints.c.failing_since, endpoints.c.state
+            endpoints.c.endpoint_id,
+            endpoints.c.version,
+            endpoints.c.failing_since,
+            endpoints.c.state,
+            endpoints.c.failures,
         ).where(endpoints.c.account_id == account_id, endpoints.c.status != EndpointStatus.DELETED.value)
         if after is not None:
             query = query.where(endpoints.c.endpoint_id > after)
@@ -54,7 +58,8 @@ class LogQueries:
             rows = conn.execute(query).all()
         states = self._states.decode_all([row.state for row in rows])
         return [
-            EndpointView(st, row.version, row.failing_since) for st, row in zip(states, rows, strict=True)
+            EndpointView(st, row.version, row.failing_since, row.failures)
+            for st, row in zip(states, rows, strict=True)
         ]
 
     # --- DeliveryLog ------------------------------------------------------------------------

@@ -37,7 +37,14 @@ from ...core.events import (
 from ...core.ordering import head_of, line_after, queue_entry
 from ...core.outcomes import ErrorKind
 from ...core.ports import RecordedEvent
-from ...core.projections import attempt_entry, delivery_row, endpoint_row, event_row, next_failing_since
+from ...core.projections import (
+    attempt_entry,
+    delivery_row,
+    endpoint_row,
+    event_row,
+    next_failing_since,
+    next_failures,
+)
 from ...core.projections import queue_at as projected_queue_at
 from ...core.views import DeliveryView, EndpointView
 from ..sealing import KeyChanges, key_changes
@@ -66,8 +73,9 @@ class _EndpointRow:
     failing_since: datetime | None
     registered_position: int
     stored: bool  # the row exists (UPDATE), or the batch creates it (INSERT)
+    failures: int = 0
     changed: bool = False  # the state moved: every column is written
-    health_changed: bool = False  # only failing_since moved
+    health_changed: bool = False  # only failing_since and failures moved
 
 
 @define
@@ -136,7 +144,14 @@ class Projection:
         from_db = self.times.from_db
         return {
             row[0]: _EndpointRow(
-                row[0], None, row[4], row[1], None if row[2] is None else from_db(row[2]), row[3], stored=True
+                row[0],
+                None,
+                row[4],
+                row[1],
+                None if row[2] is None else from_db(row[2]),
+                row[3],
+                stored=True,
+                failures=row[5],
             )
             for row in select_in(cursor, self.sql, self.sql.load_endpoints, ids)
         }
@@ -178,13 +193,14 @@ class Projection:
             if state is None:
                 assert row.text is not None
                 state = self.states.decode(row.text)
-            previous = EndpointView(state, row.version, row.failing_since)
+            previous = EndpointView(state, row.version, row.failing_since, row.failures)
         # Secret keys follow the secrets the endpoint's state holds (ADR 0010).
         changes = key_changes(ep.initial_state() if previous is None else previous.endpoint, event)
         if changes:
             batch.key_changes.append(changes)
         view = endpoint_row(previous, item.version, event)
         row.state, row.version, row.failing_since = view.endpoint, view.version, view.failing_since
+        row.failures = view.failures
         row.changed = True
 
     def _project_delivery(self, batch: _Batch, item: RecordedEvent, event: DeliveryEvent) -> None:
@@ -219,8 +235,9 @@ class Projection:
                 endpoint = batch.endpoints.get(event.endpoint_id)
                 if endpoint is not None:
                     failing_since = next_failing_since(endpoint.failing_since, event)
-                    if failing_since != endpoint.failing_since:
-                        endpoint.failing_since = failing_since
+                    failures = next_failures(endpoint.failures, event)
+                    if failing_since != endpoint.failing_since or failures != endpoint.failures:
+                        endpoint.failing_since, endpoint.failures = failing_since, failures
                         endpoint.health_changed = True
 
     # --- writing
@@ -260,13 +277,14 @@ class Projection:
                     failing_since,
                     row.registered_position,
                     encode_endpoint(state),
+                    row.failures,
                 )
                 if row.stored:
                     changed.append((*values, row.endpoint_id))
                 else:
                     new.append((row.endpoint_id, *values))
             elif row.health_changed:
-                healed.append((failing_since, row.endpoint_id))
+                healed.append((failing_since, row.failures, row.endpoint_id))
         if new:
             write_rows(cursor, self.sql.insert_endpoint, new)
         if changed:

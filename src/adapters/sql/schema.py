@@ -35,6 +35,7 @@ __all__ = [
     "attempts",
     "deliveries",
     "development_key",
+    "endpoint_gates",
     "endpoints",
     "events",
     "metadata",
@@ -110,6 +111,8 @@ endpoints = Table(
     Column("registered_position", BigInteger, nullable=False),
     # The folded ``Endpoint``, through the storage converter.
     Column("state", Text, nullable=False),
+    # Attempts failed in a row (``projections.next_failures``): the circuit breaker's count.
+    Column("failures", Integer, nullable=False, server_default="0"),
     Index(None, "account_id", "endpoint_id"),
 )
 
@@ -204,6 +207,19 @@ attempts = Table(
     Column("detail", Text, nullable=False),
     Column("response_body", Text, nullable=False),
     Index(None, "delivery_id", "position"),
+)
+
+# --- flow gates (not a read model: operational state, like a lease; ADR 0015) -------------------
+
+endpoint_gates = Table(
+    "endpoint_gates",
+    metadata,
+    Column("endpoint_id", String(_ID), primary_key=True),
+    # ``core.flow.Gate``: the rate limit's theoretical arrival time, the breaker's last probe.
+    Column("arrival", UtcDateTime, nullable=True),
+    Column("probe_opened_at", UtcDateTime, nullable=True),
+    Column("probe_at_failures", Integer, nullable=False),
+    Column("probe_sent_at", UtcDateTime, nullable=True),
 )
 
 # --- key material (not read models: a rebuild keeps it; see secret_keys.py and ADR 0010) --------

@@ -123,7 +123,7 @@ class Statements:
     load_endpoints: str
     insert_endpoint: str
     update_endpoint: str
-    update_failing_since: str
+    update_failing_since: str  # and ``failures``: an endpoint's health after attempts
     insert_published: str
     insert_attempt: str
     endpoints: str
@@ -218,18 +218,20 @@ def _statements(sqlite: bool) -> Statements:
             "UPDATE deliveries SET queue_at = ? WHERE delivery_id = ? AND queue_at IS NULL AND lease IS NULL"
         ),
         load_endpoints=(
-            "SELECT endpoint_id, version, failing_since, registered_position, state"
+            "SELECT endpoint_id, version, failing_since, registered_position, state, failures"
             " FROM endpoints WHERE endpoint_id IN ({})"
         ),
         insert_endpoint=sql(
             "INSERT INTO endpoints (endpoint_id, account_id, status, version, failing_since,"
-            " registered_position, state) VALUES " + _values(7)
+            " registered_position, state, failures) VALUES " + _values(8)
         ),
         update_endpoint=sql(
             "UPDATE endpoints SET account_id = ?, status = ?, version = ?, failing_since = ?,"
-            " registered_position = ?, state = ? WHERE endpoint_id = ?"
+            " registered_position = ?, state = ?, failures = ? WHERE endpoint_id = ?"
         ),
-        update_failing_since=sql("UPDATE endpoints SET failing_since = ? WHERE endpoint_id = ?"),
+        update_failing_since=sql(
+            "UPDATE endpoints SET failing_since = ?, failures = ? WHERE endpoint_id = ?"
+        ),
         insert_published=sql(
             "INSERT INTO published_events (account_id, event_id, event_type, body, occurred_at,"
             " published_at, test) VALUES " + _values(7)
@@ -239,10 +241,11 @@ def _statements(sqlite: bool) -> Statements:
             " status_code, error, detail, response_body) VALUES " + _values(10)
         ),
         endpoints=(
-            "SELECT endpoint_id, version, failing_since, state FROM endpoints WHERE endpoint_id IN ({})"
+            "SELECT endpoint_id, version, failing_since, state, failures FROM endpoints"
+            " WHERE endpoint_id IN ({})"
         ),
         subscribers=sql(
-            "SELECT endpoint_id, version, failing_since, state FROM endpoints"
+            "SELECT endpoint_id, version, failing_since, state, failures FROM endpoints"
             f" WHERE account_id = ? AND status IN ('{_LIVE[0]}', '{_LIVE[1]}') ORDER BY registered_position"
         ),
         read_stream=sql(f"{_EVENT} WHERE stream_id = ? ORDER BY version"),

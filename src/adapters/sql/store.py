@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from attrs import define, field
 from sqlalchemy import Connection, Engine
 
+from ...core import flow
 from ...core.ports import RecordedEvent, StreamAppend
 from ...core.retention import PurgeReport
 from ...core.views import (
@@ -40,6 +41,7 @@ from .appending import Appender, AppendStats
 from .codec import EndpointStates, EventCodec, StoredEvent, require_aware
 from .connections import Connections
 from .engine import is_sqlite
+from .gates import admit_in, wake_in
 from .lanes import Job, Lane
 from .log_queries import LogQueries
 from .outbox import SqlOutbox, Transaction
@@ -202,12 +204,12 @@ class SqlStore(LogQueries):
         return views
 
     def _endpoint_views(self, rows: Sequence[Any]) -> list[EndpointView]:
-        """From rows of ``endpoint_id, version, failing_since, state``; states not decoded yet are
+        """From rows of ``endpoint_id, version, failing_since, state, failures``; states not decoded yet are
         opened together (one key query for the lot)."""
         from_db = self._times.from_db
         states = self._states.decode_all([row[3] for row in rows])
         return [
-            EndpointView(state, row[1], None if row[2] is None else from_db(row[2]))
+            EndpointView(state, row[1], None if row[2] is None else from_db(row[2]), row[4])
             for state, row in zip(states, rows, strict=True)
         ]
 
@@ -293,6 +295,30 @@ class SqlStore(LogQueries):
         ]
         with self._connections.transaction(self._sql.begin_claim) as cursor:
             write_rows(cursor, self._sql.release, rows)
+
+    # --- FlowGates ---------------------------------------------------------------------------
+
+    async def admit(
+        self, asks: Mapping[str, flow.Ask], now: datetime, rules: flow.BreakerRules
+    ) -> Mapping[str, flow.Admission]:
+        require_aware(now)
+        if not asks:
+            return {}
+        return await self._run(self._admit, dict(asks), now, rules)
+
+    def _admit(
+        self, asks: dict[str, flow.Ask], now: datetime, rules: flow.BreakerRules
+    ) -> dict[str, flow.Admission]:
+        with self._connections.transaction(self._sql.begin_claim) as cursor:
+            return admit_in(cursor, self._sql, self._times, asks, now, rules)
+
+    async def wake(self, endpoint_id: str, now: datetime) -> None:
+        require_aware(now)
+        await self._run(self._wake, endpoint_id, now)
+
+    def _wake(self, endpoint_id: str, now: datetime) -> None:
+        with self._connections.transaction(self._sql.begin_claim) as cursor:
+            wake_in(cursor, self._sql, self._times, endpoint_id, now)
 
     async def next_due(self) -> datetime | None:
         return await self._point_read(self._next_due)

@@ -76,18 +76,34 @@ class NewWebhook:
     standard_webhooks: bool = False
     #: Deliver one event at a time, in publish order (a failing event holds back the later ones).
     ordered: bool = False
+    rate_limit: int | None = field(default=None, metadata=schema(shapes.RATE_LIMIT))
+    rate_limit_burst: int = field(default=0, metadata=schema(shapes.BURST))
+    circuit_breaker_threshold: int | None = field(default=None, metadata=schema(shapes.BREAKER_THRESHOLD))
 
 
 @frozen
 class WebhookChanges:
-    """A partial update: fields left out (or null) keep their value; give at least one."""
+    """A partial update: fields left out (or null) keep their value; give at least one.
+    ``rateLimit`` or ``circuitBreakerThreshold`` 0 turns that policy off."""
 
-    needs_one_of: ClassVar[tuple[str, ...]] = ("url", "events", "description", "standard_webhooks", "ordered")
+    needs_one_of: ClassVar[tuple[str, ...]] = (
+        "url",
+        "events",
+        "description",
+        "standard_webhooks",
+        "ordered",
+        "rate_limit",
+        "rate_limit_burst",
+        "circuit_breaker_threshold",
+    )
     url: str | None = field(default=None, metadata=schema(shapes.URL))
     events: tuple[str, ...] | None = field(default=None, metadata=schema(shapes.EVENT_TYPE_LIST))
     description: str | None = field(default=None, metadata=schema(shapes.DESCRIPTION))
     standard_webhooks: bool | None = field(default=None, metadata=schema(shapes.BOOLEAN))
     ordered: bool | None = field(default=None, metadata=schema(shapes.BOOLEAN))
+    rate_limit: int | None = field(default=None, metadata=schema(shapes.RATE_LIMIT))
+    rate_limit_burst: int | None = field(default=None, metadata=schema(shapes.BURST))
+    circuit_breaker_threshold: int | None = field(default=None, metadata=schema(shapes.BREAKER_THRESHOLD))
 
 
 @frozen
@@ -113,6 +129,11 @@ class Webhook:
     created_at: datetime
     updated_at: datetime
     disabled_reason: DisableReason | None = None
+    #: Flow policies (ADR 0015): null when off. ``circuitBreakerOpenedAt``: open since then.
+    rate_limit: int | None = None
+    rate_limit_burst: int = 0
+    circuit_breaker_threshold: int | None = None
+    circuit_breaker_opened_at: datetime | None = None
     previous_secret_expires_at: datetime | None = field(default=None, metadata=OMIT_IF_NONE)
     secret: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
@@ -287,7 +308,8 @@ VOCABULARY: Mapping[type, Mapping[str, str]] = {
 #: Core fields the API does not show. Any other core field must appear in the resource: a new
 #: field of the state reaches the API without an edit here (tests/api/test_api_resources.py).
 INTERNAL: Mapping[type, frozenset[str]] = {
-    Endpoint: frozenset({"account_id", "previous_secret"}),  # the key names the account; never shown
+    # The key names the account; never shown. The failure count at opening is the worker's.
+    Endpoint: frozenset({"account_id", "previous_secret", "circuit_breaker_failures"}),
     CoreDelivery: frozenset({"account_id", "attempts"}),  # the count of the sequence: the list is shown
     DeliveryView: frozenset({"delivery", "version", "last_attempt_at", "last_status_code", "last_error"}),
     AttemptView: frozenset(),

@@ -13,16 +13,20 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 
 from ...core.catalog import EVENT_TYPES, SUBSCRIBABLE_TYPES
 from ...core.endpoint import MAX_DESCRIPTION_LENGTH, MAX_ROTATION_GRACE, MAX_SECRET_LENGTH, MAX_URL_LENGTH
+from ...core.flow import MAX_BREAKER_THRESHOLD, MAX_BURST, MAX_RATE_LIMIT
 from ...core.wire import MAX_SAFE_INTEGER
 from .params import ID_PATTERN, TIME_PATTERN
 
 __all__ = [
     "BOOLEAN",
+    "BREAKER_THRESHOLD",
+    "BURST",
     "DESCRIPTION",
     "EVENT_ID",
     "EVENT_TYPE",
     "EVENT_TYPE_LIST",
     "GRACE",
+    "RATE_LIMIT",
     "NUMBER",
     "SCALAR",
     "SECRET",
@@ -84,6 +88,29 @@ GRACE = Schema(
     minimum=0,
     maximum=int(MAX_ROTATION_GRACE.total_seconds()),
     description="How long the old secret keeps signing, in seconds (default 86400).",
+)
+RATE_LIMIT = Schema(
+    type=OpenAPIType.INTEGER,
+    minimum=0,
+    maximum=MAX_RATE_LIMIT,
+    description=(
+        "At most this many deliveries per second to the webhook (paced, never dropped); 0 or null: no limit."
+    ),
+)
+BURST = Schema(
+    type=OpenAPIType.INTEGER,
+    minimum=0,
+    maximum=MAX_BURST,
+    description="How many deliveries beyond the rate may go at once (default 0: evenly paced).",
+)
+BREAKER_THRESHOLD = Schema(
+    type=OpenAPIType.INTEGER,
+    minimum=0,
+    maximum=MAX_BREAKER_THRESHOLD,
+    description=(
+        "Open the circuit breaker after this many failed attempts in a row: deliveries then wait "
+        "(not failed, not counted) while one probe goes at a growing interval; 0 or null: no breaker."
+    ),
 )
 EVENT_ID = Schema(
     type=OpenAPIType.STRING,

@@ -59,7 +59,10 @@ def webhook_routes(runtime: Runtime) -> Router:
             data.secret,
             data.description,
             data.standard_webhooks,
-            data.ordered,
+            ordered=data.ordered,
+            rate_limit=data.rate_limit or None,  # 0: no limit
+            rate_limit_burst=data.rate_limit_burst,
+            circuit_breaker_threshold=data.circuit_breaker_threshold or None,  # 0: no breaker
         )
         return webhook_body(view, with_secret=True)
 
@@ -86,6 +89,9 @@ def webhook_routes(runtime: Runtime) -> Router:
             description=data.description,
             standard_webhooks=data.standard_webhooks,
             ordered=data.ordered,
+            rate_limit=data.rate_limit,
+            rate_limit_burst=data.rate_limit_burst,
+            circuit_breaker_threshold=data.circuit_breaker_threshold,
         )
         return webhook_body(view)
 

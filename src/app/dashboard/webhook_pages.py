@@ -62,7 +62,20 @@ def _form_values(form: FormMultiDict) -> dict[str, Any]:
         "secret": str(form.get("secret", "")).strip(),
         "standard_webhooks": form.get("standard_webhooks") == "on",
         "ordered": form.get("ordered") == "on",
+        "rate_limit": str(form.get("rate_limit", "")).strip(),
+        "rate_limit_burst": str(form.get("rate_limit_burst", "")).strip(),
+        "circuit_breaker_threshold": str(form.get("circuit_breaker_threshold", "")).strip(),
     }
+
+
+def _whole_number(values: dict[str, Any], name: str) -> int:
+    """A policy field of the edit form: blank is 0 (off, or no burst)."""
+    text = values[name]
+    if not text:
+        return 0
+    if not text.isdigit() or len(text) > 6:
+        raise ValidationError(name, f"give a whole number, or leave it blank for none; got {text!r}")
+    return int(text)
 
 
 #: The ``{webhook_id}`` path parameter of every page of a webhook.
@@ -103,7 +116,7 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
                 values["secret"] or None,
                 values["description"],
                 values["standard_webhooks"],
-                values["ordered"],
+                ordered=values["ordered"],
             )
         except ValidationError as error:
             return page(request, "webhook_new.html", 422, catalog=CATALOG, values=values, error=str(error))
@@ -122,6 +135,7 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
             status,
             webhook=view.endpoint,
             failing_since=view.failing_since,
+            failures=view.failures,
             disabled_since=await reports.disabled_since(view),
             catalog=CATALOG,
             max_grace_hours=int(MAX_ROTATION_GRACE.total_seconds() // 3600),
@@ -147,6 +161,9 @@ def webhook_handlers(runtime: Runtime, reports: Reports) -> list[Any]:
                 description=values["description"],
                 standard_webhooks=values["standard_webhooks"],
                 ordered=values["ordered"],
+                rate_limit=_whole_number(values, "rate_limit"),
+                rate_limit_burst=_whole_number(values, "rate_limit_burst"),
+                circuit_breaker_threshold=_whole_number(values, "circuit_breaker_threshold"),
             )
         except ValidationError as error:
             return await show(request, webhook_id, 422, error=str(error), values=values)

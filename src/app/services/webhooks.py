@@ -119,7 +119,11 @@ class WebhookService:
         secret: str | None = None,
         description: str = "",
         standard_webhooks: bool = False,
+        *,
         ordered: bool = False,
+        rate_limit: int | None = None,
+        rate_limit_burst: int = 0,
+        circuit_breaker_threshold: int | None = None,
     ) -> EndpointView:
         """Create an endpoint; without a ``secret`` a strong one is generated. ``ordered``:
         its deliveries go one at a time, in publish order (ADR 0016)."""
@@ -134,6 +138,9 @@ class WebhookService:
             standard_webhooks=standard_webhooks,
             now=self._clock.now(),
             ordered=ordered,
+            rate_limit=rate_limit,
+            rate_limit_burst=rate_limit_burst,
+            circuit_breaker_threshold=circuit_breaker_threshold,
         )
         events = ep.decide(command, ep.initial_state(), self._settings.endpoint_rules)
         await self._store.append(StreamAppend(endpoint_id, 0, tuple(events)))
@@ -153,13 +160,27 @@ class WebhookService:
         description: str | None = None,
         standard_webhooks: bool | None = None,
         ordered: bool | None = None,
+        rate_limit: int | None = None,
+        rate_limit_burst: int | None = None,
+        circuit_breaker_threshold: int | None = None,
     ) -> EndpointView:
-        """Change the given fields. Switching ``ordered`` applies to deliveries scheduled from
-        then on; those already in the endpoint's line keep their places (ADR 0016)."""
+        """Change the given fields; None leaves one as it is, ``endpoint.OFF`` turns the rate
+        limit or the circuit breaker off. Switching ``ordered`` applies to deliveries scheduled
+        from then on; those already in the endpoint's line keep their places (ADR 0016)."""
         return await self._endpoint_command(
             account_id,
             endpoint_id,
-            lambda now: ep.Update(now, url, event_types, description, standard_webhooks, ordered),
+            lambda now: ep.Update(
+                now,
+                url,
+                event_types,
+                description,
+                standard_webhooks,
+                ordered=ordered,
+                rate_limit=rate_limit,
+                rate_limit_burst=rate_limit_burst,
+                circuit_breaker_threshold=circuit_breaker_threshold,
+            ),
         )
 
     async def rotate_secret(
@@ -197,18 +218,27 @@ class WebhookService:
     async def _endpoint_command(
         self, account_id: str, endpoint_id: str, make: Callable[[datetime], ep.EndpointCommand]
     ) -> EndpointView:
+        closed = False
+
         async def attempt() -> EndpointView:
+            nonlocal closed
             view = await self.endpoint(account_id, endpoint_id)
             events = ep.decide(make(self._clock.now()), view.endpoint, self._settings.endpoint_rules)
             if events:
                 notices = await OperationalEvents.over(self.ports).of_endpoint(view, events)
                 append = StreamAppend(endpoint_id, view.version, tuple(events))
                 await append_with_notices(self._store, [append], notices)
-            return EndpointView(
-                ep.fold(events, view.endpoint), view.version + len(events), view.failing_since
+            after = ep.fold(events, view.endpoint)
+            closed = (
+                view.endpoint.circuit_breaker_opened_at is not None
+                and after.circuit_breaker_opened_at is None
             )
+            return EndpointView(after, view.version + len(events), view.failing_since, view.failures)
 
         view = await _retry_on_conflict(attempt)
+        if closed:  # turned off, or enabled afresh: what waited behind the breaker is due (ADR 0015)
+            await self._store.wake(endpoint_id, self._clock.now())
+            self._on_due()
         self._on_endpoint_changed(endpoint_id)
         return view
 

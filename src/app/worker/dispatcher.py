@@ -27,6 +27,7 @@ from ...core import delivery as dlv
 from ...core import endpoint as ep
 from ...core.endpoint import EndpointStatus
 from ...core.fairness import SlotRules, Verdict
+from ...core.flow import BreakerRules
 from ...core.outcomes import ErrorKind, TransportFailure
 from ...core.ports import Clock, OutboundRequest, RandomSource, Signer, Storage, Transport
 from ...core.retry import RetryPolicy
@@ -34,6 +35,7 @@ from ...core.signing import delivery_headers
 from ...core.views import DueDelivery
 from ..services import NoticeBoard, WebhookService
 from ..services.operational import OperationalEvents
+from .gating import Gating
 from .leases import heartbeat
 from .observer import DeliveryObserver, NoObserver
 from .recorder import DispatchStats, Job, Recorder
@@ -73,6 +75,7 @@ class Dispatcher:
     operational: OperationalEvents | None = None
     #: A span per attempt (OpenTelemetry), when tracing is enabled; None costs nothing.
     tracer: AttemptTracer | None = None
+    breaker: BreakerRules = field(factory=BreakerRules)
     _signal: asyncio.Event = field(factory=asyncio.Event, init=False)
     _stopping: bool = field(default=False, init=False)
     _in_flight: dict[str, tuple[asyncio.Task[None], Job]] = field(factory=dict, init=False)
@@ -81,6 +84,7 @@ class Dispatcher:
     _n_waiting: int = field(default=0, init=False)
     _recorder: Recorder = field(init=False)
     _slots: Slots = field(init=False)
+    _gating: Gating = field(init=False)
     #: Every lease held at the last successful heartbeat lasts at least until then.
     _renewed_until: datetime | None = field(default=None, init=False)
 
@@ -95,6 +99,7 @@ class Dispatcher:
             self.observer,
             self.operational,
         )
+        self._gating = Gating(self.store, self.breaker)
         settings = self.settings
         self._slots = Slots(
             SlotRules.sharing(
@@ -112,6 +117,7 @@ class Dispatcher:
         transport: Transport,
         signer: Signer,
         settings: DispatchSettings | None = None,
+        breaker: BreakerRules | None = None,
     ) -> Dispatcher:
         """A dispatcher over the same ports and policies as ``service``, subscribed to its notice
         board: the wiring of one process that publishes and delivers (tests, the simulation, an
@@ -129,6 +135,7 @@ class Dispatcher:
             settings=settings or DispatchSettings(),
             notices=board,
             operational=OperationalEvents.over(ports),
+            breaker=breaker or BreakerRules(),
         )
 
     def deliveries_due(self) -> None:
@@ -207,6 +214,7 @@ class Dispatcher:
         now = clock.now()
         self._slots.refresh(now)
         saturated: list[tuple[DueDelivery, datetime]] = []
+        gated: dict[str, list[Job]] = {}
         for due in batch:
             view = endpoints.get(due.delivery.endpoint_id)
             job = Job(due, view)
@@ -214,11 +222,36 @@ class Dispatcher:
                 self._recorder.decide(job, dlv.Cancel("endpoint deleted", now))
             elif view.endpoint.status is not EndpointStatus.ENABLED:
                 self._recorder.decide(job, dlv.Hold(now))
+            elif Gating.applies(view):
+                gated.setdefault(due.delivery.endpoint_id, []).append(job)
             elif not self._offer(job, now):
                 saturated.append((due, self._slots.pace(due.delivery.endpoint_id, now)))
+        if gated:
+            saturated += await self._admit(gated)
         if saturated:
             await self._release(saturated)
         return len(batch) == limit
+
+    async def _admit(self, gated: dict[str, list[Job]]) -> list[tuple[DueDelivery, datetime]]:
+        """Start what the endpoints' rate limits and open breakers admit (asked of the store, so
+        every worker process shares them); the rest go back to the queue, each at the time it
+        may go, unattempted. Deliveries of such an endpoint never wait here for a slot: an
+        attempt starts when it is admitted, or the admission is not used (ADR 0015)."""
+        slots, limit = self._slots, self.settings.per_endpoint_concurrency
+        room = {endpoint_id: max(limit - slots.running(endpoint_id), 0) for endpoint_id in gated}
+        admitted, later = await self._gating.admit(gated, room, self.clock.now())
+        now = self.clock.now()
+        slots.refresh(now)
+        returns: list[tuple[DueDelivery, datetime]] = []
+        for job in admitted:
+            delivery = job.due.delivery
+            if slots.verdict(delivery.endpoint_id, delivery.account_id) is Verdict.START:
+                self._start(job, now)
+            else:  # no slot after all: this admission goes unused, which only slows the endpoint
+                returns.append((job.due, slots.pace(delivery.endpoint_id, now)))
+        for job, at in later:
+            returns.append((job.due, slots.pace(job.due.delivery.endpoint_id, now) if at is None else at))
+        return returns
 
     def _offer(self, job: Job, now: datetime) -> bool:
         """Start the job, or queue it behind its endpoint's attempts; False if it must be handed back."""

@@ -4,7 +4,8 @@ Whatever finished while the previous batch was being written goes into the next 
 an idle system writes each outcome at once and a busy one amortises its transactions. A batch
 that conflicts (the delivery was cancelled, or recorded by a worker whose lease outlived ours) is
 decided again against the delivery as it is now. Failed attempts that make an endpoint fail for
-too long disable it here, the one place the worker does so (the rule is ``endpoint.failing_too_long``).
+too long disable it here, the one place the worker does so (the rule is ``endpoint.failing_too_long``);
+and here circuit breakers open and close (ADR 0015), judged on the store's count of failures in a row.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from attrs import define, field, frozen
 
 from ...core import delivery as dlv
 from ...core import endpoint as ep
+from ...core import flow
 from ...core.errors import ConcurrencyConflict, DomainError, InvalidTransition
 from ...core.events import AttemptFailed, AttemptSucceeded
 from ...core.ports import Clock, Storage, StreamAppend
@@ -196,6 +198,8 @@ class Recorder:
 
     async def _after_recording(self, written: list[tuple[_Decision, tuple[Any, ...]]]) -> None:
         to_disable: set[str] = set()  # endpoints that may have failed long enough
+        to_open: set[str] = set()  # endpoints whose breaker may open
+        to_close: set[str] = set()  # endpoints whose open breaker a success closes
         for decision, events in written:
             try:
                 self.observer.recorded(decision.job.due.delivery, events)
@@ -206,18 +210,66 @@ class Recorder:
                 self.stats.held += 1
             elif isinstance(command, dlv.Cancel):
                 self.stats.cancelled += 1
+            view = decision.job.endpoint
             for event in events:
                 if isinstance(event, AttemptSucceeded):
                     self.stats.succeeded += 1
+                    if view is not None and view.endpoint.circuit_breaker_opened_at is not None:
+                        to_close.add(event.endpoint_id)
                 elif isinstance(event, AttemptFailed):
                     self.stats.failed_attempts += 1
-                    view = decision.job.endpoint
                     since = view.failing_since if view is not None else None
                     if ep.failing_too_long(since, event.started_at, self.endpoint_rules):
                         to_disable.add(event.endpoint_id)
+                    if view is not None and view.endpoint.circuit_breaker_threshold is not None:
+                        to_open.add(event.endpoint_id)
+        for endpoint_id in to_close:
+            await self._close_breaker(endpoint_id)
+        for endpoint_id in to_open - to_close:
+            await self._open_breaker(endpoint_id)
         for endpoint_id in to_disable:
             if await self._auto_disable(endpoint_id):
                 log.warning("endpoint %s disabled: every delivery to it has failed for too long", endpoint_id)
+
+    async def _open_breaker(self, endpoint_id: str) -> None:
+        """Open the endpoint's breaker if, by the store's count, enough attempts in a row failed."""
+        view = await self.store.endpoint(endpoint_id)
+        if view is None:
+            return
+        state = view.endpoint
+        opened = state.circuit_breaker_opened_at is not None
+        if not flow.breaker_should_open(state.circuit_breaker_threshold, opened, view.failures):
+            return
+        if await self._endpoint_command(view, ep.OpenBreaker(view.failures, self.clock.now())):
+            log.warning(
+                "endpoint %s: circuit breaker open after %d failed attempts in a row",
+                endpoint_id,
+                view.failures,
+            )
+
+    async def _close_breaker(self, endpoint_id: str) -> None:
+        """Close the endpoint's breaker after a success; what waited behind it is due again."""
+        view = await self.store.endpoint(endpoint_id)
+        if view is None or view.failures > 0:  # gone, or failing again since: the next probe decides
+            return
+        now = self.clock.now()
+        if await self._endpoint_command(view, ep.CloseBreaker(now)):
+            await self.store.wake(endpoint_id, now)
+            self.notices.deliveries_due()
+            log.info("endpoint %s: circuit breaker closed", endpoint_id)
+
+    async def _endpoint_command(self, view: EndpointView, command: ep.EndpointCommand) -> bool:
+        """Append what ``command`` decides for the endpoint; False if nothing, or it changed meanwhile."""
+        endpoint_id = view.endpoint.endpoint_id
+        try:
+            events = ep.decide(command, view.endpoint, self.endpoint_rules)
+            if not events:
+                return False
+            await self.store.append(StreamAppend(endpoint_id, view.version, tuple(events)))
+        except (ConcurrencyConflict, DomainError):
+            return False  # another worker got there first, or it changed: the next outcome decides
+        self.notices.endpoint_changed(endpoint_id)
+        return True
 
     async def _auto_disable(self, endpoint_id: str) -> bool:
         """Disable the endpoint if the decider judges, on the read model as it is now, that it

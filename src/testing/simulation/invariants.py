@@ -33,6 +33,7 @@ from ...core.events import (
 from ...core.outcomes import HttpResponse, TransportFailure
 from ...core.retry import RetryPolicy
 from ..fakes import SentRequest
+from .flow_checks import breaker_open_at_end, breaker_open_between, check_flow, rate_limited
 from .model import Record, Subscription
 from .notices import check_notices, notice_subject
 from .ordering import Lines, check_ordering
@@ -61,6 +62,7 @@ def check(result: SimulationResult) -> list[str]:
     violations += check_lost_attempts(record)
     violations += check_notices(record)
     violations += check_ordering(record, lines)
+    violations += check_flow(record)
     return violations
 
 
@@ -162,6 +164,9 @@ def _check_delivery(
                     not scenario.strict_timing
                     or _crashed_during(record.result.crashes, due, event.started_at)
                     or history.disabled_between(due, event.started_at)
+                    # Paced by a rate limit, or held back by an open breaker (ADR 0015).
+                    or rate_limited(history) is not None
+                    or breaker_open_between(history, due, event.started_at)
                 )
                 if late > TOLERANCE and not excused:
                     violations.append(f"{where}: attempt {event.attempt} started {late} after it was due")
@@ -223,7 +228,8 @@ def _check_delivery(
     # Behind a head that never finished (held: its endpoint is disabled), the rest of an ordered
     # line waits its turn as it is; the head answers for the line.
     if status == "pending" and not lines.waiting_behind(delivery_id):
-        violations.append(f"{where} is still pending at the end")
+        reason = " behind its endpoint's open breaker" if breaker_open_at_end(history) else ""
+        violations.append(f"{where} is still pending at the end{reason}")
     if status == "held" and final.status == "enabled":
         violations.append(f"{where} is held although its endpoint is enabled")
     if status in ("pending", "held") and final.status == "deleted":

@@ -146,6 +146,9 @@ async def _apply(
                 plan.event_types,
                 standard_webhooks=plan.standard_webhooks,
                 ordered=plan.ordered,
+                rate_limit=plan.rate_limit,
+                rate_limit_burst=plan.rate_limit_burst,
+                circuit_breaker_threshold=plan.breaker_threshold,
             )
             endpoint_ids[index] = view.endpoint.endpoint_id
             issued.setdefault(view.endpoint.endpoint_id, []).append(view.endpoint.secret)

@@ -33,6 +33,11 @@ class EndpointPlan:
     register_at: float
     #: Delivers in order (ADR 0016).
     ordered: bool = False
+    # Flow policies (ADR 0015), drawn from a generator of their own so that the other draws of
+    # a seed stay what they were before the policies existed.
+    rate_limit: int | None = None
+    rate_limit_burst: int = 0
+    breaker_threshold: int | None = None
 
 
 @frozen
@@ -66,10 +71,15 @@ class Scenario:
         for index, plan in enumerate(self.endpoints):
             route = plan.route
             outages = ", ".join(f"{offset(a)} to {offset(b)}" for a, b in route.outages) or "none"
+            policies = ""
+            if plan.rate_limit is not None:
+                policies += f", limit {plan.rate_limit}/s + {plan.rate_limit_burst}"
+            if plan.breaker_threshold is not None:
+                policies += f", breaker after {plan.breaker_threshold}"
             lines.append(
                 f"  endpoint #{index} {plan.account} {','.join(plan.event_types)} "
                 f"at +{plan.register_at:.0f}s{', ordered' if plan.ordered else ''}: fails "
-                f"{route.failure_rate:.0%} ({'/'.join(route.failures)}), outages {outages}"
+                f"{route.failure_rate:.0%} ({'/'.join(route.failures)}), outages {outages}{policies}"
             )
         return "\n".join(lines)
 
@@ -117,6 +127,28 @@ def _ordering(
         if eligible
     ]
     return plans, actions + switches
+
+
+def _draw_flow(
+    seed: int, endpoints: list[EndpointPlan], auto_disable_after: timedelta
+) -> tuple[list[EndpointPlan], timedelta]:
+    """About a third of the seeds give some endpoints a rate limit or a circuit breaker. A
+    breaker holds deliveries back until auto-disabling ends a dead endpoint's run: those seeds
+    disable within hours, so that the run settles within its two days."""
+    rng = random.Random(seed * 7907 + 13)
+    if rng.random() >= 0.35:
+        return endpoints, auto_disable_after
+    planned = []
+    for plan in endpoints:
+        limit = rng.choice([1, 2, 5, 20]) if rng.random() < 0.5 else None
+        burst = rng.choice([0, 0, 1, 3]) if limit is not None else 0
+        threshold = rng.choice([1, 3, 5]) if rng.random() < 0.5 else None
+        planned.append(
+            attrs.evolve(plan, rate_limit=limit, rate_limit_burst=burst, breaker_threshold=threshold)
+        )
+    if any(plan.breaker_threshold is not None for plan in planned):
+        auto_disable_after = rng.choice([timedelta(minutes=30), timedelta(hours=2)])
+    return planned, auto_disable_after
 
 
 def draw_scenario(seed: int) -> Scenario:
@@ -225,6 +257,7 @@ def draw_scenario(seed: int) -> Scenario:
     retry = RetryPolicy(jitter=rng.choice([0.0, 0.0, 0.0, 0.1]))
     auto_disable_after = rng.choice([timedelta(days=3), timedelta(minutes=30), timedelta(hours=2)])
     endpoints, actions = _ordering(seed, endpoints, actions, horizon)
+    endpoints, auto_disable_after = _draw_flow(seed, endpoints, auto_disable_after)
     return Scenario(
         seed,
         tuple(endpoints),

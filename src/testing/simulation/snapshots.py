@@ -23,6 +23,7 @@ from attrs import define, field
 
 from ...core import delivery as dlv
 from ...core import endpoint as ep
+from ...core import flow
 from ...core.delivery import DeliveryStatus
 from ...core.events import (
     AttemptFailed,
@@ -33,7 +34,7 @@ from ...core.events import (
     EventPublished,
 )
 from ...core.ports import RecordedEvent, Storage, StreamAppend
-from ...core.projections import attempt_entry, delivery_row, event_row, next_failing_since
+from ...core.projections import attempt_entry, delivery_row, event_row, next_failing_since, next_failures
 from ...core.views import (
     AttemptView,
     DeliveryView,
@@ -63,6 +64,7 @@ class SnapshotAudit:
     # The log up to ``_position`` folded into each endpoint's health, caught up before each audit.
     _position: int = 0
     _health: dict[str, datetime | None] = field(factory=dict)
+    _failures: dict[str, int] = field(factory=dict)
 
     # --- EventStore: passed on ----------------------------------------------------------------
 
@@ -122,6 +124,16 @@ class SnapshotAudit:
 
     async def queue_stats(self, now: datetime) -> QueueStats:
         return await self.store.queue_stats(now)
+
+    # --- FlowGates: passed on -------------------------------------------------------------------
+
+    async def admit(
+        self, asks: Mapping[str, flow.Ask], now: datetime, rules: flow.BreakerRules
+    ) -> Mapping[str, flow.Admission]:
+        return await self.store.admit(asks, now, rules)
+
+    async def wake(self, endpoint_id: str, now: datetime) -> None:
+        await self.store.wake(endpoint_id, now)
 
     # --- DeliveryLog --------------------------------------------------------------------------
 
@@ -241,6 +253,11 @@ class SnapshotAudit:
             self._mismatch(
                 f"endpoint {endpoint_id}: failing since {view.failing_since}, the log says {health}"
             )
+        elif version == len(stream) and view.failures != self._failures.get(endpoint_id, 0):
+            failures = self._failures.get(endpoint_id, 0)
+            self._mismatch(
+                f"endpoint {endpoint_id}: {view.failures} failures in a row, the log says {failures}"
+            )
 
     def _compare_delivery(
         self, delivery_id: str, view: DeliveryView | None, stream: list[RecordedEvent], version: int
@@ -263,6 +280,7 @@ class SnapshotAudit:
                 if isinstance(event, _HEALTH_EVENTS):
                     key = event.endpoint_id
                     self._health[key] = next_failing_since(self._health.get(key), event)
+                    self._failures[key] = next_failures(self._failures.get(key, 0), event)
             self._position = page[-1].position
 
     def _count(self, kind: str) -> None:
