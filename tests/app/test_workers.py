@@ -125,10 +125,13 @@ def _pids(process: Process, kind: str) -> list[int]:
 
 
 def _gone(pid: int) -> bool:
+    """Not running: no such process, or a zombie (dead, waiting for whoever adopted it to reap it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     return False
 
 
@@ -184,6 +187,26 @@ def test_serve_with_two_processes_answers_and_stops_them_all(tmp_path: Path) -> 
     assert output.count("X-API-Key:") == 1
     assert all(f"pid {pid}] stopped" in output for pid in pids)
     assert all(_gone(pid) for pid in pids)
+
+
+def test_a_parent_killed_with_sigkill_takes_its_children_and_frees_the_port(tmp_path: Path) -> None:
+    """``kill -9`` of the parent (a crash, an OOM kill) leaves no child behind: they die with it
+    (PR_SET_PDEATHSIG), so the service can start again on the same port at once."""
+    database = tmp_path / "crash.sqlite3"
+    with running(serve_command(database, "--workers", "2")) as serve:
+        url = serve.wait_for(r"serving (http://\S+) .*2 processes").group(1)
+        pids = _pids(serve, "serve")
+        for _ in pids:
+            serve.wait_for(r"\] started")
+        serve.popen.send_signal(signal.SIGKILL)
+        serve.popen.wait(10)
+    deadline = time.monotonic() + 2  # at once on Linux (the kernel kills them); within a poll elsewhere
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(pid) for pid in pids)
+    port = url.rsplit(":", 1)[1].strip("/")
+    with running(serve_command(database, "--workers", "1", "--port", port)) as again:
+        assert again.wait_for(r"serving (http://\S+)").group(1) == url
 
 
 def test_a_child_that_dies_stops_the_others_and_the_parent_exits_1(tmp_path: Path) -> None:
