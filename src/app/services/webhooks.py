@@ -339,18 +339,9 @@ class WebhookService:
                     appends.append(StreamAppend(view.delivery.delivery_id, view.version, tuple(events)))
                 else:
                     skipped.add(view.delivery.delivery_id)
-            try:
-                await self._store.append(*appends)
-                done += len(appends)
-            except ConcurrencyConflict:
-                # A worker recorded an attempt meanwhile: apply one by one; the next query
-                # returns the ones that moved, at their new version, if they still qualify.
-                for append in appends:
-                    try:
-                        await self._store.append(append)
-                        done += 1
-                    except ConcurrencyConflict:
-                        continue
+            # One that moved meanwhile is left out; the next query returns it at its new version,
+            # if it still qualifies.
+            done += await self._append_each(appends)
 
     async def _recover_in_order(self, account_id: str, endpoint_id: str, since: datetime) -> int:
         """``recover`` for an ordered endpoint: the failed deliveries join its line in the order
@@ -380,17 +371,25 @@ class WebhookService:
                 for view in found[start : start + _BATCH]
                 if (events := dlv.decide(dlv.Redeliver(now, True), view.delivery, self._settings.retry))
             ]
-            try:
-                await self._store.append(*appends)
-                done += len(appends)
-            except ConcurrencyConflict:
-                for append in appends:
-                    try:
-                        await self._store.append(append)
-                        done += 1
-                    except ConcurrencyConflict:
-                        continue
+            done += await self._append_each(appends)
         return done
+
+    async def _append_each(self, appends: list[StreamAppend]) -> int:
+        """Append a batch of delivery commands in one transaction; if a worker recorded an
+        attempt to one of them meanwhile (a version conflict), one by one, leaving that one
+        out. Returns how many were appended."""
+        try:
+            await self._store.append(*appends)
+            return len(appends)
+        except ConcurrencyConflict:
+            done = 0
+            for append in appends:
+                try:
+                    await self._store.append(append)
+                    done += 1
+                except ConcurrencyConflict:
+                    continue
+            return done
 
 
 async def _retry_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:

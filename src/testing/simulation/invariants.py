@@ -63,6 +63,7 @@ def check(result: SimulationResult) -> list[str]:
     violations += check_notices(record)
     violations += check_ordering(record, lines)
     violations += check_flow(record)
+    violations += result.retention_violations
     return violations
 
 

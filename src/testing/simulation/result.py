@@ -35,6 +35,8 @@ class SimulationResult:
     # Each endpoint's secrets as the service issued them, in order: the log keeps only the live
     # ones (a secret that stopped signing reads as "", ADR 0010), the checker needs them all.
     issued_secrets: dict[str, list[str]] = field(factory=dict)
+    #: What purging every finished thing at the end of the run found wrong (``retention.py``).
+    retention_violations: list[str] = field(factory=list)
 
     def fingerprint(self) -> str:
         """A digest of the whole event log and request record: equal runs, equal digests."""

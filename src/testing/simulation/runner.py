@@ -22,6 +22,7 @@ from ..fakes import EPOCH, FakeNetwork, LoopClock, SeededRandom, SequentialIds
 from ..loop import run_virtual
 from .invariants import check
 from .result import Crash, SimulationResult
+from .retention import purge_and_check
 from .scenarios import Action, Scenario, draw_scenario
 
 __all__ = ["run_scenario", "simulate"]
@@ -110,9 +111,12 @@ async def run_scenario(
     for worker in workers:
         await worker.shutdown()
     log = list(await _read_everything(store))
-    return SimulationResult(
+    result = SimulationResult(
         scenario, log, network.requests, crashes, endpoint_ids, settled, issued_secrets=issued
     )
+    # Last, once the log is read: retention at the end of the run removes only finished history.
+    result.retention_violations = await purge_and_check(store, log, clock.now())
+    return result
 
 
 async def _read_everything(store: Storage) -> list[RecordedEvent]:
