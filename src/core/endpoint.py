@@ -1,18 +1,39 @@
-"""The endpoint aggregate (a webhook subscription): commands, state, decide and evolve."""
+"""The endpoint aggregate (a webhook subscription): state, decide and evolve. Its commands are in
+``endpoint_commands``, the checks of its fields in ``endpoint_fields``; both are re-exported here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import reduce
-from urllib.parse import urlsplit
 
 from attrs import evolve as _replace
 from attrs import frozen
 
 from . import flow
-from .catalog import check_subscribable_type
+from .endpoint_commands import (
+    OFF,
+    AutoDisable,
+    CloseBreaker,
+    Delete,
+    Disable,
+    Enable,
+    EndpointCommand,
+    OpenBreaker,
+    Register,
+    RotateSecret,
+    Update,
+)
+from .endpoint_fields import (
+    MAX_ROTATION_GRACE,
+    EndpointRules,
+    validate_description,
+    validate_event_types,
+    validate_flag,
+    validate_secret,
+    validate_url,
+)
 from .errors import InvalidTransition, ValidationError
 from .events import (
     BreakerClosed,
@@ -28,6 +49,7 @@ from .events import (
 )
 
 __all__ = [
+    "OFF",
     "AutoDisable",
     "CloseBreaker",
     "Delete",
@@ -50,21 +72,6 @@ __all__ = [
     "validate_secret",
     "validate_url",
 ]
-
-MAX_URL_LENGTH = 2048
-MAX_DESCRIPTION_LENGTH = 512
-MAX_SECRET_LENGTH = 256
-MAX_ROTATION_GRACE = timedelta(days=7)
-
-
-@frozen
-class EndpointRules:
-    """The service's settings that endpoint commands are checked against."""
-
-    require_https: bool = True
-    min_secret_length: int = 16
-    min_distinct_secret_chars: int = 8
-    auto_disable_after: timedelta = timedelta(days=3)
 
 
 class EndpointStatus(StrEnum):
@@ -115,177 +122,6 @@ class Endpoint:
         return (self.secret,)
 
 
-# --- commands ----------------------------------------------------------------------------------
-
-
-@frozen
-class Register:
-    endpoint_id: str
-    account_id: str
-    url: str
-    event_types: Sequence[str]
-    secret: str
-    now: datetime
-    description: str = ""
-    standard_webhooks: bool = False
-    ordered: bool = False
-    rate_limit: int | None = None
-    rate_limit_burst: int = 0
-    circuit_breaker_threshold: int | None = None
-
-
-#: In an ``Update``: turn the rate limit or the breaker off (None leaves a field as it is).
-OFF = 0
-
-
-@frozen
-class Update:
-    """Change any of the given fields; None leaves a field as it is, ``OFF`` turns a policy off."""
-
-    now: datetime
-    url: str | None = None
-    event_types: Sequence[str] | None = None
-    description: str | None = None
-    standard_webhooks: bool | None = None
-    ordered: bool | None = None
-    rate_limit: int | None = None
-    rate_limit_burst: int | None = None
-    circuit_breaker_threshold: int | None = None
-
-
-@frozen
-class OpenBreaker:
-    """``failures`` attempts in a row have failed (the read model's count)."""
-
-    failures: int
-    now: datetime
-
-
-@frozen
-class CloseBreaker:
-    """An attempt succeeded while the breaker was open."""
-
-    now: datetime
-
-
-@frozen
-class RotateSecret:
-    secret: str
-    grace: timedelta
-    now: datetime
-
-
-@frozen
-class Disable:
-    now: datetime
-
-
-@frozen
-class AutoDisable:
-    """Disable because every delivery has failed since ``failing_since``."""
-
-    failing_since: datetime
-    now: datetime
-
-
-@frozen
-class Enable:
-    now: datetime
-
-
-@frozen
-class Delete:
-    now: datetime
-
-
-EndpointCommand = (
-    Register | Update | RotateSecret | Disable | AutoDisable | Enable | Delete | OpenBreaker | CloseBreaker
-)
-
-
-# --- validation ---------------------------------------------------------------------------------
-
-
-def validate_url(url: object, require_https: bool, field: str = "url") -> str:
-    """Check the shape of a webhook URL. Whether its host is reachable and public is the transport's check."""
-    if not isinstance(url, str) or not url:
-        raise ValidationError(field, "give the endpoint's URL as a non-empty string")
-    if len(url) > MAX_URL_LENGTH:
-        raise ValidationError(field, f"longer than {MAX_URL_LENGTH} characters")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise ValidationError(field, "contains white space or control characters")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
-        raise ValidationError(field, f"not a valid URL ({error})") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise ValidationError(field, f"must be an http(s) URL, got scheme {parts.scheme!r}")
-    if require_https and scheme != "https":
-        raise ValidationError(field, "must use https:// (plain http:// is allowed only in development mode)")
-    if not parts.hostname:
-        raise ValidationError(field, "has no host name")
-    if "@" in parts.netloc:
-        # A password in a URL is shown wherever the URL is (lists, logs, the dashboard): it would
-        # be a secret in plain sight. Receivers authenticate requests by the signature instead.
-        raise ValidationError(
-            field,
-            "must not contain a user name or password (user:pass@host): "
-            "verify the X-Attribution-Signature header instead",
-        )
-    if port == 0:
-        raise ValidationError(field, "port 0 is not a valid destination")
-    if parts.fragment or url.endswith("#"):
-        raise ValidationError(field, "must not contain a #fragment, which is never sent")
-    return url
-
-
-def validate_event_types(event_types: object, field: str = "events") -> tuple[str, ...]:
-    """A non-empty list of known event types (operational ones included), duplicates removed,
-    order kept."""
-    if isinstance(event_types, str) or not isinstance(event_types, Iterable):
-        raise ValidationError(field, 'give a list of event types, e.g. ["deal.attributed"]')
-    checked: dict[str, None] = {}
-    for index, event_type in enumerate(event_types):
-        checked[check_subscribable_type(event_type, f"{field}[{index}]").value] = None
-    if not checked:
-        raise ValidationError(field, "subscribe to at least one event type")
-    return tuple(checked)
-
-
-def validate_secret(secret: object, rules: EndpointRules, field: str = "secret") -> str:
-    """A signing secret: printable ASCII without spaces, long and varied enough to resist guessing."""
-    if not isinstance(secret, str):
-        raise ValidationError(field, "must be a string")
-    if not rules.min_secret_length <= len(secret) <= MAX_SECRET_LENGTH:
-        raise ValidationError(
-            field,
-            f"must be {rules.min_secret_length} to {MAX_SECRET_LENGTH} characters long, got {len(secret)}",
-        )
-    if not all(0x21 <= ord(ch) <= 0x7E for ch in secret):
-        raise ValidationError(field, "use printable ASCII characters without spaces")
-    if len(set(secret)) < rules.min_distinct_secret_chars:
-        raise ValidationError(
-            field, f"too easy to guess: use at least {rules.min_distinct_secret_chars} different characters"
-        )
-    return secret
-
-
-def _validate_description(description: object) -> str:
-    if not isinstance(description, str):
-        raise ValidationError("description", "must be a string")
-    if len(description) > MAX_DESCRIPTION_LENGTH:
-        raise ValidationError("description", f"longer than {MAX_DESCRIPTION_LENGTH} characters")
-    return description
-
-
-def _validate_flag(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError(field, "must be true or false")
-    return value
-
-
 # --- decide / evolve ------------------------------------------------------------------------------
 
 
@@ -313,10 +149,10 @@ def decide(command: EndpointCommand, state: Endpoint, rules: EndpointRules) -> l
                     url=validate_url(command.url, rules.require_https),
                     event_types=validate_event_types(command.event_types),
                     secret=validate_secret(command.secret, rules),
-                    description=_validate_description(command.description),
+                    description=validate_description(command.description),
                     standard_webhooks=command.standard_webhooks,
                     registered_at=command.now,
-                    ordered=_validate_flag(command.ordered, "ordered"),
+                    ordered=validate_flag(command.ordered, "ordered"),
                     rate_limit=flow.validate_rate_limit(command.rate_limit),
                     rate_limit_burst=flow.validate_burst(command.rate_limit_burst),
                     circuit_breaker_threshold=flow.validate_breaker_threshold(
@@ -405,7 +241,7 @@ def _decide_update(command: Update, state: Endpoint, rules: EndpointRules) -> li
     )
     url = None if command.url is None else validate_url(command.url, rules.require_https)
     event_types = None if command.event_types is None else validate_event_types(command.event_types)
-    description = None if command.description is None else _validate_description(command.description)
+    description = None if command.description is None else validate_description(command.description)
     changed = EndpointUpdated(
         endpoint_id=state.endpoint_id,
         updated_at=command.now,
@@ -418,7 +254,7 @@ def _decide_update(command: Update, state: Endpoint, rules: EndpointRules) -> li
         ordered=(
             None
             if command.ordered is None or command.ordered == state.ordered
-            else _validate_flag(command.ordered, "ordered")
+            else validate_flag(command.ordered, "ordered")
         ),
         rate_limit=rate_limit,
         rate_limit_burst=burst if burst != state.rate_limit_burst else None,

@@ -35,6 +35,6 @@ def test_the_end_of_run_purge_removes_finished_history_and_nothing_else() -> Non
 
 def test_a_purge_that_takes_unfinished_deliveries_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """A store whose rule purged every event, finished or not, breaks the invariant."""
-    monkeypatch.setattr("attribution_webhooks.adapters.memory.event_purgeable", lambda *_: True)
+    monkeypatch.setattr("attribution_webhooks.adapters.memory_history.event_purgeable", lambda *_: True)
     found = [v for seed in range(40) for v in simulate(seed).violations if v.startswith("retention removed")]
     assert found, "no seed left an unfinished delivery to purge"

@@ -12,7 +12,12 @@ from typing import Any
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 
 from ...core.catalog import EVENT_TYPES, SUBSCRIBABLE_TYPES
-from ...core.endpoint import MAX_DESCRIPTION_LENGTH, MAX_ROTATION_GRACE, MAX_SECRET_LENGTH, MAX_URL_LENGTH
+from ...core.endpoint_fields import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_ROTATION_GRACE,
+    MAX_SECRET_LENGTH,
+    MAX_URL_LENGTH,
+)
 from ...core.flow import MAX_BREAKER_THRESHOLD, MAX_BURST, MAX_RATE_LIMIT
 from ...core.wire import MAX_SAFE_INTEGER
 from .params import ID_PATTERN, TIME_PATTERN

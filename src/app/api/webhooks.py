@@ -7,7 +7,7 @@ from datetime import timedelta
 from litestar import Router, delete, get, patch, post, put
 from litestar.params import JSONBody
 
-from ...core.endpoint import MAX_ROTATION_GRACE
+from ...core.endpoint_fields import MAX_ROTATION_GRACE
 from ..bootstrap import Runtime
 from .auth import SECURITY, Account
 from .deliveries import delivery_page

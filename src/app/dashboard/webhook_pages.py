@@ -18,7 +18,7 @@ from litestar.params import Parameter
 from litestar.response import Template
 
 from ...core.catalog import SUBSCRIBABLE_TYPES, payload_class
-from ...core.endpoint import MAX_ROTATION_GRACE
+from ...core.endpoint_fields import MAX_ROTATION_GRACE
 from ...core.errors import ValidationError
 from ...core.samples import SAMPLE_DATA
 from ..bootstrap import Runtime
