@@ -15,7 +15,6 @@ processes). Every wait goes through the clock port, so the simulator can run it 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Coroutine, Sequence
 from datetime import datetime, timedelta
@@ -29,9 +28,8 @@ from ...core.endpoint import EndpointStatus
 from ...core.fairness import SlotRules, Verdict
 from ...core.flow import BreakerRules
 from ...core.outcomes import ErrorKind, TransportFailure
-from ...core.ports import Clock, OutboundRequest, RandomSource, Signer, Storage, Transport
+from ...core.ports import Clock, RandomSource, Signer, Storage, Transport
 from ...core.retry import RetryPolicy
-from ...core.signing import delivery_headers
 from ...core.views import DueDelivery
 from ..services import NoticeBoard, WebhookService
 from ..services.operational import OperationalEvents
@@ -39,13 +37,12 @@ from .gating import Gating
 from .leases import heartbeat
 from .observer import DeliveryObserver, NoObserver
 from .recorder import DispatchStats, Job, Recorder
+from .sending import send_attempt
 from .settings import DispatchSettings
 from .slots import Slots
 from .tracer import AttemptTracer
 
 __all__ = ["DispatchSettings", "DispatchStats", "Dispatcher"]
-
-log = logging.getLogger(__name__)
 
 _MIN_WAIT = 0.001  # never spin: a wait is at least a millisecond
 _TIMEOUTS = (ErrorKind.TIMEOUT, ErrorKind.CONNECT_TIMEOUT, ErrorKind.READ_TIMEOUT)
@@ -361,46 +358,17 @@ class Dispatcher:
 
     async def _attempt(self, job: Job) -> None:
         due = job.due
-        delivery = due.delivery
         assert job.endpoint is not None
-        endpoint = job.endpoint.endpoint
-        clock = self.clock
-        attempt = due.attempt
-        started_at = clock.now()
-        body = due.body.encode("utf-8")
-        headers = delivery_headers(
-            self.signer,
-            endpoint,
-            body=body,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            delivery_id=delivery.delivery_id,
-            attempt=attempt,
-            now=started_at,
-            user_agent=self.settings.user_agent,
-            test=delivery.test,
+        started_at, outcome = await send_attempt(
+            due, job.endpoint.endpoint, self.signer, self.transport, self.clock, self.settings, self.tracer
         )
-        tracer = self.tracer
-        if tracer is not None:
-            span, traced = tracer.attempt_started(delivery, attempt, started_at)
-            headers = (*headers, *traced)
-        request = OutboundRequest(endpoint.url, headers, body, self.settings.request_timeout)
-        try:
-            outcome = await self.transport.send(request)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # a transport bug must not strand the delivery
-            log.exception("transport raised for %s", delivery.delivery_id)
-            outcome = TransportFailure(
-                ErrorKind.OTHER, clock.now() - started_at, f"{type(error).__name__}: {error}"
-            )
-        if tracer is not None:
-            tracer.attempt_finished(span, outcome)
         self.stats.attempts += 1
         timed_out = isinstance(outcome, TransportFailure) and outcome.kind in _TIMEOUTS
-        self._slots.measured(delivery.endpoint_id, outcome.elapsed.total_seconds(), timed_out)
+        self._slots.measured(due.delivery.endpoint_id, outcome.elapsed.total_seconds(), timed_out)
         sample = self.random.random() if self.retry.jitter else 0.5
-        self._recorder.decide(job, dlv.RecordOutcome(attempt, started_at, outcome, clock.now(), sample))
+        self._recorder.decide(
+            job, dlv.RecordOutcome(due.attempt, started_at, outcome, self.clock.now(), sample)
+        )
 
     # --- waiting and stopping ---------------------------------------------------------------
 
