@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from attrs import define, field, frozen
@@ -20,7 +21,7 @@ from ...core import delivery as dlv
 from ...core import endpoint as ep
 from ...core import flow
 from ...core.errors import ConcurrencyConflict, DomainError, InvalidTransition
-from ...core.events import AttemptFailed, AttemptSucceeded
+from ...core.events import AttemptFailed, AttemptSucceeded, DeliveryFailed
 from ...core.ports import Clock, Storage, StreamAppend
 from ...core.retry import RetryPolicy
 from ...core.views import DueDelivery, EndpointView
@@ -139,7 +140,11 @@ class Recorder:
         if not appends:
             return
         notices = await self._notices(
-            [Outcome(d.job.due.delivery, d.job.due.version, d.job.endpoint, events) for d, events in decided]
+            [
+                Outcome(d.job.due.delivery, d.job.due.version, d.job.endpoint, events)
+                for d, events in decided
+                if _failed(events)
+            ]
         )
         try:
             await append_with_notices(self.store, appends, [n for ns in notices.values() for n in ns])
@@ -164,7 +169,9 @@ class Recorder:
 
     async def _notices(self, outcomes: list[Outcome]) -> dict[str, list[Notice]]:
         """The operational notices of ``outcomes``, keyed by delivery stream (ADR 0017)."""
-        return {} if self.operational is None else await self.operational.of_outcomes(outcomes)
+        if self.operational is None or not outcomes:
+            return {}  # a batch of successes causes no notice: nothing to look at
+        return await self.operational.of_outcomes(outcomes)
 
     async def _redecide(self, decision: _Decision) -> tuple[_Decision, tuple[Any, ...]] | None:
         delivery_id = decision.job.due.delivery.delivery_id
@@ -181,9 +188,8 @@ class Recorder:
             try:
                 if events:
                     append = StreamAppend(delivery_id, view.version, events)
-                    notices = await self._notices(
-                        [Outcome(view.delivery, view.version, decision.job.endpoint, events)]
-                    )
+                    outcome = Outcome(view.delivery, view.version, decision.job.endpoint, events)
+                    notices = await self._notices([outcome] if _failed(events) else [])
                     await append_with_notices(self.store, [append], notices.get(delivery_id, []))
                     self.stats.transactions += 1
                 return decision, events
@@ -292,3 +298,9 @@ class Recorder:
         if notices:
             self.notices.deliveries_due()
         return True
+
+
+def _failed(events: Sequence[object]) -> bool:
+    """Whether recorded ``events`` hold a failure, the only thing that causes a notice of an
+    outcome (``OperationalEvents.of_outcomes``: webhook.failing, delivery.exhausted)."""
+    return any(isinstance(event, AttemptFailed | DeliveryFailed) for event in events)
