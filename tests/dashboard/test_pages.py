@@ -326,15 +326,13 @@ def test_the_session_key_is_made_once_and_kept_or_taken_from_the_settings(tmp_pa
 def test_a_delivery_removed_by_retention_says_so(users: tuple[User, User]) -> None:
     """A delivery page for an id older than the retention age that is not found answers 410,
     saying that the retention policy removed it (ADR 0018); a recent unknown id stays 404."""
-    import base64
+    from attribution_webhooks.adapters.system import _crockford  # the ids' own encoding
 
     alice, _ = users
     alice.sign_in()
 
     def ulid_at(when: datetime) -> str:
-        value = (int(when.timestamp() * 1000) << 80) | 7
-        alphabet = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz")
-        return "dlv_" + base64.b32encode(value.to_bytes(16, "big"))[:26].translate(alphabet).decode()
+        return "dlv_" + _crockford((int(when.timestamp() * 1000) << 80) | 7)
 
     old = alice.get(f"/dashboard/deliveries/{ulid_at(datetime.now(UTC) - timedelta(days=40))}")
     assert old.status_code == 410
