@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, timedelta
 
 import pytest
 
+from attribution_webhooks.adapters import system
 from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator, id_time
 
 
@@ -61,3 +63,25 @@ def test_an_id_tells_when_it_was_made() -> None:
 def test_other_ids_have_no_time(ident: str) -> None:
     """A client's own id, a short one, letters outside the alphabet or past the year 9999: None."""
     assert id_time(ident) is None
+
+
+def test_ids_of_one_millisecond_count_up_by_one_across_carries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids made in one millisecond are the previous id's value plus one, carries included (the
+    generator rewrites only the last two characters when nothing carries past them)."""
+    monkeypatch.setattr(system.time, "time_ns", lambda: 1_764_000_000_000_000_000)
+    ids = UlidGenerator()
+    ids.new_id("x")
+    # Ending in 0xfeff: the next id carries (and is written whole), then every 256th, one of
+    # them into the third byte.
+    ids._last_random = (ids._last_random | 0xFFFF) - 0x100
+    values = [_value(ids.new_id("dlv")) for _ in range(1_200)]
+    assert all(b - a == 1 for a, b in itertools.pairwise(values))
+
+
+def _value(identifier: str) -> int:
+    """The 128-bit number an id's 26 characters write."""
+    text = identifier.rpartition("_")[2]
+    padded = 0
+    for ch in text:
+        padded = padded << 5 | "0123456789abcdefghjkmnpqrstvwxyz".index(ch)
+    return padded >> 2

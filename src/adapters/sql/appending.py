@@ -89,12 +89,16 @@ class Appender:
         """The job's events with their secrets sealed, encoded as rows."""
         assert job.appends is not None
         call = _Call(job, job.appends)
-        encode = self.codec.encode
         for append in call.appends:
             sealed, keys = self.keys.seal(append.events)
             call.sealed.append(sealed)
             call.keys += keys
-            call.stored.append([encode(event) for event in sealed])
+        # One pass over every event (a published event's appends hold one event each).
+        rows = self.codec.encode_all(event for sealed in call.sealed for event in sealed)
+        start = 0
+        for sealed in call.sealed:
+            call.stored.append(rows[start : start + len(sealed)])
+            start += len(sealed)
         return call
 
     def _commit(self, calls: list[_Call], *, check_all: bool) -> None:

@@ -144,8 +144,20 @@ def require_aware(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+# The last time written and its text: the events of one append share their times (a batch
+# publish writes its ``now`` in every row), so most times are the very object written before.
+# One tuple, replaced whole: a thread that reads it sees a matching pair.
+_last_time: tuple[datetime | None, str] = (None, "")
+
+
 def _unstructure_time(value: datetime) -> str:
-    return (value if value.tzinfo is UTC else require_aware(value)).isoformat()
+    global _last_time
+    last = _last_time
+    if last[0] is value:
+        return last[1]
+    text = (value if value.tzinfo is UTC else require_aware(value)).isoformat()
+    _last_time = (value, text)
+    return text
 
 
 def _structure_time(value: Any, _type: Any) -> datetime:
@@ -200,6 +212,20 @@ class EventCodec:
         cls: type[Any] = type(event)
         entry = self.registry.of_class(cls)
         return StoredEvent(entry.name, entry.version, _dumps(_unstructure_hook(cls)(event)))
+
+    def encode_all(self, events: Iterable[DomainEvent]) -> list[StoredEvent]:
+        """``encode`` of each event: the class's entry and converter looked up once per class."""
+        of_class = self.registry.of_class
+        found: dict[type[Any], tuple[str, int, Callable[[Any], Any]]] = {}
+        stored: list[StoredEvent] = []
+        for event in events:
+            cls: type[Any] = type(event)
+            how = found.get(cls)
+            if how is None:
+                entry = of_class(cls)
+                how = found[cls] = (entry.name, entry.version, _unstructure_hook(cls))
+            stored.append(StoredEvent(how[0], how[1], _dumps(how[2](event))))
+        return stored
 
     def decode(self, stored: StoredEvent) -> DomainEvent:
         entry = self.registry.named(stored.event_type)

@@ -24,6 +24,7 @@ from ...core.events import DomainEvent
 from ...core.ports import RecordedEvent
 from ..crypto import Keyring, KeyringError, MasterKey, generate_master_key, open_secret, seal_secret
 from ..sealing import (
+    SECRET_EVENTS,
     SHREDDED,
     KeyChanges,
     key_of,
@@ -42,6 +43,8 @@ from .statements import chunks
 from .times import TimeColumns
 
 __all__ = ["DEVELOPMENT_KEY_NOTE", "SqlKeys", "development_key", "store_keyring"]
+
+_SECRET_TYPES = frozenset(SECRET_EVENTS)  # final classes: a type test is an isinstance test
 
 
 #: Expired keys are looked for at most this often (by the time the claims pass in).
@@ -125,6 +128,8 @@ class SqlKeys:
 
     def seal(self, events: Sequence[DomainEvent]) -> tuple[list[DomainEvent], list[tuple[str, ...]]]:
         """``events`` with their secrets sealed, and the key rows to insert with them."""
+        if _SECRET_TYPES.isdisjoint(map(type, events)):
+            return list(events), []  # most appends (a published event, a delivery's events)
         rows: list[tuple[str, ...]] = []
 
         def new_token(endpoint_id: str, secret: str) -> str:

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Router, get, post
 from litestar.params import JSONBody
 
+from ...adapters.canonical import canonical_text
 from ...adapters.payloads import InvalidPayload, check_event_data, check_events, json_schema
 from ...core.catalog import SUBSCRIBABLE_TYPES, check_event_type, payload_class
 from ...core.errors import NotFound, ValidationError
@@ -75,7 +76,8 @@ def event_routes(runtime: Runtime) -> list[Router]:
     async def publish(account: Account, data: JSONBody[PublishEvent]) -> Published:
         event_type = check_event_type(data.type).value
         check_event_data(event_type, data.data, parsed=True)
-        result = await service.publish(account, NewEvent(event_type, data.data, data.id, data.timestamp))
+        new = NewEvent(event_type, data.data, data.id, data.timestamp, canonical_text(data.data))
+        result = await service.publish(account, new)
         if runtime.tracer is not None and not result.duplicate:
             runtime.tracer.published(account, result.event_id, event_type, result.delivery_ids)
         return Published(result.event_id, result.delivery_ids, result.duplicate)
@@ -101,18 +103,28 @@ def event_routes(runtime: Runtime) -> list[Router]:
             types = check_events([(event.type, event.data) for event in events], parsed=True)
         except InvalidPayload as error:
             errors += error.errors
+        texts: list[str | None] = []
         for index, event in enumerate(events):
             if event.id is not None:
                 try:
                     check_event_id(event.id, f"events[{index}].id")
                 except ValidationError as error:
                     errors.append((error.field, error.reason))
-            size = len(_encode(event.data))
+            try:
+                encoded = _encode(event.data)
+            except (TypeError, UnicodeError, OverflowError, msgspec.EncodeError):
+                texts.append(None)  # a lone surrogate: the core's encoder names it
+                continue
+            size = len(encoded)
             if size > limit:
                 errors.append((f"events[{index}].data", f"{size:,} bytes: an event may be at most {limit:,}"))
+            texts.append(canonical_text(event.data, encoded=encoded))
         if errors:
             raise InvalidPayload(sorted(errors, key=_by_index))
-        news = [NewEvent(t, e.data, e.id, e.timestamp) for t, e in zip(types, events, strict=True)]
+        news = [
+            NewEvent(t, e.data, e.id, e.timestamp, text)
+            for t, e, text in zip(types, events, texts, strict=True)
+        ]
         results = await service.publish_batch(account, news)
         return PublishedBatch(tuple(Published(r.event_id, r.delivery_ids, r.duplicate) for r in results))
 
