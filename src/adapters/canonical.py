@@ -10,8 +10,10 @@ long run of digits, an object key starting with a digit, deep nesting. A refusal
 ``encode_json``", which is exact (and names what it refuses): the answer never changes, only its
 cost (about 2 µs for a 1 KB event).
 
-Only for values a JSON parser made (exact dicts, lists, strings, numbers, booleans, null):
-msgspec would also write a tuple, a datetime or an enum, which ``encode_json`` treats otherwise.
+Only for values msgspec's JSON parser made (exact dicts, lists, strings, numbers, booleans,
+null; never NaN or an infinity, which msgspec would write as ``null`` where ``encode_json``
+refuses them; ``json.loads`` makes those): msgspec would also write a tuple, a datetime or an
+enum, which ``encode_json`` treats otherwise.
 """
 
 from __future__ import annotations

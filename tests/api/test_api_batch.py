@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from api_helpers import DEAL, Api, assert_problem
 
 from attribution_webhooks.app.services import MAX_BATCH
 from attribution_webhooks.core.samples import SAMPLE_DATA
+from attribution_webhooks.core.wire import encode_json
 
 
 def _deal(index: int, **extra: Any) -> dict[str, Any]:
@@ -216,3 +218,23 @@ def test_a_batch_may_not_publish_an_operational_type(api: Api) -> None:
     assert "events[1].type" in response.text
     assert "only the service publishes it" in response.text
     assert api.log_size() == size
+
+
+@pytest.mark.parametrize("amount", [10000, 10000.5, 10000.0, 0.0000001, 2**53 - 1])
+def test_stored_bodies_are_canonical_whichever_encoder_wrote_them(api: Api, amount: float) -> None:
+    """A body is the canonical text of its envelope (what JSON.stringify would print), by the
+    batch route and the single one alike: whether msgspec wrote it or the core's walk did."""
+    data = {**DEAL, "amount": amount}
+    batch = api.post("/events/batch", _batch({"type": "deal.attributed", "data": data}))
+    single = api.post("/events", {"type": "deal.attributed", "data": data})
+    assert batch.status_code == single.status_code == 202, (batch.text, single.text)
+    ids = [batch.json()["events"][0]["id"], single.json()["id"]]
+    with api.runtime.store.engine.connect() as conn:
+        for event_id in ids:
+            body = conn.exec_driver_sql(
+                "SELECT body FROM published_events WHERE event_id = ?", (event_id,)
+            ).scalar_one()
+            envelope = json.loads(body)
+            assert body == encode_json(envelope)
+            assert envelope["data"] == data
+            assert list(envelope) == ["id", "type", "timestamp", "data"]

@@ -52,6 +52,7 @@ _ALL_DELIVERIES = 10_000
 #: The most events one request of the API (``POST /events/batch``) or one transaction of the CLI
 #: publishes: a bound on the transaction's size and on the time it holds the append lock.
 MAX_BATCH = 1_000
+_ENABLED = ep.EndpointStatus.ENABLED  # an enum member read through its class costs a descriptor call
 
 
 @frozen
@@ -348,8 +349,8 @@ def plan_event(
     new_delivery = dlv.initial_state()
     for view in recipients:
         delivery_id = ids.new_id("dlv")
-        held = view.endpoint.status is not ep.EndpointStatus.ENABLED
         endpoint = view.endpoint
+        held = endpoint.status is not _ENABLED
         # A test send never waits in an ordered endpoint's line (ADR 0016).
         command = dlv.Schedule(
             delivery_id,
