@@ -24,6 +24,7 @@ from ...core.events import DomainEvent
 from ...core.ports import RecordedEvent
 from ..crypto import Keyring, KeyringError, MasterKey, generate_master_key, open_secret, seal_secret
 from ..sealing import (
+    SECRET_EVENTS,
     SHREDDED,
     KeyChanges,
     key_of,
@@ -125,6 +126,8 @@ class SqlKeys:
 
     def seal(self, events: Sequence[DomainEvent]) -> tuple[list[DomainEvent], list[tuple[str, ...]]]:
         """``events`` with their secrets sealed, and the key rows to insert with them."""
+        if not any(isinstance(event, SECRET_EVENTS) for event in events):
+            return list(events), []  # the usual append (a delivery's outcome): nothing to seal
         rows: list[tuple[str, ...]] = []
 
         def new_token(endpoint_id: str, secret: str) -> str:
