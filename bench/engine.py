@@ -39,6 +39,7 @@ from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpT
 from attribution_webhooks.adapters.signing import HmacSigner
 from attribution_webhooks.adapters.sql import SqlStore, open_store
 from attribution_webhooks.adapters.system import SystemClock, SystemRandom, UlidGenerator
+from attribution_webhooks.app.runner import settle_heap
 from attribution_webhooks.app.services import NewEvent, ServiceSettings, WebhookService
 from attribution_webhooks.app.worker import Dispatcher, DispatchSettings
 from attribution_webhooks.core.endpoint import EndpointRules
@@ -228,6 +229,7 @@ class _Engine:
         return answer
 
     async def start(self) -> dict[str, Any]:
+        settle_heap()  # as the CLI's processes do before they run
         self.transport = HttpTransport(self.egress)
         self.dispatcher = Dispatcher.beside(self.service, self.transport, HmacSigner(), self.settings)
         self.runner = asyncio.ensure_future(self.dispatcher.run(self.stop_event))

@@ -1,7 +1,7 @@
 """Delivery through libcurl (pycurl): the port's default client since ADR 0005's second addendum.
 
 libcurl does the HTTP work in C (connecting, TLS, writing the request, parsing the answer, the
-keep-alive pool) and pycurl drives it from the event loop with ``pycurl.AsyncCurlMulti``; per
+keep-alive pool) and ``curl_multi.CurlMulti`` drives it from the event loop; per
 request, Python sets a few options and libcurl calls back for header lines and body chunks.
 Measured side by side, that is about half the CPU per request of aiohttp's ``ClientSession``.
 
@@ -39,11 +39,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Sequence
+from operator import itemgetter
 
 import certifi
 import pycurl
 
 from ...core.outcomes import ErrorKind
+from .curl_multi import CurlMulti
 from .exchange import AllowConnect, Attempt, SendFailed, errno_kind
 from .settings import EgressSettings
 
@@ -68,6 +71,10 @@ _TLS_ERRORS = frozenset(
 # 8: CURLE_WEIRD_SERVER_REPLY and 100: CURLE_TOO_LARGE, which pycurl does not name.
 _PROTOCOL_ERRORS = frozenset({pycurl.E_UNSUPPORTED_PROTOCOL, 8, 100, pycurl.E_HTTP2})
 _DNS_ERRORS = frozenset({pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_COULDNT_RESOLVE_HOST})
+_LINE = "%s: %s"  # a (name, value) pair as a header line, formatted in C by ``map``
+_NAME = itemgetter(0)
+_NO_ADDITIONS = ("Accept:", "Expect:")
+_NAMES_KEPT = 64
 
 
 def _resend_refused() -> SendFailed:
@@ -97,6 +104,7 @@ class CurlAnswer:
     __slots__ = (
         "_allow",
         "_budget",
+        "_headers",
         "_keep",
         "_pinned",
         "body",
@@ -114,6 +122,7 @@ class CurlAnswer:
         self._budget = budget
         self._pinned = pinned
         self._allow = allow
+        self._headers: dict[bytes, bytes] | None = None
         self.status = 0
         self.lines: list[bytes] = []
         self.body = bytearray()
@@ -170,14 +179,19 @@ class CurlAnswer:
 
     def header(self, name: str) -> str | None:
         """The final response's header ``name`` (1xx and proxy CONNECT answers come before it)."""
-        wanted = name.lower().encode("ascii") + b":"
-        size = len(wanted)
-        for line in reversed(self.lines):
-            if line[:5] == b"HTTP/":
-                return None
-            if line[:size].lower() == wanted:
-                return line[size:].strip().decode("latin-1")
-        return None
+        if self._headers is None:
+            # Read once, however many are asked for: the final block's lines, the last one of a
+            # repeated name (as before: read from the end).
+            found: dict[bytes, bytes] = {}
+            for line in reversed(self.lines):
+                if line[:5] == b"HTTP/":
+                    break
+                at = line.find(b":")
+                if at > 0:
+                    found.setdefault(line[:at].lower(), line[at + 1 :])
+            self._headers = found
+        value = self._headers.get(name.lower().encode("latin-1"))
+        return None if value is None else value.strip().decode("latin-1")
 
     def outcome(self, code: int, message: str, handle: pycurl.Curl) -> SendFailed | None:
         """None if the answer stands; otherwise why not, in the log's words."""
@@ -241,16 +255,17 @@ class CurlTransport:
     ) -> None:
         self.settings = settings or EgressSettings()
         self._allow = allow_connect
-        self._multi: pycurl.AsyncCurlMulti | None = None
+        self._multi: CurlMulti | None = None
         self._idle: list[pycurl.Curl] = []
         # Per idle handle, the options it was last given that repeat from one attempt to the next
         # (URL, address, timeouts): set again only when they change (ADR 0007, drain section).
         self._set: dict[pycurl.Curl, tuple[str, str, int, int]] = {}
         self._interface = f"host!{self.settings.source_address}" if self.settings.source_address else None
+        self._suffixes: dict[tuple[str, ...], tuple[str, ...]] = {}
 
-    def _open(self) -> pycurl.AsyncCurlMulti:
+    def _open(self) -> CurlMulti:
         settings = self.settings
-        multi = pycurl.AsyncCurlMulti()
+        multi = CurlMulti()
         multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, settings.max_connections)
         multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, settings.max_connections_per_host)
         multi.setopt(pycurl.M_MAXCONNECTS, settings.max_connections)
@@ -284,16 +299,14 @@ class CurlTransport:
         settings = self.settings
         pinned = None if settings.proxy else address  # behind a proxy the socket goes to the proxy
         answer = CurlAnswer(settings.log_body_limit, settings.read_body_limit, pinned, self._allow)
-        lines = [f"{name}: {value}" for name, value in headers]
+        lines = list(map(_LINE.__mod__, headers))
         joined = "".join(lines)
         if "\n" in joined or "\r" in joined:
             # libcurl sends header lines as given: no header injection.
             raise SendFailed(ErrorKind.PROTOCOL, "a header name or value holds a line break")
         # libcurl's own additions: none of Accept, Expect: 100-continue (one more round trip for
         # bodies over 1 KiB) or a form Content-Type for a body that did not say what it is.
-        lines += ("Accept:", "Expect:")
-        if not any(line[:13].lower() == "content-type:" for line in lines):
-            lines.append("Content-Type:")
+        lines += self._additions(headers)
         handle = self._handle()
         # Empty host and port: whatever host libcurl reads in the URL, it connects to ``address``.
         options = (
@@ -318,8 +331,8 @@ class CurlTransport:
         handle.setopt(pycurl.HEADERFUNCTION, answer.lines.append)
         handle.setopt(pycurl.OPENSOCKETFUNCTION, answer.open_socket)
         handle.setopt(pycurl.PREREQFUNCTION, answer.prereq)
-        # If this is cancelled, the multi handle lets go of the easy handle only on its next
-        # turn, so a cancelled handle is not put back for reuse (a fresh one is made instead).
+        # A cancelled transfer's handle is not put back for reuse (a fresh one is made instead):
+        # it may hold a connection left halfway through an exchange.
         try:
             await multi.perform(handle)
             code, message = 0, ""
@@ -333,6 +346,19 @@ class CurlTransport:
         if failure is not None:
             raise failure
         return answer
+
+    def _additions(self, headers: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+        """The lines that switch off libcurl's own additions, by the names of ``headers``:
+        every attempt of the dispatcher has the same names, so this is one lookup."""
+        names = tuple(map(_NAME, headers))
+        known = self._suffixes.get(names)
+        if known is None:
+            typed = any(name.lower() == "content-type" for name in names)
+            known = _NO_ADDITIONS if typed else (*_NO_ADDITIONS, "Content-Type:")
+            if len(self._suffixes) > _NAMES_KEPT:
+                self._suffixes.clear()
+            self._suffixes[names] = known
+        return known
 
     async def aclose(self) -> None:
         """Close every pooled connection."""

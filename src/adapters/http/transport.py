@@ -8,8 +8,10 @@ import codecs
 import socket
 import time
 import zlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from operator import itemgetter
 from types import TracebackType
 
 import httpx
@@ -30,6 +32,10 @@ _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _RELOOK = frozenset({ErrorKind.CONNECTION_REFUSED, ErrorKind.CONNECT_TIMEOUT})
 _ENCODED = frozenset({"gzip", "deflate", "x-gzip"})
 _URL_CACHE_LIMIT = 10_000
+_NAMES_KEPT = 64
+_NAME = itemgetter(0)
+# Charsets under which ASCII bytes read as themselves: such a body needs no incremental decoder.
+_ASCII_SAFE = frozenset({"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1"})
 
 
 class HttpTransport:
@@ -73,6 +79,7 @@ class HttpTransport:
         self._targets: dict[str, Target | BlockedTarget] = {}
         # The dispatcher's headers carry their own User-Agent; these cover what a request lacks.
         self._defaults = (("User-Agent", self.settings.user_agent), ("Accept-Encoding", "identity"))
+        self._missing: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
 
     @property
     def client(self) -> Client:
@@ -109,8 +116,7 @@ class HttpTransport:
                     address = await self._vetted.address(target)
             remaining = max(total - (time.perf_counter() - started), 0.001)
             connect = min(self.settings.connect_timeout.total_seconds(), remaining)
-            given = {name.lower() for name, _ in request.headers}
-            headers = [*request.headers, *(pair for pair in self._defaults if pair[0].lower() not in given)]
+            headers = self._with_defaults(request.headers)
             reply = await self._client.exchange(
                 Attempt(target, address, headers, request.body, remaining, connect)
             )
@@ -128,6 +134,19 @@ class HttpTransport:
                 self._vetted.forget(target)
             return TransportFailure(failure.kind, elapsed(), failure.detail)
         return _response(reply, self.settings.log_body_limit, elapsed())
+
+    def _with_defaults(self, headers: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
+        """``headers`` and the defaults they lack, decided once per list of names (every attempt
+        of the dispatcher has the same names)."""
+        names = tuple(map(_NAME, headers))
+        missing = self._missing.get(names)
+        if missing is None:
+            given = {name.lower() for name in names}
+            missing = tuple(pair for pair in self._defaults if pair[0].lower() not in given)
+            if len(self._missing) > _NAMES_KEPT:
+                self._missing.clear()
+            self._missing[names] = missing
+        return [*headers, *missing] if missing else headers
 
     def _target(self, url: str) -> Target:
         """``check_url``, remembered per URL: endpoints are few and their URLs immutable."""
@@ -154,7 +173,10 @@ def _response(reply: Reply, limit: int, elapsed: timedelta) -> HttpResponse:
 def _text(reply: Reply, body: bytes, limit: int) -> str:
     if not body:
         return ""
-    if (reply.header("Content-Encoding") or "").strip().lower() in _ENCODED:
+    encoding = reply.header("Content-Encoding")
+    if encoding is None and body.isascii() and _charset(reply.header("Content-Type")) in _ASCII_SAFE:
+        return body[:limit].decode("ascii")  # the usual short answer ("OK", JSON): no decoder
+    if (encoding or "").strip().lower() in _ENCODED:
         # We asked for identity; a receiver that compresses anyway gets its text shown if the
         # kept bytes decompress, never more than the log limit (a gzip bomb stays small).
         try:

@@ -270,9 +270,7 @@ class Dispatcher:
         delivery = job.due.delivery
         delivery_id, endpoint_id, account_id = delivery.delivery_id, delivery.endpoint_id, delivery.account_id
         self._slots.started(delivery_id, endpoint_id, account_id, now)
-        task = asyncio.ensure_future(self._attempt(job))
-        self._in_flight[delivery_id] = (task, job)
-        task.add_done_callback(lambda _: self._finished(delivery_id, endpoint_id, account_id))
+        self._in_flight[delivery_id] = (asyncio.ensure_future(self._attempt(job)), job)
 
     def _finished(self, delivery_id: str, endpoint_id: str, account_id: str) -> None:
         self._in_flight.pop(delivery_id, None)
@@ -357,6 +355,14 @@ class Dispatcher:
     # --- attempting -------------------------------------------------------------------------
 
     async def _attempt(self, job: Job) -> None:
+        due = job.due
+        delivery = due.delivery
+        try:
+            await self._send(job)
+        finally:  # in the task itself, not a done-callback: one loop turn less per delivery
+            self._finished(delivery.delivery_id, delivery.endpoint_id, delivery.account_id)
+
+    async def _send(self, job: Job) -> None:
         due = job.due
         assert job.endpoint is not None
         started_at, outcome = await send_attempt(
