@@ -77,8 +77,9 @@ class _Sampler:
                 ).fetchall()
                 held, waiting = conn.execute(
                     "SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted)"
-                    " FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
-                    (APPEND_LOCK,),
+                    " FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = %s)",
+                    (APPEND_LOCK, self._database),
                 ).fetchone() or (0, 0)
                 self.samples += 1
                 self.held += held > 0
