@@ -130,6 +130,17 @@ class CurlAnswer:
         self.sends = 0
         self.refusal: SendFailed | None = None
 
+    def reset(self, pinned: str | None) -> None:
+        """Ready for the next transfer of its handle (the callbacks stay bound to this object)."""
+        self._pinned = pinned
+        self._headers = None
+        self.status = 0
+        self.lines.clear()
+        del self.body[:]
+        self.read = 0
+        self.sends = 0
+        self.refusal = None
+
     def write(self, chunk: bytes) -> int | None:
         """libcurl's write callback: keep the start, count the rest, refuse past the budget."""
         if len(self.body) < self._keep:
@@ -262,6 +273,7 @@ class CurlTransport:
         self._set: dict[pycurl.Curl, tuple[str, str, int, int]] = {}
         self._interface = f"host!{self.settings.source_address}" if self.settings.source_address else None
         self._suffixes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._answers: dict[pycurl.Curl, CurlAnswer] = {}
 
     def _open(self) -> CurlMulti:
         settings = self.settings
@@ -290,6 +302,15 @@ class CurlTransport:
         handle.setopt(pycurl.NOPROXY, "")
         if self._interface is not None:
             handle.setopt(pycurl.INTERFACE, self._interface)
+        # One answer per handle, reset for each transfer, so the callbacks are set once. The
+        # answer returned by ``exchange`` is read before the next ``exchange`` can take the
+        # handle: ``HttpTransport.send`` turns it into an outcome without awaiting in between.
+        answer = CurlAnswer(settings.log_body_limit, settings.read_body_limit, None, self._allow)
+        handle.setopt(pycurl.WRITEFUNCTION, answer.write)
+        handle.setopt(pycurl.HEADERFUNCTION, answer.lines.append)
+        handle.setopt(pycurl.OPENSOCKETFUNCTION, answer.open_socket)
+        handle.setopt(pycurl.PREREQFUNCTION, answer.prereq)
+        self._answers[handle] = answer
         return handle
 
     async def exchange(self, attempt: Attempt) -> CurlAnswer:
@@ -298,7 +319,6 @@ class CurlTransport:
         multi = self._multi or self._open()
         settings = self.settings
         pinned = None if settings.proxy else address  # behind a proxy the socket goes to the proxy
-        answer = CurlAnswer(settings.log_body_limit, settings.read_body_limit, pinned, self._allow)
         lines = list(map(_LINE.__mod__, headers))
         joined = "".join(lines)
         if "\n" in joined or "\r" in joined:
@@ -327,10 +347,8 @@ class CurlTransport:
         handle.setopt(pycurl.HTTPHEADER, lines)
         handle.setopt(pycurl.POSTFIELDSIZE, len(body))
         handle.setopt(pycurl.POSTFIELDS, body)
-        handle.setopt(pycurl.WRITEFUNCTION, answer.write)
-        handle.setopt(pycurl.HEADERFUNCTION, answer.lines.append)
-        handle.setopt(pycurl.OPENSOCKETFUNCTION, answer.open_socket)
-        handle.setopt(pycurl.PREREQFUNCTION, answer.prereq)
+        answer = self._answers[handle]
+        answer.reset(pinned)
         # A cancelled transfer's handle is not put back for reuse (a fresh one is made instead):
         # it may hold a connection left halfway through an exchange.
         try:
@@ -339,6 +357,9 @@ class CurlTransport:
         except pycurl.error as error:
             details: tuple[object, ...] = error.args  # (libcurl's error code, its message)
             code, message = int(str(details[0])), str(details[1])
+        except BaseException:
+            del self._answers[handle]
+            raise
         answer.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
         failure = answer.outcome(code, message, handle)
         self._idle.append(handle)
@@ -369,3 +390,4 @@ class CurlTransport:
             handle.close()
         self._idle.clear()
         self._set.clear()
+        self._answers.clear()

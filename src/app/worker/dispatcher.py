@@ -357,24 +357,21 @@ class Dispatcher:
     async def _attempt(self, job: Job) -> None:
         due = job.due
         delivery = due.delivery
+        assert job.endpoint is not None
+        endpoint = job.endpoint.endpoint
         try:
-            await self._send(job)
+            started_at, outcome = await send_attempt(
+                due, endpoint, self.signer, self.transport, self.clock, self.settings, self.tracer
+            )
+            self.stats.attempts += 1
+            timed_out = isinstance(outcome, TransportFailure) and outcome.kind in _TIMEOUTS
+            self._slots.measured(delivery.endpoint_id, outcome.elapsed.total_seconds(), timed_out)
+            sample = self.random.random() if self.retry.jitter else 0.5
+            self._recorder.decide(
+                job, dlv.RecordOutcome(due.attempt, started_at, outcome, self.clock.now(), sample)
+            )
         finally:  # in the task itself, not a done-callback: one loop turn less per delivery
             self._finished(delivery.delivery_id, delivery.endpoint_id, delivery.account_id)
-
-    async def _send(self, job: Job) -> None:
-        due = job.due
-        assert job.endpoint is not None
-        started_at, outcome = await send_attempt(
-            due, job.endpoint.endpoint, self.signer, self.transport, self.clock, self.settings, self.tracer
-        )
-        self.stats.attempts += 1
-        timed_out = isinstance(outcome, TransportFailure) and outcome.kind in _TIMEOUTS
-        self._slots.measured(due.delivery.endpoint_id, outcome.elapsed.total_seconds(), timed_out)
-        sample = self.random.random() if self.retry.jitter else 0.5
-        self._recorder.decide(
-            job, dlv.RecordOutcome(due.attempt, started_at, outcome, self.clock.now(), sample)
-        )
 
     # --- waiting and stopping ---------------------------------------------------------------
 
