@@ -74,17 +74,33 @@ def test_throughput_figures_are_sane(report: dict[str, Any]) -> None:
 
 
 def test_latency_percentiles_are_ordered(report: dict[str, Any]) -> None:
-    """On both paths (core API, POST /events), at each load, the percentiles are positive and
-    ordered, and the floor was measured. (Whether the floor is below ours is a benchmark
-    finding, not a test: on a shared machine a timed comparison fails by chance.)"""
+    """On both paths (core API, POST /events), at each load, every round's percentiles come from
+    one sample of every event sent (``n``), are finite and ordered, and the floor was measured.
+
+    Ours are not required to be positive: they are the receiver's stamp minus the time the
+    publisher saw its answer, read in two processes, and on a loaded machine the delivery often
+    reaches the receiver before the load client is scheduled to read its 202 (found: a minimum of
+    -24 ms and a p50 of 0.1 ms through the API at load average 8), so a small sample's p50 can be
+    negative. The floor's are stamped before the request is sent: positive by causality.
+    (Whether the floor is below ours is a benchmark finding, not a test: on a shared machine a
+    timed comparison fails by chance.)"""
     paths = report["scenarios"]["latency"]["paths"]
     assert set(paths) == {"core", "api"}
+    keys = ("min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
     for path, found in paths.items():
         for load, at in found["loads"].items():
-            ours = [at["ours"][key]["median"] for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
-            assert all(_positive(v) for v in ours), (path, load)
-            assert ours == sorted(ours), (path, load)
-            assert _positive(at["floor_aiohttp"]["p50_ms"]["median"]), (path, load)
+            where = (path, load)
+            for ours in at["rounds"]["ours"]:
+                assert ours["n"] == ours["events"] > 0, where
+                figures = [ours[key] for key in keys]
+                assert all(math.isfinite(v) for v in figures), where
+                assert figures == sorted(figures), where
+                assert ours["max_ms"] > 0, where  # not every delivery beat its publisher's stamp
+            medians = [at["ours"][key]["median"] for key in keys[1:]]
+            assert medians == sorted(medians), where
+            for floor in at["rounds"]["floor_aiohttp"]:
+                assert floor["n"] == floor["events"] > 0, where
+                assert floor["min_ms"] > 0, where
 
 
 def test_fanout_reached_every_endpoint_once(report: dict[str, Any]) -> None:
@@ -117,8 +133,18 @@ def test_scale_claims_and_memory_are_measured(report: dict[str, Any]) -> None:
 
 
 def test_ingest_is_measured_next_to_hello_world(report: dict[str, Any]) -> None:
-    """POST /events and the hello world both answered, and the hello world was the faster."""
+    """POST /events, POST /events/batch and the hello world each answered every request with a
+    2xx, and each ratio to the hello world is a finite positive number. (Which is the faster is a
+    benchmark finding: a short --quick round on a loaded machine can put either ahead, and a
+    faster batch ingest is no defect.)"""
     ingest = report["scenarios"]["ingest"]
     assert _positive(ingest["requests_per_s"]["hello_world"]["median"])
+    for name, rounds in ingest["rounds"].items():
+        for measured in rounds:
+            assert measured["statuses"], name
+            assert all(200 <= int(status) < 300 for status in measured["statuses"]), (
+                name,
+                measured["statuses"],
+            )
     for name, found in ingest["ratios_to_hello_world"].items():
-        assert 0 < found["median"] < 1.5, name
+        assert _positive(found["median"]), name
