@@ -55,22 +55,31 @@ def test_every_scenario_ran_and_the_run_was_quick(report: dict[str, Any]) -> Non
 
 
 def test_throughput_figures_are_sane(report: dict[str, Any]) -> None:
-    """Every client delivered, signatures verified, our rounds delivered exactly the backlog, and
-    each ratio is a finite positive number."""
+    """Every client delivered with verified signatures, our rounds delivered exactly the backlog
+    at a positive rate, and each ratio is a finite positive number where its reference counted
+    any request.
+
+    A reference client is measured over a window (0.5 s after a 0.2 s warm-up with --quick): on
+    a loaded machine its 64 connections may not answer within it (found: httpx at 0 requests, load
+    average 9), so its rate may be 0 and its ratios undefined. Ours are timed from the first claim
+    to the last success, so they are positive whenever the backlog was delivered. Which client is
+    the faster is a benchmark finding, not a test."""
     throughput = report["scenarios"]["throughput"]
     events = throughput["settings"]["events"]
     for name, rounds in throughput["rounds"].items():
         for measured in rounds:
-            assert _positive(measured["deliveries_per_s"]), name
+            rate = measured["deliveries_per_s"]
+            assert math.isfinite(rate), name
+            assert rate >= 0, name
             assert measured["bad_signatures"] == 0, name
-            if name.startswith("ours") and name != "ours_api_sqlite":
-                assert measured["requests"] == events, name
-    # the bare client is the ceiling: nothing else beats it by far
-    bare = throughput["deliveries_per_s"]["bare"]["median"]
-    assert throughput["deliveries_per_s"]["ours_sqlite"]["median"] < 2 * bare
+            if name.startswith("ours"):
+                assert _positive(rate), name
+                if name != "ours_api_sqlite":
+                    assert measured["requests"] == events, name
     for ours, references in throughput["ratios"].items():
         for reference, found in references.items():
-            assert _positive(found["median"]), (ours, reference)
+            assert found["median"] is None or _positive(found["median"]), (ours, reference)
+    assert throughput["ratios"], "no ratio was taken"
 
 
 def test_latency_percentiles_are_ordered(report: dict[str, Any]) -> None:
