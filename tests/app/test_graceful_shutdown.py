@@ -48,7 +48,7 @@ def _lost(database: Path) -> list[tuple[int, str, str]]:
 def test_serve_stops_gracefully_mid_delivery(tmp_path: Path, sig: int) -> None:
     """serve, signalled during a hanging delivery, exits 0 within the grace period; nothing is leased."""
     database = tmp_path / "serve.sqlite3"
-    args = serve_command(database, "--shutdown-grace", "1s", "--request-timeout", "20s")
+    args = serve_command(database, "--shutdown-grace", "1s", "--request-timeout", "60s")
     with ScriptedServer.running() as receiver, running(args) as process:
         url = process.wait_for(r"serving (http://\S+)").group(1)
         key = process.wait_for(r"X-API-Key: (\S+)").group(1)
@@ -64,7 +64,7 @@ def test_serve_stops_gracefully_mid_delivery(tmp_path: Path, sig: int) -> None:
         _wait_for_request(receiver, "/hang")
         started = time.monotonic()
         assert process.stop(sig) == 0
-        assert time.monotonic() - started < 8
+        assert time.monotonic() - started < 30  # the 1 s grace, not the 60 s request timeout
     assert leased_count(database) == 0
     assert _pending(database) == [("scheduled", 1)]  # attempt 1 cut short, due again
     assert _lost(database) == [(1, "worker_lost", "outcome unknown (worker stopped while it ran)")]

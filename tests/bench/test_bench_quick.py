@@ -55,36 +55,61 @@ def test_every_scenario_ran_and_the_run_was_quick(report: dict[str, Any]) -> Non
 
 
 def test_throughput_figures_are_sane(report: dict[str, Any]) -> None:
-    """Every client delivered, signatures verified, our rounds delivered exactly the backlog, and
-    each ratio is a finite positive number."""
+    """Every client delivered with verified signatures, our rounds delivered exactly the backlog
+    at a positive rate, and each ratio is a finite positive number where its reference counted
+    any request.
+
+    A reference client is measured over a window (0.5 s after a 0.2 s warm-up with --quick): on
+    a loaded machine its 64 connections may not answer within it (found: httpx at 0 requests, load
+    average 9), so its rate may be 0 and its ratios undefined. Ours are timed from the first claim
+    to the last success, so they are positive whenever the backlog was delivered. Which client is
+    the faster is a benchmark finding, not a test."""
     throughput = report["scenarios"]["throughput"]
     events = throughput["settings"]["events"]
     for name, rounds in throughput["rounds"].items():
         for measured in rounds:
-            assert _positive(measured["deliveries_per_s"]), name
+            rate = measured["deliveries_per_s"]
+            assert math.isfinite(rate), name
+            assert rate >= 0, name
             assert measured["bad_signatures"] == 0, name
-            if name.startswith("ours") and name != "ours_api_sqlite":
-                assert measured["requests"] == events, name
-    # the bare client is the ceiling: nothing else beats it by far
-    bare = throughput["deliveries_per_s"]["bare"]["median"]
-    assert throughput["deliveries_per_s"]["ours_sqlite"]["median"] < 2 * bare
+            if name.startswith("ours"):
+                assert _positive(rate), name
+                if name != "ours_api_sqlite":
+                    assert measured["requests"] == events, name
     for ours, references in throughput["ratios"].items():
         for reference, found in references.items():
-            assert _positive(found["median"]), (ours, reference)
+            assert found["median"] is None or _positive(found["median"]), (ours, reference)
+    assert throughput["ratios"], "no ratio was taken"
 
 
 def test_latency_percentiles_are_ordered(report: dict[str, Any]) -> None:
-    """On both paths (core API, POST /events), at each load, the percentiles are positive and
-    ordered, and the floor was measured. (Whether the floor is below ours is a benchmark
-    finding, not a test: on a shared machine a timed comparison fails by chance.)"""
+    """On both paths (core API, POST /events), at each load, every round's percentiles come from
+    one sample of every event sent (``n``), are finite and ordered, and the floor was measured.
+
+    Ours are not required to be positive: they are the receiver's stamp minus the time the
+    publisher saw its answer, read in two processes, and on a loaded machine the delivery often
+    reaches the receiver before the load client is scheduled to read its 202 (found: a minimum of
+    -24 ms and a p50 of 0.1 ms through the API at load average 8), so a small sample's p50 can be
+    negative. The floor's are stamped before the request is sent: positive by causality.
+    (Whether the floor is below ours is a benchmark finding, not a test: on a shared machine a
+    timed comparison fails by chance.)"""
     paths = report["scenarios"]["latency"]["paths"]
     assert set(paths) == {"core", "api"}
+    keys = ("min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
     for path, found in paths.items():
         for load, at in found["loads"].items():
-            ours = [at["ours"][key]["median"] for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms")]
-            assert all(_positive(v) for v in ours), (path, load)
-            assert ours == sorted(ours), (path, load)
-            assert _positive(at["floor_aiohttp"]["p50_ms"]["median"]), (path, load)
+            where = (path, load)
+            for ours in at["rounds"]["ours"]:
+                assert ours["n"] == ours["events"] > 0, where
+                figures = [ours[key] for key in keys]
+                assert all(math.isfinite(v) for v in figures), where
+                assert figures == sorted(figures), where
+                assert ours["max_ms"] > 0, where  # not every delivery beat its publisher's stamp
+            medians = [at["ours"][key]["median"] for key in keys[1:]]
+            assert medians == sorted(medians), where
+            for floor in at["rounds"]["floor_aiohttp"]:
+                assert floor["n"] == floor["events"] > 0, where
+                assert floor["min_ms"] > 0, where
 
 
 def test_fanout_reached_every_endpoint_once(report: dict[str, Any]) -> None:
@@ -117,8 +142,18 @@ def test_scale_claims_and_memory_are_measured(report: dict[str, Any]) -> None:
 
 
 def test_ingest_is_measured_next_to_hello_world(report: dict[str, Any]) -> None:
-    """POST /events and the hello world both answered, and the hello world was the faster."""
+    """POST /events, POST /events/batch and the hello world each answered every request with a
+    2xx, and each ratio to the hello world is a finite positive number. (Which is the faster is a
+    benchmark finding: a short --quick round on a loaded machine can put either ahead, and a
+    faster batch ingest is no defect.)"""
     ingest = report["scenarios"]["ingest"]
     assert _positive(ingest["requests_per_s"]["hello_world"]["median"])
+    for name, rounds in ingest["rounds"].items():
+        for measured in rounds:
+            assert measured["statuses"], name
+            assert all(200 <= int(status) < 300 for status in measured["statuses"]), (
+                name,
+                measured["statuses"],
+            )
     for name, found in ingest["ratios_to_hello_world"].items():
-        assert 0 < found["median"] < 1.5, name
+        assert _positive(found["median"]), name

@@ -52,7 +52,8 @@ def test_conninfo_drops_the_driver() -> None:
 
 
 async def test_a_publish_in_one_process_wakes_a_worker_in_another(postgres_url: URL) -> None:
-    """With a minute between polls, a worker on another store still starts within a second."""
+    """With a minute between polls, a worker on another store still starts long before its next
+    poll (within 20 s: the wake-up, not the poll; a loaded machine may take seconds)."""
     api, worker_side = _service(postgres_url), _service(postgres_url)
     receiver = Answered()
     dispatcher = Dispatcher.beside(
@@ -69,9 +70,8 @@ async def test_a_publish_in_one_process_wakes_a_worker_in_another(postgres_url: 
             await api.register_endpoint("acct_1", URL_, ["deal.attributed"])
             published = time.perf_counter()
             await api.publish("acct_1", NewEvent("deal.attributed", {"dealId": "d"}))
-            for _ in range(200):
-                if receiver.arrivals:
-                    break
+            deadline = time.monotonic() + 20
+            while not receiver.arrivals and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             stop.set()
             await asyncio.gather(running, listening)
@@ -79,7 +79,7 @@ async def test_a_publish_in_one_process_wakes_a_worker_in_another(postgres_url: 
         api.ports.store.close()  # type: ignore[attr-defined]
         worker_side.ports.store.close()  # type: ignore[attr-defined]
     assert receiver.arrivals, "the worker never woke"
-    assert receiver.arrivals[0] - published < 1.0
+    assert receiver.arrivals[0] - published < 20
 
 
 async def test_endpoint_changes_reach_other_processes(postgres_url: URL) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -95,10 +94,10 @@ def test_connection_refused(server: ScriptedServer) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    outcome = _failure(run(send_once(f"http://127.0.0.1:{port}/hook")))
+    outcome = _failure(run(send_once(f"http://127.0.0.1:{port}/hook", timeout=30)))
     assert outcome.kind is ErrorKind.CONNECTION_REFUSED
     assert "refused" in outcome.detail.lower()
-    assert outcome.elapsed < timedelta(seconds=1)
+    assert outcome.elapsed < timedelta(seconds=10)  # not retried until the 30 s deadline
 
 
 def test_connect_timeout() -> None:
@@ -109,9 +108,10 @@ def test_connect_timeout() -> None:
         port = listener.getsockname()[1]
         filler.connect(("127.0.0.1", port))  # fills the queue; further SYNs are dropped
         settings = EgressSettings(mode=EgressMode.DEVELOPMENT, connect_timeout=timedelta(seconds=0.3))
-        outcome = _failure(run(send_once(f"http://127.0.0.1:{port}/hook", settings, timeout=2)))
+        outcome = _failure(run(send_once(f"http://127.0.0.1:{port}/hook", settings, timeout=30)))
     assert outcome.kind is ErrorKind.CONNECT_TIMEOUT
-    assert timedelta(seconds=0.25) < outcome.elapsed < timedelta(seconds=1.5)
+    # Cut by the 0.3 s connect timeout, not the 30 s deadline (the bound leaves room for a busy machine).
+    assert timedelta(seconds=0.25) < outcome.elapsed < timedelta(seconds=10)
 
 
 def test_connect_timeout_when_the_whole_deadline_passes_while_connecting() -> None:
@@ -123,14 +123,14 @@ def test_connect_timeout_when_the_whole_deadline_passes_while_connecting() -> No
         filler.connect(("127.0.0.1", port))
         outcome = _failure(run(send_once(f"http://127.0.0.1:{port}/hook", timeout=0.4)))
     assert outcome.kind is ErrorKind.CONNECT_TIMEOUT
-    assert timedelta(seconds=0.35) < outcome.elapsed < timedelta(seconds=1.5)
+    assert timedelta(seconds=0.35) < outcome.elapsed < timedelta(seconds=5)  # not the 10 s connect timeout
 
 
 def test_read_timeout_when_the_receiver_hangs(server: ScriptedServer) -> None:
     """Connected, request sent, no answer within the request's timeout: read_timeout at the deadline."""
     outcome = _failure(run(send_once(server.url("/hang"), timeout=0.5)))
     assert outcome.kind is ErrorKind.READ_TIMEOUT
-    assert timedelta(seconds=0.45) < outcome.elapsed < timedelta(seconds=1.5)
+    assert timedelta(seconds=0.45) < outcome.elapsed < timedelta(seconds=5)  # not the 15 s default
 
 
 def test_the_deadline_covers_a_slow_body_and_keeps_the_status(server: ScriptedServer) -> None:
@@ -138,7 +138,7 @@ def test_the_deadline_covers_a_slow_body_and_keeps_the_status(server: ScriptedSe
     outcome = _response(run(send_once(server.url("/slow-body"), timeout=0.7)))
     assert outcome.status == 200
     assert outcome.body.startswith("start:")
-    assert outcome.elapsed < timedelta(seconds=1.5)
+    assert outcome.elapsed < timedelta(seconds=5)  # the body would trickle forever
 
 
 def test_connection_reset(server: ScriptedServer) -> None:
@@ -178,9 +178,9 @@ def test_a_dns_lookup_that_hangs_is_a_dns_failure() -> None:
         return []
 
     settings = EgressSettings(mode=EgressMode.DEVELOPMENT, dns_timeout=timedelta(seconds=0.2))
-    outcome = _failure(run(send_once("http://slow.example.test/hook", settings, lookup=slow)))
+    outcome = _failure(run(send_once("http://slow.example.test/hook", settings, timeout=30, lookup=slow)))
     assert outcome.kind is ErrorKind.DNS
-    assert outcome.elapsed < timedelta(seconds=1)
+    assert outcome.elapsed < timedelta(seconds=5)  # cut by dns_timeout, not the resolver's 10 s
 
 
 def test_an_untrusted_certificate_is_a_tls_error(tls_server: ScriptedServer) -> None:
@@ -231,11 +231,10 @@ def test_a_trusted_certificate_delivers(tls_server: ScriptedServer, ca_file: str
 
 def test_a_50_mb_body_is_not_read(server: ScriptedServer) -> None:
     """A huge answer: the status counts, the log keeps 4 KiB, and reading stops near the drain limit."""
-    started = time.perf_counter()
-    outcome = _response(run(send_once(server.url("/huge"))))
+    outcome = _response(run(send_once(server.url("/huge"), timeout=30)))
     assert outcome.status == 200
     assert outcome.body == "x" * 4096
-    assert time.perf_counter() - started < 2
+    assert outcome.elapsed < timedelta(seconds=10)  # not read until the 30 s deadline
     # The server could push at most the drain limit plus what the socket buffers hold.
     server_stopped_early = server.state.bytes_sent.get("/huge", 0) < 50 * 1024 * 1024
     assert server_stopped_early
@@ -243,10 +242,10 @@ def test_a_50_mb_body_is_not_read(server: ScriptedServer) -> None:
 
 def test_an_endless_body_is_not_read(server: ScriptedServer) -> None:
     """A chunked body that never ends does not hang the attempt."""
-    outcome = _response(run(send_once(server.url("/endless"), timeout=5)))
+    outcome = _response(run(send_once(server.url("/endless"), timeout=30)))
     assert outcome.status == 200
     assert outcome.body == "y" * 4096
-    assert outcome.elapsed < timedelta(seconds=2)
+    assert outcome.elapsed < timedelta(seconds=10)  # not read until the 30 s deadline
 
 
 def test_a_body_is_cut_without_breaking_a_character(server: ScriptedServer) -> None:
@@ -279,7 +278,7 @@ def test_the_request_timeout_wins_over_the_default(server: ScriptedServer) -> No
     """The OutboundRequest's timeout, not the settings' default of 15 s, bounds the attempt."""
     assert EgressSettings().timeout == timedelta(seconds=15)
     outcome = _failure(run(send_once(server.url("/hang"), timeout=0.3)))
-    assert outcome.elapsed < timedelta(seconds=1)
+    assert outcome.elapsed < timedelta(seconds=5)
 
 
 def test_a_url_that_is_not_http_is_refused_without_raising() -> None:

@@ -138,7 +138,7 @@ def test_misbehaving_receivers_end_in_the_right_log_and_the_worker_keeps_running
     comes back, all at once through one worker: each gets the log entries and retry schedule it
     deserves, and the worker goes on delivering afterwards."""
     port_down = free_port()
-    paths = ["/status/500", "/status/429?retry_after=1", "/redirect", "/hang", "/reset", "/huge", "/ok"]
+    paths = ["/status/500", "/status/429?retry_after=2", "/redirect", "/hang", "/reset", "/huge", "/ok"]
 
     async def scenario(server: ScriptedServer) -> None:
         async with running_worker(retry=(0.3, 0.3, 0.3), request_timeout=1.0) as worker:
@@ -153,26 +153,28 @@ def test_misbehaving_receivers_end_in_the_right_log_and_the_worker_keeps_running
             while not await worker.log(down):
                 await asyncio.sleep(0.01)
             with ScriptedServer.running(port=port_down) as back:
-                await worker.wait_final(published.delivery_ids, timeout=20)
+                await worker.wait_final(published.delivery_ids, timeout=60)
                 assert len(back.requests("/hook")) == 1
 
             logs = {path: await worker.log(by_url[server.url(path)]) for path in paths}
             statuses = {path: await worker.status(by_url[server.url(path)]) for path in paths}
 
-            failing = {"/status/500": 500, "/status/429?retry_after=1": 429, "/redirect": 301}
+            failing = {"/status/500": 500, "/status/429?retry_after=2": 429, "/redirect": 301}
             for path, status in failing.items():
                 assert statuses[path] is DeliveryStatus.FAILED
                 assert [a.status_code for a in logs[path]] == [status] * 4
                 assert all(a.error is None and not a.succeeded for a in logs[path])
                 assert logs[path][0].detail == f"HTTP {status}"
             assert logs["/status/500"][0].response_body == "status 500 on purpose"
-            assert all(0.25 <= gap < 0.9 for gap in _gaps(logs["/status/500"]))
-            # Retry-After: 1 outweighs the policy's 0.3 s.
-            assert all(gap >= 0.95 for gap in _gaps(logs["/status/429?retry_after=1"]))
+            # The policy's 0.3 s (the upper bound leaves a loaded machine room, and is still below
+            # the other endpoint's Retry-After: 2).
+            assert all(0.25 <= gap < 1.8 for gap in _gaps(logs["/status/500"]))
+            # Retry-After: 2 outweighs the policy's 0.3 s.
+            assert all(gap >= 1.95 for gap in _gaps(logs["/status/429?retry_after=2"]))
             assert server.requests("/elsewhere") == []
 
             assert [a.error for a in logs["/hang"]] == [ErrorKind.READ_TIMEOUT] * 4
-            assert all(950 <= a.elapsed_ms < 1500 for a in logs["/hang"])
+            assert all(950 <= a.elapsed_ms < 5000 for a in logs["/hang"])  # the 1 s timeout, not 15 s
             assert [a.error for a in logs["/reset"]] == [ErrorKind.CONNECTION_RESET] * 4
             assert statuses["/hang"] is statuses["/reset"] is DeliveryStatus.FAILED
 
