@@ -7,7 +7,7 @@ Two paths, each at shares of its own throughput measured by scenario 1 in this r
   dispatcher, as ``serve`` does (a publish wakes the dispatcher; no polling), at 5, 20 and 60 %
   of the SQLite drain rate (``ours_sqlite``); latency from ``publish`` returning.
 - ``api``: ``bench.load`` POSTs to ``serve``'s ``/events`` at 20 and 60 % of the end-to-end rate
-  through the API (``ours_api_sqlite``); latency from the 202 answer reaching the client.
+  through the API (``ours_api_sqlite``); latency from the request being sent (an accepted one).
 
 The receiver stamps each request with the same monotonic clock. The reference is the floor of
 the path: raw aiohttp POSTing at the same rate, open loop, to the same receiver (time from
@@ -105,7 +105,7 @@ def floor_latency(run: Run, rate: float, seconds: float) -> dict[str, Any]:
 
 def api_latency(run: Run, name: str, rate: float, seconds: float) -> dict[str, Any]:
     """POST events to ``serve`` (a fresh SQLite store, one webhook) open loop at ``rate`` for
-    ``seconds``; latencies from each 202 answer to the receiver reading the delivery."""
+    ``seconds``; latencies from each accepted request being sent to the receiver reading the delivery."""
     from . import api
 
     count = max(1, round(rate * seconds))

@@ -182,7 +182,7 @@ def _throughput(s: dict[str, Any]) -> list[str]:
 
 _PATHS = {
     "core": "core API: `WebhookService.publish` in the dispatcher's process (as `serve` runs them)",
-    "api": "`POST /events` to `serve`, open loop from `bench.load`; latency from the 202 answer",
+    "api": "`POST /events` to `serve`, open loop from `bench.load`; latency from the request being sent",
 }
 
 
