@@ -299,6 +299,9 @@ def _pyreqwest_engine(settings: Any) -> Any:
             value: str | None = self.headers.get(name)
             return value
 
+        def mentions(self, fragment: bytes) -> bool:
+            return True  # no header lines kept here: read the headers themselves
+
     class Engine(CurlTransport):
         def __init__(self) -> None:
             super().__init__(settings)

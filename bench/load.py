@@ -60,7 +60,6 @@ async def _run(
                 first_sent = time.monotonic()
             connection.waiter = loop.create_future()
             assert connection.transport is not None
-            sent_at = time.monotonic()
             connection.transport.write(request)
             try:
                 statuses[await connection.waiter] += 1

@@ -188,6 +188,10 @@ class CurlAnswer:
                 return line[9:12] == b"%d" % self.status
         return False
 
+    def mentions(self, fragment: bytes) -> bool:
+        """Whether ``fragment`` occurs in the header lines read in lower case (every block's)."""
+        return fragment in b"".join(self.lines).lower()
+
     def header(self, name: str) -> str | None:
         """The final response's header ``name`` (1xx and proxy CONNECT answers come before it)."""
         if self._headers is None:

@@ -42,6 +42,11 @@ class Reply(Protocol):
 
     def header(self, name: str) -> str | None: ...
 
+    def mentions(self, fragment: bytes) -> bool:
+        """Whether ``fragment`` (lower case) occurs in any header line, names and values read in
+        lower case: False means surely absent, so a caller may skip reading those headers."""
+        ...
+
 
 @frozen
 class Attempt:

@@ -58,6 +58,9 @@ class _Reply:
         value: str | None = self.headers.get(name)
         return value
 
+    def mentions(self, fragment: bytes) -> bool:
+        return any(fragment in name.lower() or fragment in value.lower() for name, value in self.headers.raw)
+
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()

@@ -173,9 +173,12 @@ def _response(reply: Reply, limit: int, elapsed: timedelta) -> HttpResponse:
 def _text(reply: Reply, body: bytes, limit: int) -> str:
     if not body:
         return ""
+    if body.isascii() and not reply.mentions(b"content-encoding") and not reply.mentions(b"charset="):
+        # The usual short answer ("OK", JSON) in UTF-8: no header lookups, no decoder.
+        return body[:limit].decode("ascii")
     encoding = reply.header("Content-Encoding")
     if encoding is None and body.isascii() and _charset(reply.header("Content-Type")) in _ASCII_SAFE:
-        return body[:limit].decode("ascii")  # the usual short answer ("OK", JSON): no decoder
+        return body[:limit].decode("ascii")
     if (encoding or "").strip().lower() in _ENCODED:
         # We asked for identity; a receiver that compresses anyway gets its text shown if the
         # kept bytes decompress, never more than the log limit (a gzip bomb stays small).
