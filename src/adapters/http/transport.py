@@ -100,10 +100,6 @@ class HttpTransport:
 
     async def send(self, request: OutboundRequest) -> Outcome:
         started = time.perf_counter()
-
-        def elapsed() -> timedelta:
-            return timedelta(seconds=time.perf_counter() - started)
-
         total = request.timeout.total_seconds()
         target: Target | None = None
         try:
@@ -121,19 +117,21 @@ class HttpTransport:
                 Attempt(target, address, headers, request.body, remaining, connect)
             )
         except BlockedTarget as blocked:
-            return TransportFailure(ErrorKind.BLOCKED_TARGET, elapsed(), str(blocked))
+            return TransportFailure(ErrorKind.BLOCKED_TARGET, _since(started), str(blocked))
         except socket.gaierror as error:
             detail = str(error.strerror or error)
             if target is not None and target.host not in detail:
                 detail = f"{target.host}: {detail}"
-            return TransportFailure(ErrorKind.DNS, elapsed(), detail)
+            return TransportFailure(ErrorKind.DNS, _since(started), detail)
         except TimeoutError:
-            return TransportFailure(ErrorKind.CONNECT_TIMEOUT, elapsed(), f"no connection within {total:g} s")
+            return TransportFailure(
+                ErrorKind.CONNECT_TIMEOUT, _since(started), f"no connection within {total:g} s"
+            )
         except SendFailed as failure:
             if target is not None and failure.kind in _RELOOK:
                 self._vetted.forget(target)
-            return TransportFailure(failure.kind, elapsed(), failure.detail)
-        return _response(reply, self.settings.log_body_limit, elapsed())
+            return TransportFailure(failure.kind, _since(started), failure.detail)
+        return _response(reply, self.settings.log_body_limit, _since(started))
 
     def _with_defaults(self, headers: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
         """``headers`` and the defaults they lack, decided once per list of names (every attempt
@@ -162,6 +160,10 @@ class HttpTransport:
         if isinstance(known, BlockedTarget):
             raise BlockedTarget(str(known))
         return known
+
+
+def _since(started: float) -> timedelta:
+    return timedelta(seconds=time.perf_counter() - started)
 
 
 def _response(reply: Reply, limit: int, elapsed: timedelta) -> HttpResponse:

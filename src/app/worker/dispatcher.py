@@ -82,6 +82,7 @@ class Dispatcher:
     _recorder: Recorder = field(init=False)
     _slots: Slots = field(init=False)
     _gating: Gating = field(init=False)
+    _loop: asyncio.AbstractEventLoop = field(init=False)
     #: Every lease held at the last successful heartbeat lasts at least until then.
     _renewed_until: datetime | None = field(default=None, init=False)
 
@@ -160,6 +161,7 @@ class Dispatcher:
         every lease not used. Cancelling this coroutine instead is a crash: nothing more is
         written, and leases expire on their own."""
         stop = stop or asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         stop_waiter = asyncio.ensure_future(self._forward(stop))
         recorder = asyncio.ensure_future(self._recorder.run())
         heartbeat = asyncio.ensure_future(self._heartbeat())
@@ -270,7 +272,7 @@ class Dispatcher:
         delivery = job.due.delivery
         delivery_id, endpoint_id, account_id = delivery.delivery_id, delivery.endpoint_id, delivery.account_id
         self._slots.started(delivery_id, endpoint_id, account_id, now)
-        self._in_flight[delivery_id] = (asyncio.ensure_future(self._attempt(job)), job)
+        self._in_flight[delivery_id] = (self._loop.create_task(self._attempt(job)), job)
 
     def _finished(self, delivery_id: str, endpoint_id: str, account_id: str) -> None:
         self._in_flight.pop(delivery_id, None)
