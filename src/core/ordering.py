@@ -25,6 +25,7 @@ from .projections import queue_at
 __all__ = ["head_of", "in_line", "line_after", "queue_entry"]
 
 _IN_LINE = frozenset((DeliveryStatus.SCHEDULED, DeliveryStatus.RETRYING, DeliveryStatus.HELD))
+_ENTERS_LINE = (DeliveryScheduled, RedeliveryRequested)  # a tuple: cheaper to test than a union
 
 
 def in_line(delivery: Delivery) -> bool:
@@ -35,7 +36,7 @@ def in_line(delivery: Delivery) -> bool:
 def line_after(line: int | None, position: int, event: DeliveryEvent, delivery: Delivery) -> int | None:
     """The delivery's place in its endpoint's line after ``event``, recorded at log position
     ``position``, which left the delivery as ``delivery``; None when it is in no line."""
-    if isinstance(event, DeliveryScheduled | RedeliveryRequested):
+    if isinstance(event, _ENTERS_LINE):
         return position if event.ordered and in_line(delivery) else None
     return line if line is not None and in_line(delivery) else None
 

@@ -43,6 +43,9 @@ __all__ = [
 
 _NEW_ENDPOINT = EndpointView(ep.initial_state(), 0)
 _NEW_DELIVERY = dlv.initial_state()
+# Class tuples, not unions: ``isinstance`` with ``A | B`` builds the union at each call (four times slower).
+_FRESH_START = (AttemptSucceeded, EndpointRegistered, EndpointEnabled)
+_ATTEMPTED = (AttemptSucceeded, AttemptFailed)
 
 
 def next_failing_since(
@@ -56,7 +59,7 @@ def next_failing_since(
     """
     if isinstance(event, AttemptFailed):
         return event.started_at if failing_since is None else failing_since
-    if isinstance(event, AttemptSucceeded | EndpointRegistered | EndpointEnabled):
+    if isinstance(event, _FRESH_START):
         return None
     return failing_since
 
@@ -67,7 +70,7 @@ def next_failures(failures: int, event: EndpointEvent | AttemptSucceeded | Attem
     and enabling start again from zero."""
     if isinstance(event, AttemptFailed):
         return failures + 1
-    if isinstance(event, AttemptSucceeded | EndpointRegistered | EndpointEnabled):
+    if isinstance(event, _FRESH_START):
         return 0
     return failures
 
@@ -147,7 +150,7 @@ def delivery_row(row: DeliveryView | None, version: int, event: DeliveryEvent) -
     if row is None:  # only a log that lost a stream's first event: fold from nothing
         row = DeliveryView(_NEW_DELIVERY, 0, at, at)
     state = dlv.evolve(row.delivery, event)
-    if isinstance(event, AttemptSucceeded | AttemptFailed):
+    if isinstance(event, _ATTEMPTED):
         error = event.error if isinstance(event, AttemptFailed) else None
         return DeliveryView(state, version, row.created_at, at, event.started_at, event.status_code, error)
     return DeliveryView(

@@ -58,6 +58,9 @@ __all__ = ["Projection"]
 
 _ENDPOINT_EVENTS = EndpointEvent.__args__  # a union's member classes
 _DELIVERY_EVENTS = DeliveryEvent.__args__
+# Class tuples, not unions: ``isinstance`` with ``A | B`` builds the union at each call.
+_LOGGED = (AttemptSucceeded, AttemptFailed, AttemptAbandoned)
+_ATTEMPTED = (AttemptSucceeded, AttemptFailed)
 
 # --- the projection ---------------------------------------------------------------------------------
 
@@ -215,7 +218,7 @@ class Projection:
             row.view = delivery_row(row.view, item.version, event)
         row.line = line_after(row.line, item.position, event, row.view.delivery)
         row.was_in_line = row.was_in_line or row.line is not None
-        if isinstance(event, AttemptSucceeded | AttemptFailed | AttemptAbandoned):
+        if isinstance(event, _LOGGED):
             entry = attempt_entry(event)
             batch.attempts.append(
                 (
@@ -231,7 +234,7 @@ class Projection:
                     entry.response_body,
                 )
             )
-            if isinstance(event, AttemptSucceeded | AttemptFailed):
+            if isinstance(event, _ATTEMPTED):
                 endpoint = batch.endpoints.get(event.endpoint_id)
                 if endpoint is not None:
                     failing_since = next_failing_since(endpoint.failing_since, event)
@@ -407,7 +410,7 @@ def _rows_to_load(recorded: Sequence[RecordedEvent]) -> tuple[list[str], list[st
         if isinstance(event, _DELIVERY_EVENTS):
             if event.delivery_id not in deliveries:
                 deliveries[event.delivery_id] = item.version != 1 or item.stream_id != event.delivery_id
-            if isinstance(event, AttemptSucceeded | AttemptFailed):
+            if isinstance(event, _ATTEMPTED):
                 tried.append(event.endpoint_id)
         elif isinstance(event, _ENDPOINT_EVENTS) and event.endpoint_id not in endpoints:
             endpoints[event.endpoint_id] = item.version != 1 or item.stream_id != event.endpoint_id

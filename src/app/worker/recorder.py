@@ -31,6 +31,8 @@ from .observer import DeliveryObserver, NoObserver
 
 __all__ = ["DispatchStats", "Job", "Recorder"]
 
+_FAILURES = (AttemptFailed, DeliveryFailed)  # a tuple: cheaper to test than a union
+
 log = logging.getLogger("attribution_webhooks.app.worker")
 
 
@@ -303,4 +305,4 @@ class Recorder:
 def _failed(events: Sequence[object]) -> bool:
     """Whether recorded ``events`` hold a failure, the only thing that causes a notice of an
     outcome (``OperationalEvents.of_outcomes``: webhook.failing, delivery.exhausted)."""
-    return any(isinstance(event, AttemptFailed | DeliveryFailed) for event in events)
+    return any(isinstance(event, _FAILURES) for event in events)
