@@ -22,7 +22,7 @@ _IN, _OUT = pycurl.POLL_IN, pycurl.POLL_OUT
 
 class CurlMulti:
     """One libcurl multi handle driven by one event loop (the running loop of the first
-    ``perform``). ``perform`` runs a transfer to its end; cancelling it removes the transfer."""
+    ``start``). ``start`` begins a transfer and gives the future of its end."""
 
     def __init__(self) -> None:
         self._multi = pycurl.CurlMulti()
@@ -39,8 +39,9 @@ class CurlMulti:
         """A multi-handle option (connection limits); the callbacks are this driver's own."""
         self._multi.setopt(option, value)
 
-    async def perform(self, handle: pycurl.Curl) -> None:
-        """Run ``handle``'s transfer; raises ``pycurl.error`` (code, message) if it fails."""
+    def start(self, handle: pycurl.Curl) -> asyncio.Future[None]:
+        """Start ``handle``'s transfer: the future is done when it ends (``pycurl.error``, code and
+        message, if it failed). Whoever awaits it calls ``cancel(handle)`` if cancelled."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
@@ -51,15 +52,15 @@ class CurlMulti:
         except BaseException:
             del self._transfers[handle]
             raise
-        try:
-            await future
-        except asyncio.CancelledError:
-            if self._transfers.pop(handle, None) is not None:
-                self._multi.remove_handle(handle)  # not inside a libcurl call: safe here
-            raise
+        return future
+
+    def cancel(self, handle: pycurl.Curl) -> None:
+        """Stop ``handle``'s transfer (not from inside a libcurl callback)."""
+        if self._transfers.pop(handle, None) is not None:
+            self._multi.remove_handle(handle)
 
     async def aclose(self) -> None:
-        """Stop every transfer (their ``perform`` raise ``CancelledError``) and close the handle."""
+        """Stop every transfer (their futures are cancelled) and close the handle."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()

@@ -356,12 +356,13 @@ class CurlTransport:
         # A cancelled transfer's handle is not put back for reuse (a fresh one is made instead):
         # it may hold a connection left halfway through an exchange.
         try:
-            await multi.perform(handle)
+            await multi.start(handle)  # the future itself: one coroutine less per request
             code, message = 0, ""
         except pycurl.error as error:
             details: tuple[object, ...] = error.args  # (libcurl's error code, its message)
             code, message = int(str(details[0])), str(details[1])
         except BaseException:
+            multi.cancel(handle)
             del self._answers[handle]
             raise
         answer.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
