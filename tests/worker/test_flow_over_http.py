@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from attrs import define, field
+from worker_http import read_request
 
 from attribution_webhooks.adapters.http import EgressMode, EgressSettings, HttpTransport
 from attribution_webhooks.adapters.signing import HmacSigner
@@ -45,14 +46,8 @@ class Receiver:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
+                head, _ = await read_request(reader)
                 path = head.split(b" ", 2)[1].decode()
-                length = 0
-                for line in head.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    if name.lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
                 self.arrivals.setdefault(path, []).append(time.monotonic())
                 status = b"500 Internal Server Error" if path in self.failing else b"200 OK"
                 writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nOK")

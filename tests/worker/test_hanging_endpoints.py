@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transport"))
 
 from delivering import Worker, running_worker
+from worker_http import read_request
 
 from attribution_webhooks.app.services import NewEvent
 from attribution_webhooks.core.catalog import EventType
@@ -75,13 +76,7 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     """A healthy receiver: answers every request at once."""
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            await read_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
