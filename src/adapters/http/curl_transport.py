@@ -104,7 +104,6 @@ class CurlAnswer:
     __slots__ = (
         "_allow",
         "_budget",
-        "_headers",
         "_keep",
         "_pinned",
         "body",
@@ -122,7 +121,6 @@ class CurlAnswer:
         self._budget = budget
         self._pinned = pinned
         self._allow = allow
-        self._headers: dict[bytes, bytes] | None = None
         self.status = 0
         self.lines: list[bytes] = []
         self.body = bytearray()
@@ -133,7 +131,6 @@ class CurlAnswer:
     def reset(self, pinned: str | None) -> None:
         """Ready for the next transfer of its handle (the callbacks stay bound to this object)."""
         self._pinned = pinned
-        self._headers = None
         self.status = 0
         self.lines.clear()
         del self.body[:]
@@ -194,19 +191,14 @@ class CurlAnswer:
 
     def header(self, name: str) -> str | None:
         """The final response's header ``name`` (1xx and proxy CONNECT answers come before it)."""
-        if self._headers is None:
-            # Read once, however many are asked for: the final block's lines, the last one of a
-            # repeated name (as before: read from the end).
-            found: dict[bytes, bytes] = {}
-            for line in reversed(self.lines):
-                if line[:5] == b"HTTP/":
-                    break
-                at = line.find(b":")
-                if at > 0:
-                    found.setdefault(line[:at].lower(), line[at + 1 :])
-            self._headers = found
-        value = self._headers.get(name.lower().encode("latin-1"))
-        return None if value is None else value.strip().decode("latin-1")
+        wanted = name.lower().encode("ascii") + b":"
+        size = len(wanted)
+        for line in reversed(self.lines):
+            if line[:5] == b"HTTP/":
+                return None
+            if line[:size].lower() == wanted:
+                return line[size:].strip().decode("latin-1")
+        return None
 
     def outcome(self, code: int, message: str, handle: pycurl.Curl) -> SendFailed | None:
         """None if the answer stands; otherwise why not, in the log's words."""

@@ -175,12 +175,12 @@ def _response(reply: Reply, limit: int, elapsed: timedelta) -> HttpResponse:
 def _text(reply: Reply, body: bytes, limit: int) -> str:
     if not body:
         return ""
-    if body.isascii() and not reply.mentions(b"content-encoding") and not reply.mentions(b"charset="):
-        # The usual short answer ("OK", JSON) in UTF-8: no header lookups, no decoder.
-        return body[:limit].decode("ascii")
-    encoding = reply.header("Content-Encoding")
-    if encoding is None and body.isascii() and _charset(reply.header("Content-Type")) in _ASCII_SAFE:
-        return body[:limit].decode("ascii")
+    # Each header is looked up only if its lines mention it at all: the usual answer names
+    # neither, and then needs no lookup.
+    encoding = reply.header("Content-Encoding") if reply.mentions(b"content-encoding") else None
+    charset = _charset(reply.header("Content-Type")) if reply.mentions(b"charset=") else "utf-8"
+    if encoding is None and charset in _ASCII_SAFE and body.isascii():
+        return body[:limit].decode("ascii")  # the usual short answer ("OK", JSON): no decoder
     if (encoding or "").strip().lower() in _ENCODED:
         # We asked for identity; a receiver that compresses anyway gets its text shown if the
         # kept bytes decompress, never more than the log limit (a gzip bomb stays small).
@@ -189,7 +189,7 @@ def _text(reply: Reply, body: bytes, limit: int) -> str:
         except zlib.error:
             return f"[{len(body)} bytes of compressed body not shown]"
     try:
-        decoder = codecs.getincrementaldecoder(_charset(reply.header("Content-Type")))(errors="replace")
+        decoder = codecs.getincrementaldecoder(charset)(errors="replace")
     except LookupError:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     # final=False: a character cut in half at the limit is dropped, not shown as garbage.

@@ -53,6 +53,7 @@ __all__ = [
     "Upcaster",
     "decode_endpoint",
     "encode_endpoint",
+    "remember_last",
     "require_aware",
 ]
 
@@ -144,20 +145,27 @@ def require_aware(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-# The last time written and its text: the events of one append share their times (a batch
-# publish writes its ``now`` in every row), so most times are the very object written before.
-# One tuple, replaced whole: a thread that reads it sees a matching pair.
-_last_time: tuple[datetime | None, str] = (None, "")
+def remember_last(convert: Callable[[datetime], str]) -> Callable[[datetime], str]:
+    """``convert``, giving back its last text when handed the very same time object again: the
+    rows of one append share their times (a batch publish writes its ``now`` in every row; one
+    ``now`` is several columns of one row). The pair is replaced whole, so a thread that reads it
+    sees a matching one."""
+    last: list[tuple[datetime | None, str]] = [(None, "")]
+
+    def remembered(value: datetime) -> str:
+        seen = last[0]
+        if seen[0] is value:
+            return seen[1]
+        text = convert(value)
+        last[0] = (value, text)
+        return text
+
+    return remembered
 
 
+@remember_last
 def _unstructure_time(value: datetime) -> str:
-    global _last_time
-    last = _last_time
-    if last[0] is value:
-        return last[1]
-    text = (value if value.tzinfo is UTC else require_aware(value)).isoformat()
-    _last_time = (value, text)
-    return text
+    return (value if value.tzinfo is UTC else require_aware(value)).isoformat()
 
 
 def _structure_time(value: Any, _type: Any) -> datetime:
@@ -209,9 +217,7 @@ class EventCodec:
     registry: EventRegistry = REGISTRY
 
     def encode(self, event: DomainEvent) -> StoredEvent:
-        cls: type[Any] = type(event)
-        entry = self.registry.of_class(cls)
-        return StoredEvent(entry.name, entry.version, _dumps(_unstructure_hook(cls)(event)))
+        return self.encode_all((event,))[0]
 
     def encode_all(self, events: Iterable[DomainEvent]) -> list[StoredEvent]:
         """``encode`` of each event: the class's entry and converter looked up once per class."""

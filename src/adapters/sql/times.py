@@ -16,23 +16,15 @@ from typing import Any
 
 from attrs import frozen
 
-from .codec import require_aware
+from .codec import remember_last, require_aware
 
 __all__ = ["TimeColumns", "postgres_times", "sqlite_times"]
 
 
-# The last conversion: one ``now`` is usually several columns of one row (a published event's
-# times, its delivery's creation and due time). A tuple, so that threads read both halves at once.
-_last_sqlite: tuple[datetime | None, str] = (None, "")
-
-
+@remember_last
 def _to_sqlite(value: datetime) -> str:
-    global _last_sqlite
-    last = _last_sqlite
-    if last[0] is value:
-        return last[1]
     utc = value if value.tzinfo is UTC else require_aware(value)
-    text = "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - twice as fast as strftime
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - twice as fast as strftime
         utc.year,
         utc.month,
         utc.day,
@@ -41,8 +33,6 @@ def _to_sqlite(value: datetime) -> str:
         utc.second,
         utc.microsecond,
     )
-    _last_sqlite = (value, text)
-    return text
 
 
 def _from_sqlite(value: Any) -> datetime:
