@@ -35,7 +35,7 @@ __all__ = ["main"]
 _ROOT = Path(__file__).resolve().parent.parent
 
 
-async def _inner(count: int, what: str, db: str, url: str) -> None:
+async def _inner(count: int, what: str, db: str, url: str, endpoints: int = 1) -> None:
     from .engine import _Engine
 
     args = argparse.Namespace(
@@ -50,7 +50,10 @@ async def _inner(count: int, what: str, db: str, url: str) -> None:
     engine = _Engine(args)
     try:
         if what == "prepare":
-            await engine.register([url])
+            if endpoints > 1:  # as scenario 1: each endpoint in an account of its own, taken in turn
+                await engine.register([f"{url}/{n}" for n in range(endpoints)], spread=True)
+            else:
+                await engine.register([url])
             await engine.publish(count)
             return
         await engine.start()
@@ -61,9 +64,10 @@ async def _inner(count: int, what: str, db: str, url: str) -> None:
         engine.sql.close()
 
 
-def _count(count: int, db: Path, url: str) -> int:
+def _count(count: int, db: Path, url: str, endpoints: int) -> int:
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
     argv += ["-m", "bench.instructions", "--inner", str(count), "drain", str(db), "--url", url]
+    argv += ["--endpoints", str(endpoints)]
     done = subprocess.run(argv, cwd=_ROOT, capture_output=True, text=True, check=True, timeout=1800)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
@@ -71,9 +75,9 @@ def _count(count: int, db: Path, url: str) -> int:
     return int(found.group(1).replace(",", ""))
 
 
-def _prepare(count: int, db: Path, url: str) -> None:
+def _prepare(count: int, db: Path, url: str, endpoints: int) -> None:
     argv = [sys.executable, "-m", "bench.instructions", "--inner", str(count), "prepare", str(db)]
-    argv += ["--url", url]
+    argv += ["--url", url, "--endpoints", str(endpoints)]
     subprocess.run(argv, cwd=_ROOT, check=True, timeout=600)
 
 
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=1_000, help="deliveries of the short drain")
     parser.add_argument("--large", type=int, default=3_000, help="deliveries of the long drain")
     parser.add_argument("--inner", nargs=3, metavar=("COUNT", "WHAT", "DB"), help=argparse.SUPPRESS)
+    parser.add_argument("--endpoints", type=int, default=1, help="endpoints, taken in turn (scenario 1: 16)")
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner:
@@ -90,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import uvloop
         except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-            asyncio.run(_inner(int(count), what, db, args.url))
+            asyncio.run(_inner(int(count), what, db, args.url, args.endpoints))
         else:
-            uvloop.run(_inner(int(count), what, db, args.url))
+            uvloop.run(_inner(int(count), what, db, args.url, args.endpoints))
         return 0
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
@@ -101,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             counts = {}
             for size in (args.small, args.large):
                 db = Path(work) / f"r{round_}_{size}.sqlite3"
-                _prepare(size, db, receiver.url)
+                _prepare(size, db, receiver.url, args.endpoints)
                 started = time.monotonic()
-                counts[size] = _count(size, db, receiver.url)
+                counts[size] = _count(size, db, receiver.url, args.endpoints)
                 print(
                     f"round {round_}: {size:,} deliveries, {counts[size]:,} instructions"
                     f" ({time.monotonic() - started:.0f} s)",
