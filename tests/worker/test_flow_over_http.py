@@ -79,7 +79,7 @@ async def _until(condition: object, seconds: float) -> None:
 
 def test_rate_limit_paces_one_webhook_and_not_another(store: SqlStore) -> None:
     """15 deliveries to a webhook limited to 5/s take over 2.5 s and never 7 in a second; the same
-    15 to an unlimited webhook arrive within a second meanwhile."""
+    15 to an unlimited webhook all arrive meanwhile, before the limited one's first second is out."""
     receiver = Receiver()
 
     async def scenario() -> None:
@@ -119,8 +119,10 @@ def test_rate_limit_paces_one_webhook_and_not_another(store: SqlStore) -> None:
     assert slow[-1] - slow[0] > 2.5  # 14 intervals of 0.2 s
     # The limit is 5 in any second at the sender; a few milliseconds of network jitter at most add one.
     assert max(sum(1 for t in slow if start <= t < start + 1.0) for start in slow) <= 6
-    assert free[-1] - free[0] < 1.0
-    assert max(free) < slow[-1]  # the unlimited webhook did not wait behind the limited one's backlog
+    # The unlimited webhook did not wait behind the limited one's backlog: all of its 15 arrived
+    # before the limited one's sixth, which its own limit holds back at least a second (an order
+    # of arrivals, not a time budget that a loaded machine could overrun).
+    assert max(free) < sorted(slow)[5]
 
 
 def test_breaker_opens_probes_and_closes(store: SqlStore) -> None:
