@@ -1,7 +1,8 @@
 """The Litestar application: routes, authentication, problem details and the OpenAPI document.
 
 Every route but the health checks, the metrics, the docs and the dashboard (``/dashboard``, signed in with a
-session cookie) takes the ``account`` dependency (``X-API-Key``).
+session cookie) takes the ``account`` dependency (``X-API-Key``), or reads the same account from its
+request (``auth.account_of``: ``POST /events``, where the dependency's resolution shows).
 The OpenAPI document (``/docs/openapi.json``) and the interactive docs (``/docs``) are generated
 by Litestar from the handlers' own attrs types.
 """
@@ -23,7 +24,7 @@ from ...core.errors import ValidationError
 from ..bootstrap import Runtime
 from ..dashboard import Dashboard, swagger_plugin
 from ..observability import CONTENT_TYPE
-from .auth import API_KEY_HEADER, Authenticator
+from .auth import ACCOUNT_OF_REQUEST, API_KEY_HEADER, Authenticator, account_of
 from .deliveries import delivery_routes
 from .events import event_routes
 from .openapi import CamelAttrsSchemaPlugin, drop_parameter_400s
@@ -105,19 +106,22 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         # Runs before the body is read: a request without a valid key gets a 401, never a
         # validation error that would tell a stranger what the API expects. (A hook rather than
         # a guard: Litestar copies the route handler for every guard call, 5 % of an ingest.)
-        parameters = request.route_handler.parsed_fn_signature.parameters
-        if "account" not in parameters:
+        handler = request.route_handler
+        parameters = handler.parsed_fn_signature.parameters
+        if "account" not in parameters and not handler.opt.get(ACCOUNT_OF_REQUEST):
             return  # the health checks, the docs, the dashboard (which has its own session)
-        request.state["account"] = await auth.account(request)
+        # In the scope's own state dict (Litestar sets it up): ``request.state`` builds a State.
+        request.scope["state"]["account"] = await auth.account(request)
         if request.scope["query_string"]:
             # As with bodies, an unknown name is an error, not silently ignored (``?limt=5``).
-            unknown = sorted(set(request.query_params) - set(parameters))
+            # The names are the handler's parameters, with ``account`` however it is taken.
+            known = (set(parameters) - {"request"}) | {"account"}
+            unknown = sorted(set(request.query_params) - known)
             if unknown:
                 raise ValidationError(unknown[0], "unknown query parameter")
 
     async def account(request: Request[Any, Any, Any]) -> str:
-        account: str = request.state["account"]
-        return account
+        return account_of(request)
 
     routers = [webhook_routes(runtime), delivery_routes(runtime), *event_routes(runtime)]
     dashboard = Dashboard(runtime, key_recheck=auth_ttl)
