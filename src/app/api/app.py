@@ -1,8 +1,7 @@
 """The Litestar application: routes, authentication, problem details and the OpenAPI document.
 
 Every route but the health checks, the metrics, the docs and the dashboard (``/dashboard``, signed in with a
-session cookie) takes the ``account`` dependency (``X-API-Key``), or reads the same account from its
-request (``auth.account_of``: ``POST /events``, where the dependency's resolution shows).
+session cookie) takes the ``account`` dependency (``X-API-Key``).
 The OpenAPI document (``/docs/openapi.json``) and the interactive docs (``/docs``) are generated
 by Litestar from the handlers' own attrs types.
 """
@@ -24,7 +23,7 @@ from ...core.errors import ValidationError
 from ..bootstrap import Runtime
 from ..dashboard import Dashboard, swagger_plugin
 from ..observability import CONTENT_TYPE
-from .auth import ACCOUNT_OF_REQUEST, API_KEY_HEADER, Authenticator, account_of
+from .auth import API_KEY_HEADER, Authenticator
 from .deliveries import delivery_routes
 from .events import event_routes
 from .openapi import CamelAttrsSchemaPlugin, drop_parameter_400s
@@ -106,22 +105,20 @@ def create_app(runtime: Runtime, *, auth_ttl: float = 10.0) -> Litestar:
         # Runs before the body is read: a request without a valid key gets a 401, never a
         # validation error that would tell a stranger what the API expects. (A hook rather than
         # a guard: Litestar copies the route handler for every guard call, 5 % of an ingest.)
-        handler = request.route_handler
-        parameters = handler.parsed_fn_signature.parameters
-        if "account" not in parameters and not handler.opt.get(ACCOUNT_OF_REQUEST):
+        parameters = request.route_handler.parsed_fn_signature.parameters
+        if "account" not in parameters:
             return  # the health checks, the docs, the dashboard (which has its own session)
         # In the scope's own state dict (Litestar sets it up): ``request.state`` builds a State.
         request.scope["state"]["account"] = await auth.account(request)
         if request.scope["query_string"]:
             # As with bodies, an unknown name is an error, not silently ignored (``?limt=5``).
-            # The names are the handler's parameters, with ``account`` however it is taken.
-            known = (set(parameters) - {"request"}) | {"account"}
-            unknown = sorted(set(request.query_params) - known)
+            unknown = sorted(set(request.query_params) - set(parameters))
             if unknown:
                 raise ValidationError(unknown[0], "unknown query parameter")
 
     async def account(request: Request[Any, Any, Any]) -> str:
-        return account_of(request)
+        account: str = request.scope["state"]["account"]
+        return account
 
     routers = [webhook_routes(runtime), delivery_routes(runtime), *event_routes(runtime)]
     dashboard = Dashboard(runtime, key_recheck=auth_ttl)

@@ -19,24 +19,14 @@ from litestar.di import NamedDependency
 from ...adapters.sql import ApiKeyStore
 from .problems import Unauthorized
 
-__all__ = ["ACCOUNT_OF_REQUEST", "API_KEY_HEADER", "SECURITY", "Account", "Authenticator", "account_of"]
+__all__ = ["API_KEY_HEADER", "SECURITY", "Account", "Authenticator"]
 
 API_KEY_HEADER = "X-API-Key"
 #: The type of the ``account`` parameter of every authenticated handler.
 Account = NamedDependency[str]
 #: The OpenAPI security requirement of every authenticated router.
 SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}]
-#: The ``opt`` flag of a handler that takes the request and reads its account with ``account_of``
-#: instead of taking the ``account`` dependency: authenticated the same, without the dependency's
-#: resolution (its signature model, an exit stack: 4 % of a ``POST /events``).
-ACCOUNT_OF_REQUEST = "account_of_request"
 _MAX_CACHED = 10_000
-
-
-def account_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """The account the app's ``before_request`` hook authenticated ``connection`` for."""
-    account: str = connection.scope["state"]["account"]
-    return account
 
 
 class Authenticator:

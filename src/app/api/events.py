@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any
 
 import msgspec
-from litestar import Request, Router, get, post
+from litestar import Router, get, post
 from litestar.params import JSONBody
 
 from ...adapters.canonical import canonical_text
@@ -18,7 +17,7 @@ from ...core.operational import OPERATIONAL_TYPES
 from ...core.samples import SAMPLE_DATA
 from ..bootstrap import Runtime
 from ..services import MAX_BATCH, NewEvent, check_event_id
-from .auth import ACCOUNT_OF_REQUEST, SECURITY, Account, account_of
+from .auth import SECURITY, Account
 from .params import id_parameter
 from .problems import problems
 from .resources import (
@@ -74,10 +73,8 @@ def event_routes(runtime: Runtime) -> list[Router]:
         status_code=202,
         summary="Publish an event to every subscribed webhook",
         responses=problems(400, 401, 409, 413, 422),
-        opt={ACCOUNT_OF_REQUEST: True},  # the ingest path: no dependency to resolve
     )
-    async def publish(request: Request[Any, Any, Any], data: JSONBody[PublishEvent]) -> Encoded[Published]:
-        account = account_of(request)
+    async def publish(account: Account, data: JSONBody[PublishEvent]) -> Encoded[Published]:
         event_type = check_event_type(data.type).value
         check_event_data(event_type, data.data, parsed=True)
         new = NewEvent(event_type, data.data, data.id, data.timestamp, canonical_text(data.data))
